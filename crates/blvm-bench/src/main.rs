@@ -1,0 +1,2 @@
+//! Benchmark binary (filled in below).
+fn main() {}

@@ -1,0 +1,418 @@
+//! The event bus: node events to subscribed modules, never blocking the
+//! publisher.
+//!
+//! # Delivery semantics
+//!
+//! [`EventManager::publish`] encodes the payload once and `try_send`s a
+//! shared handle to it into each subscriber's bounded queue (default
+//! [`DEFAULT_QUEUE_CAPACITY`]); the module's writer thread drains the queue
+//! onto its socket, many events per `write`. Nothing here waits for a
+//! module.
+//!
+//! - Each delivery attempt to a module takes the module's next sequence
+//!   number, starting at 1. Delivered events arrive in order; a gap in the
+//!   numbers is exactly the events that were dropped.
+//! - Queue full: the event is dropped for that module and counted in
+//!   `dropped_full`; the subscription stays (the module is slow, not dead).
+//! - Queue closed (the module's connection is gone): counted in
+//!   `dropped_closed` and the subscription is removed.
+//! - Payload that cannot be encoded: dropped for everyone and counted in
+//!   `encode_errors` of each would-be recipient.
+//!
+//! Worked example: module A (queue of 2) subscribes to `NewBlock`, then the
+//! node publishes blocks 1, 2, 3 before A's writer runs. A's queue takes
+//! seq 1 and 2; block 3 gets seq 3 and is dropped (`dropped_full` = 1). A
+//! reads seq 1, 2; the next block arrives with seq 4, and A knows it
+//! missed one.
+//!
+//! # `ModuleLoaded`
+//!
+//! A module's `ModuleLoaded` is published only once it has subscribed (its
+//! first `subscribe_events`), so every module that hears of it is ready. A
+//! module that subscribes to `ModuleLoaded` first receives one
+//! `ModuleLoaded` for every module already announced, then its own is
+//! published to every `ModuleLoaded` subscriber, itself included. Both
+//! steps happen under one lock, so no announcement is seen twice or missed.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::mpsc::{Receiver, SyncSender, TrySendError};
+use std::sync::{Arc, Mutex, RwLock};
+
+use blvm_module_protocol::events::{Event, EventType, ModuleLoaded};
+use bytes::Bytes;
+
+/// Default capacity of a module's event queue, as the seed specifies.
+pub const DEFAULT_QUEUE_CAPACITY: usize = 100;
+
+/// An event encoded once and shared by every subscriber.
+#[derive(Debug)]
+pub struct EncodedEvent {
+    /// The event type's wire name.
+    pub name: &'static str,
+    /// The payload, MessagePack.
+    pub payload: Bytes,
+}
+
+/// One entry of a module's queue.
+#[derive(Debug, Clone)]
+pub struct QueuedEvent {
+    /// The module's delivery sequence number.
+    pub seq: u64,
+    /// The shared encoded event.
+    pub event: Arc<EncodedEvent>,
+}
+
+/// What a module's writer thread receives: an event, or a nudge to look
+/// at its control queue (invocations, shutdown) and its closed flag.
+#[derive(Debug, Clone)]
+pub enum Outbound {
+    /// An event to write.
+    Event(QueuedEvent),
+    /// Something other than an event is waiting.
+    Wake,
+}
+
+/// Delivery counters of one module.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct DeliveryStats {
+    /// The module id.
+    pub module_id: String,
+    /// The module name.
+    pub module_name: String,
+    /// Events placed in its queue.
+    pub delivered: u64,
+    /// Events dropped because its queue was full.
+    pub dropped_full: u64,
+    /// Events dropped because its queue was closed.
+    pub dropped_closed: u64,
+    /// Events dropped because they could not be encoded.
+    pub encode_errors: u64,
+    /// Its queue's capacity.
+    pub queue_capacity: u64,
+}
+
+#[derive(Default)]
+struct Counters {
+    delivered: AtomicU64,
+    dropped_full: AtomicU64,
+    dropped_closed: AtomicU64,
+    encode_errors: AtomicU64,
+}
+
+/// A module's end of the bus.
+struct Subscriber {
+    module_id: String,
+    tx: SyncSender<Outbound>,
+    next_seq: AtomicU64,
+    counters: Arc<Counters>,
+}
+
+impl Subscriber {
+    /// Tries to enqueue; returns false when the queue is closed.
+    fn offer(&self, event: &Arc<EncodedEvent>) -> bool {
+        let seq = self.next_seq.fetch_add(1, Ordering::Relaxed);
+        match self.tx.try_send(Outbound::Event(QueuedEvent {
+            seq,
+            event: Arc::clone(event),
+        })) {
+            Ok(()) => {
+                self.counters.delivered.fetch_add(1, Ordering::Relaxed);
+                true
+            }
+            Err(TrySendError::Full(_)) => {
+                self.counters.dropped_full.fetch_add(1, Ordering::Relaxed);
+                true
+            }
+            Err(TrySendError::Disconnected(_)) => {
+                self.counters.dropped_closed.fetch_add(1, Ordering::Relaxed);
+                false
+            }
+        }
+    }
+}
+
+struct ModuleEntry {
+    name: String,
+    version: String,
+    subscriber: Arc<Subscriber>,
+    types: Vec<EventType>,
+    announced: bool,
+    capacity: usize,
+}
+
+/// The event bus. Cheap to share behind an `Arc`.
+pub struct EventManager {
+    /// Subscribers per event type, indexed by [`EventType::index`]. Read on
+    /// every publish; written only on (un)subscribe.
+    table: RwLock<Vec<Vec<Arc<Subscriber>>>>,
+    /// Registered modules, in registration order; also the lock that
+    /// orders `ModuleLoaded` announcements against subscriptions.
+    modules: Mutex<Vec<(String, ModuleEntry)>>,
+    /// Counters outlive a module's registration so that stats can be read
+    /// after it disconnected.
+    stats: Mutex<HashMap<String, (String, usize, Arc<Counters>)>>,
+}
+
+impl Default for EventManager {
+    fn default() -> Self {
+        EventManager::new()
+    }
+}
+
+impl EventManager {
+    /// An empty bus.
+    pub fn new() -> Self {
+        EventManager {
+            table: RwLock::new(vec![Vec::new(); EventType::COUNT]),
+            modules: Mutex::new(Vec::new()),
+            stats: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// Publishes `event` to every subscriber of its type. Never blocks on a
+    /// module; returns the number of modules it was queued for.
+    pub fn publish(&self, event: &Event) -> usize {
+        let Some(ty) = event.event_type() else {
+            return 0;
+        };
+        let mut payload = Vec::with_capacity(64);
+        if let Err(e) = event.encode_payload(&mut payload) {
+            tracing::warn!(event = ty.name(), error = %e, "event dropped: cannot encode");
+            for sub in read(&self.table)[ty.index()].iter() {
+                sub.counters.encode_errors.fetch_add(1, Ordering::Relaxed);
+            }
+            return 0;
+        }
+        let encoded = Arc::new(EncodedEvent {
+            name: ty.name(),
+            payload: Bytes::from(payload),
+        });
+        self.publish_encoded(ty, &encoded)
+    }
+
+    fn publish_encoded(&self, ty: EventType, encoded: &Arc<EncodedEvent>) -> usize {
+        let (queued, closed) = self.offer_all(ty, encoded);
+        self.remove_closed(closed);
+        queued
+    }
+
+    /// Offers to every subscriber of `ty`; returns how many took it and the
+    /// modules whose queue is closed. Takes only the table's read lock, so
+    /// it may run while `modules` is held.
+    fn offer_all(&self, ty: EventType, encoded: &Arc<EncodedEvent>) -> (usize, Vec<String>) {
+        let mut closed = Vec::new();
+        let mut queued = 0;
+        for sub in read(&self.table)[ty.index()].iter() {
+            if sub.offer(encoded) {
+                queued += 1;
+            } else {
+                closed.push(sub.module_id.clone());
+            }
+        }
+        (queued, closed)
+    }
+
+    fn remove_closed(&self, closed: Vec<String>) {
+        for module_id in closed {
+            tracing::debug!(module_id, "event queue closed; removing its subscriptions");
+            self.unregister(&module_id);
+        }
+    }
+
+    /// Registers a module (at handshake) and returns both ends of its event
+    /// queue. The sender is for [`Outbound::Wake`] only: the queue closes
+    /// for the publisher when the receiver is dropped.
+    pub fn register(
+        &self,
+        module_id: &str,
+        name: &str,
+        version: &str,
+        capacity: usize,
+    ) -> (SyncSender<Outbound>, Receiver<Outbound>) {
+        let capacity = capacity.max(1);
+        let (tx, rx) = std::sync::mpsc::sync_channel(capacity);
+        let counters = Arc::new(Counters::default());
+        lock(&self.stats).insert(module_id.to_owned(), (name.to_owned(), capacity, Arc::clone(&counters)));
+        let entry = ModuleEntry {
+            name: name.to_owned(),
+            version: version.to_owned(),
+            subscriber: Arc::new(Subscriber {
+                module_id: module_id.to_owned(),
+                tx: tx.clone(),
+                next_seq: AtomicU64::new(1),
+                counters,
+            }),
+            types: Vec::new(),
+            announced: false,
+            capacity,
+        };
+        let mut modules = lock(&self.modules);
+        modules.retain(|(id, _)| id != module_id);
+        modules.push((module_id.to_owned(), entry));
+        (tx, rx)
+    }
+
+    /// Removes a module's subscriptions and registration (its connection
+    /// closed). Its delivery stats are kept.
+    pub fn unregister(&self, module_id: &str) {
+        let mut modules = lock(&self.modules);
+        let Some(pos) = modules.iter().position(|(id, _)| id == module_id) else {
+            return;
+        };
+        let (_, entry) = modules.remove(pos);
+        let mut table = write(&self.table);
+        for ty in entry.types {
+            table[ty.index()].retain(|s| !Arc::ptr_eq(s, &entry.subscriber));
+        }
+    }
+
+    /// Adds `types` to a module's subscription and returns all the types it
+    /// is now subscribed to. Permission checks are the hub's job.
+    ///
+    /// On a module's first subscription its `ModuleLoaded` is published; if
+    /// `types` adds `ModuleLoaded`, the already-announced modules are
+    /// replayed to it first (see the module docs).
+    pub fn subscribe(&self, module_id: &str, types: &[EventType]) -> Vec<EventType> {
+        let mut modules = lock(&self.modules);
+        let Some(pos) = modules.iter().position(|(id, _)| id == module_id) else {
+            return Vec::new();
+        };
+        let added: Vec<EventType> = {
+            let entry = &mut modules[pos].1;
+            let mut added = Vec::new();
+            for ty in types {
+                if !entry.types.contains(ty) && !added.contains(ty) {
+                    added.push(*ty);
+                }
+            }
+            let mut table = write(&self.table);
+            for ty in &added {
+                table[ty.index()].push(Arc::clone(&entry.subscriber));
+            }
+            entry.types.extend(added.iter().copied());
+            added
+        };
+        if added.contains(&EventType::ModuleLoaded) {
+            let subscriber = Arc::clone(&modules[pos].1.subscriber);
+            for (id, other) in modules.iter() {
+                if other.announced && id != module_id {
+                    if let Some(e) = encode_module_loaded(&other.name, &other.version) {
+                        subscriber.offer(&e);
+                    }
+                }
+            }
+        }
+        let entry = &mut modules[pos].1;
+        let subscribed = entry.types.clone();
+        let mut closed = Vec::new();
+        if !entry.announced {
+            entry.announced = true;
+            if let Some(e) = encode_module_loaded(&entry.name, &entry.version) {
+                closed = self.offer_all(EventType::ModuleLoaded, &e).1;
+            }
+        }
+        drop(modules);
+        self.remove_closed(closed);
+        subscribed
+    }
+
+    /// Removes `types` from a module's subscription; returns what remains.
+    pub fn unsubscribe(&self, module_id: &str, types: &[EventType]) -> Vec<EventType> {
+        let mut modules = lock(&self.modules);
+        let Some((_, entry)) = modules.iter_mut().find(|(id, _)| id == module_id) else {
+            return Vec::new();
+        };
+        let mut table = write(&self.table);
+        for ty in types {
+            table[ty.index()].retain(|s| !Arc::ptr_eq(s, &entry.subscriber));
+        }
+        entry.types.retain(|t| !types.contains(t));
+        entry.types.clone()
+    }
+
+    /// The event types a module is subscribed to.
+    pub fn subscriptions(&self, module_id: &str) -> Vec<EventType> {
+        lock(&self.modules)
+            .iter()
+            .find(|(id, _)| id == module_id)
+            .map(|(_, e)| e.types.clone())
+            .unwrap_or_default()
+    }
+
+    /// The capacity of a registered module's queue.
+    pub fn queue_capacity(&self, module_id: &str) -> Option<usize> {
+        lock(&self.modules)
+            .iter()
+            .find(|(id, _)| id == module_id)
+            .map(|(_, e)| e.capacity)
+    }
+
+    /// Delivery counters of one module (also after it disconnected).
+    pub fn get_delivery_stats(&self, module_id: &str) -> Option<DeliveryStats> {
+        lock(&self.stats)
+            .get(module_id)
+            .map(|(name, cap, c)| snapshot(module_id, name, *cap, c))
+    }
+
+    /// Delivery counters of every module the bus has seen, sorted by id.
+    pub fn get_all_delivery_stats(&self) -> Vec<DeliveryStats> {
+        let mut all: Vec<_> = lock(&self.stats)
+            .iter()
+            .map(|(id, (name, cap, c))| snapshot(id, name, *cap, c))
+            .collect();
+        all.sort_by(|a, b| a.module_id.cmp(&b.module_id));
+        all
+    }
+
+    /// Forgets a module's stats (it was removed for good).
+    pub fn forget(&self, module_id: &str) {
+        self.unregister(module_id);
+        lock(&self.stats).remove(module_id);
+    }
+}
+
+fn encode_module_loaded(name: &str, version: &str) -> Option<Arc<EncodedEvent>> {
+    let event = Event::from(ModuleLoaded {
+        module_name: name.to_owned(),
+        version: version.to_owned(),
+    });
+    let mut payload = Vec::new();
+    match event.encode_payload(&mut payload) {
+        Ok(()) => Some(Arc::new(EncodedEvent {
+            name: EventType::ModuleLoaded.name(),
+            payload: Bytes::from(payload),
+        })),
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot encode ModuleLoaded");
+            None
+        }
+    }
+}
+
+fn snapshot(module_id: &str, name: &str, capacity: usize, c: &Counters) -> DeliveryStats {
+    DeliveryStats {
+        module_id: module_id.to_owned(),
+        module_name: name.to_owned(),
+        delivered: c.delivered.load(Ordering::Relaxed),
+        dropped_full: c.dropped_full.load(Ordering::Relaxed),
+        dropped_closed: c.dropped_closed.load(Ordering::Relaxed),
+        encode_errors: c.encode_errors.load(Ordering::Relaxed),
+        queue_capacity: capacity as u64,
+    }
+}
+
+// The bus's locks guard plain collections that every operation leaves
+// consistent, so a poisoned lock (a panic elsewhere) is safe to use.
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+fn read<T>(l: &RwLock<T>) -> std::sync::RwLockReadGuard<'_, T> {
+    l.read().unwrap_or_else(|p| p.into_inner())
+}
+fn write<T>(l: &RwLock<T>) -> std::sync::RwLockWriteGuard<'_, T> {
+    l.write().unwrap_or_else(|p| p.into_inner())
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,7 @@
+//! The API a module sees: the backend seam, the hub that routes requests
+//! to it, and the event bus.
+
+pub mod backend;
+pub mod events;
+pub mod hub;
+mod routes;

@@ -1,0 +1,155 @@
+//! One arm per method: decode the params, call the backend, encode the
+//! result. The permission check has already been made by the hub.
+
+use blvm_module_protocol::events::EventType;
+use blvm_module_protocol::frame::encode;
+use blvm_module_protocol::methods::chain::{
+    BlockHashResult, BlockResult, ByHash, ByHeight, ByTxid, FoundResult, HeaderResult, HeightResult, OutPoint,
+    TransactionResult, UtxoResult,
+};
+use blvm_module_protocol::methods::events::{EventTypes, SubscriptionResult};
+use blvm_module_protocol::methods::mempool::{FeeEstimate, FeeEstimateParams, MempoolSize, MempoolTxids, SubmitTransaction, SubmittedTransaction};
+use blvm_module_protocol::methods::mining::{BlockTemplateParams, SubmitBlock};
+use blvm_module_protocol::methods::network::NetworkPeers;
+use blvm_module_protocol::{Empty, ErrorCode, Method, RemoteError, Request};
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+
+use super::hub::{Caller, ModuleApiHub};
+
+fn params<T: DeserializeOwned>(request: &Request) -> Result<T, RemoteError> {
+    request.params().map_err(|e| RemoteError::invalid_params(&request.method, e))
+}
+
+fn reply<T: Serialize>(out: &mut Vec<u8>, request: &Request, result: &T) -> Result<(), RemoteError> {
+    encode::response(out, request.id, result).map_err(|e| RemoteError::new(ErrorCode::Internal, e.to_string()))
+}
+
+pub(super) fn route(
+    hub: &ModuleApiHub,
+    caller: &Caller<'_>,
+    method: Method,
+    request: &Request,
+    out: &mut Vec<u8>,
+) -> Result<(), RemoteError> {
+    let b = &*hub.backend;
+    match method {
+        Method::Ping => reply(out, request, &Empty {}),
+        Method::GetBlock => {
+            let p: ByHash = params(request)?;
+            reply(out, request, &BlockResult { block: b.get_block(&p.hash)? })
+        }
+        Method::GetBlockHeader => {
+            let p: ByHash = params(request)?;
+            let found = b.get_block_header(&p.hash)?;
+            reply(out, request, &HeaderResult {
+                height: found.as_ref().map(|(_, h)| *h),
+                header: found.map(|(bytes, _)| bytes),
+            })
+        }
+        Method::GetBlockByHeight => {
+            let p: ByHeight = params(request)?;
+            let block = match b.get_block_hash(p.height)? {
+                Some(hash) => b.get_block(&hash)?,
+                None => None,
+            };
+            reply(out, request, &BlockResult { block })
+        }
+        Method::GetBlockHash => {
+            let p: ByHeight = params(request)?;
+            reply(out, request, &BlockHashResult { hash: b.get_block_hash(p.height)? })
+        }
+        Method::GetTransaction => {
+            let p: ByTxid = params(request)?;
+            let found = b.get_transaction(&p.txid)?;
+            reply(out, request, &TransactionResult {
+                block_hash: found.as_ref().map(|(_, h)| *h),
+                tx: found.map(|(tx, _)| tx),
+            })
+        }
+        Method::HasTransaction => {
+            let p: ByTxid = params(request)?;
+            reply(out, request, &FoundResult { found: b.get_transaction(&p.txid)?.is_some() })
+        }
+        Method::GetChainTip => reply(out, request, &b.get_chain_tip()?),
+        Method::GetBlockHeight => reply(out, request, &HeightResult { height: b.get_chain_tip()?.height }),
+        Method::GetChainInfo => reply(out, request, &b.get_chain_info()?),
+        Method::GetUtxo => {
+            let p: OutPoint = params(request)?;
+            reply(out, request, &UtxoResult { utxo: b.get_utxo(&p)? })
+        }
+        Method::GetMempoolTransactions => reply(out, request, &MempoolTxids { txids: b.get_mempool_txids()? }),
+        Method::GetMempoolTransaction => {
+            let p: ByTxid = params(request)?;
+            reply(out, request, &b.get_mempool_transaction(&p.txid)?)
+        }
+        Method::GetMempoolSize => {
+            let size: MempoolSize = b.get_mempool_size()?;
+            reply(out, request, &size)
+        }
+        Method::CheckTransactionInMempool => {
+            let p: ByTxid = params(request)?;
+            let found = b.get_mempool_transaction(&p.txid)?.tx.is_some();
+            reply(out, request, &FoundResult { found })
+        }
+        Method::GetFeeEstimate => {
+            let p: FeeEstimateParams = params(request)?;
+            if p.target_blocks == 0 {
+                return Err(RemoteError::invalid_params(&request.method, "target_blocks must be at least 1"));
+            }
+            reply(out, request, &FeeEstimate { sat_per_vb: b.get_fee_estimate(p.target_blocks)? })
+        }
+        Method::GetBlockTemplate => {
+            let p: BlockTemplateParams = params(request)?;
+            reply(out, request, &b.get_block_template(&p)?)
+        }
+        Method::SubmitTransaction => {
+            let p: SubmitTransaction = params(request)?;
+            reply(out, request, &SubmittedTransaction { txid: b.submit_transaction(&p.tx)? })
+        }
+        Method::SubmitBlock => {
+            let p: SubmitBlock = params(request)?;
+            reply(out, request, &b.submit_block(&p.block)?)
+        }
+        Method::GetNetworkStats => reply(out, request, &b.get_network_stats()?),
+        Method::GetNetworkPeers => reply(out, request, &NetworkPeers { peers: b.get_network_peers()? }),
+        Method::SubscribeEvents => {
+            let p: EventTypes = params(request)?;
+            let types = event_types(caller, request, &p.events)?;
+            let now = hub.events.subscribe(caller.module_id, &types);
+            reply(out, request, &SubscriptionResult { subscribed: names(&now) })
+        }
+        Method::UnsubscribeEvents => {
+            let p: EventTypes = params(request)?;
+            let types: Vec<EventType> = p.events.iter().filter_map(|n| EventType::from_name(n)).collect();
+            let now = hub.events.unsubscribe(caller.module_id, &types);
+            reply(out, request, &SubscriptionResult { subscribed: names(&now) })
+        }
+    }
+}
+
+/// Resolves event names, checking the permission each one needs. The whole
+/// subscription is refused if any one is denied, so a module never ends up
+/// with half of what it asked for without knowing it. Names this node does
+/// not know (a module built against a newer protocol) are skipped; the
+/// answer lists what the module is subscribed to.
+fn event_types(caller: &Caller<'_>, request: &Request, names: &[String]) -> Result<Vec<EventType>, RemoteError> {
+    let mut types = Vec::with_capacity(names.len());
+    for name in names {
+        let Some(ty) = EventType::from_name(name) else {
+            tracing::debug!(module = caller.module_name, method = %request.method, "skipping unknown event type `{name}`");
+            continue;
+        };
+        if let Some(permission) = ty.required_permission() {
+            if !caller.capabilities.contains(permission) {
+                return Err(RemoteError::permission_denied(permission, format_args!("subscribing to `{name}`")));
+            }
+        }
+        types.push(ty);
+    }
+    Ok(types)
+}
+
+fn names(types: &[EventType]) -> Vec<String> {
+    types.iter().map(|t| t.name().to_owned()).collect()
+}

@@ -1,0 +1,361 @@
+//! One module's connection: its reader thread (handshake, requests,
+//! responses to invocations, logs), its writer thread (events and
+//! node→module frames) and the handle the rest of the node holds.
+//!
+//! The reader answers requests inline and writes each batch of answers
+//! with one `write`; under load many requests arrive in one `read` and
+//! their answers leave in one `write`. Only a protocol violation ends the
+//! loop, and it ends this connection only.
+
+use std::collections::{HashMap, VecDeque};
+use std::io::{Read, Write};
+use std::os::unix::net::UnixStream;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::mpsc::{Receiver, SyncSender};
+use std::sync::{Arc, Mutex};
+
+use blvm_module_protocol::control::{LogLevel, LogRecord};
+use blvm_module_protocol::frame::encode;
+use blvm_module_protocol::{
+    ErrorCode, Frame, FrameDecoder, FrameError, RemoteError, Response, Shutdown,
+};
+use bytes::{Bytes, BytesMut};
+use serde::Serialize;
+use tokio::sync::oneshot;
+
+use super::auth::ModuleSpec;
+use crate::api::events::Outbound;
+use crate::api::hub::{Caller, ModuleApiHub};
+
+/// Largest batch of frames the writer thread puts in one `write`.
+const WRITE_BATCH: usize = 256 * 1024;
+/// Size of one `read`.
+const READ_CHUNK: usize = 64 * 1024;
+
+type Pending = oneshot::Sender<Result<Bytes, RemoteError>>;
+
+/// State shared by a connection's threads and its handles.
+pub(crate) struct Connection {
+    pub(crate) spec: Arc<ModuleSpec>,
+    pub(crate) peer_pid: Option<u32>,
+    /// For `shutdown(2)`, which wakes both threads out of blocking calls.
+    stream: UnixStream,
+    /// Serialises whole frames from the two threads onto the socket.
+    writer: Mutex<UnixStream>,
+    /// Node→module frames waiting for the writer thread.
+    control: Mutex<VecDeque<Vec<u8>>>,
+    wake: SyncSender<Outbound>,
+    closed: AtomicBool,
+    next_id: AtomicU64,
+    pending: Mutex<HashMap<u64, Pending>>,
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    // Every critical section here is a single push, pop, insert or write;
+    // none leaves the data inconsistent if another thread panicked.
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+impl Connection {
+    pub(crate) fn new(
+        spec: Arc<ModuleSpec>,
+        peer_pid: Option<u32>,
+        stream: &UnixStream,
+        wake: SyncSender<Outbound>,
+    ) -> std::io::Result<Connection> {
+        Ok(Connection {
+            spec,
+            peer_pid,
+            stream: stream.try_clone()?,
+            writer: Mutex::new(stream.try_clone()?),
+            control: Mutex::new(VecDeque::new()),
+            wake,
+            closed: AtomicBool::new(false),
+            next_id: AtomicU64::new(1),
+            pending: Mutex::new(HashMap::new()),
+        })
+    }
+
+    fn write_all(&self, bytes: &[u8]) -> std::io::Result<()> {
+        lock(&self.writer).write_all(bytes)
+    }
+
+    /// Queues a node→module frame for the writer thread; never blocks.
+    fn send_control(&self, frame: Vec<u8>) {
+        lock(&self.control).push_back(frame);
+        // A full queue means the writer is busy and will look at the
+        // control queue before its next write anyway.
+        let _ = self.wake.try_send(Outbound::Wake);
+    }
+
+    /// Shuts the socket down, which ends both threads.
+    pub(crate) fn close(&self) {
+        if !self.closed.swap(true, Ordering::SeqCst) {
+            let _ = self.stream.shutdown(std::net::Shutdown::Both);
+            let _ = self.wake.try_send(Outbound::Wake);
+        }
+    }
+
+    fn complete(&self, response: Response) {
+        match lock(&self.pending).remove(&response.id) {
+            Some(tx) => {
+                let _ = tx.send(response.result);
+            }
+            None => tracing::debug!(
+                module = %self.spec.name,
+                id = response.id,
+                "response to no pending invocation ignored"
+            ),
+        }
+    }
+
+    fn fail_pending(&self, error: &RemoteError) {
+        let pending: Vec<_> = lock(&self.pending).drain().collect();
+        for (_, tx) in pending {
+            let _ = tx.send(Err(error.clone()));
+        }
+    }
+}
+
+/// A cheap, cloneable handle to a live module connection: invoke the
+/// module, ask it to shut down, or cut it off.
+#[derive(Clone)]
+pub struct ModuleConnectionHandle {
+    pub(crate) conn: Arc<Connection>,
+}
+
+impl std::fmt::Debug for ModuleConnectionHandle {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ModuleConnectionHandle")
+            .field("module_id", &self.conn.spec.module_id)
+            .field("peer_pid", &self.conn.peer_pid)
+            .finish()
+    }
+}
+
+impl ModuleConnectionHandle {
+    /// The module id.
+    pub fn module_id(&self) -> &str {
+        &self.conn.spec.module_id
+    }
+
+    /// The module name.
+    pub fn module_name(&self) -> &str {
+        &self.conn.spec.name
+    }
+
+    /// The pid of the connected process, from `SO_PEERCRED`.
+    pub fn peer_pid(&self) -> Option<u32> {
+        self.conn.peer_pid
+    }
+
+    /// Whether the connection has ended.
+    pub fn is_closed(&self) -> bool {
+        self.conn.closed.load(Ordering::SeqCst)
+    }
+
+    /// Sends a request to the module (an RPC endpoint call, an inter-module
+    /// call, a timer fire) and waits for its answer. Never blocks the
+    /// caller's thread: the frame is written by the connection's writer.
+    ///
+    /// # Errors
+    ///
+    /// The module's error response, or `connection_closed` if the
+    /// connection ends first.
+    pub async fn invoke<P: Serialize + ?Sized>(&self, method: &str, params: &P) -> Result<Bytes, RemoteError> {
+        let conn = &self.conn;
+        if self.is_closed() {
+            return Err(closed_error());
+        }
+        let id = conn.next_id.fetch_add(1, Ordering::Relaxed);
+        let mut frame = Vec::new();
+        encode::request(&mut frame, id, method, params).map_err(|e| RemoteError::new(ErrorCode::InvalidParams, e.to_string()))?;
+        let (tx, rx) = oneshot::channel();
+        lock(&conn.pending).insert(id, tx);
+        // Closed between the check and the insert: the closer may already
+        // have drained `pending`, so fail this one ourselves.
+        if self.is_closed() {
+            lock(&conn.pending).remove(&id);
+            return Err(closed_error());
+        }
+        conn.send_control(frame);
+        rx.await.unwrap_or_else(|_| Err(closed_error()))
+    }
+
+    /// Asks the module to exit within `grace`.
+    pub fn send_shutdown(&self, reason: &str, grace: std::time::Duration) {
+        let mut frame = Vec::new();
+        let body = Shutdown {
+            reason: reason.to_owned(),
+            grace_ms: u64::try_from(grace.as_millis()).unwrap_or(u64::MAX),
+        };
+        if encode::control(&mut frame, "shutdown", &body).is_ok() {
+            self.conn.send_control(frame);
+        }
+    }
+
+    /// Cuts the connection off now. The listening socket is untouched.
+    pub fn close(&self) {
+        self.conn.close();
+    }
+}
+
+fn closed_error() -> RemoteError {
+    RemoteError::new(ErrorCode::ConnectionClosed, "the module's connection closed")
+}
+
+/// The writer thread: drains the module's event queue and control queue
+/// onto the socket, many frames per `write`. Ends when the connection
+/// closes or a write fails.
+pub(crate) fn run_writer(conn: Arc<Connection>, rx: Receiver<Outbound>) {
+    let mut buf = Vec::with_capacity(WRITE_BATCH);
+    while let Ok(first) = rx.recv() {
+        if conn.closed.load(Ordering::SeqCst) {
+            break;
+        }
+        buf.clear();
+        push_outbound(&mut buf, first);
+        while buf.len() < WRITE_BATCH {
+            match rx.try_recv() {
+                Ok(item) => push_outbound(&mut buf, item),
+                Err(_) => break,
+            }
+        }
+        {
+            let mut control = lock(&conn.control);
+            while let Some(frame) = control.pop_front() {
+                buf.extend_from_slice(&frame);
+            }
+        }
+        if !buf.is_empty() {
+            if let Err(e) = conn.write_all(&buf) {
+                tracing::debug!(module = %conn.spec.name, error = %e, "event writer stopped");
+                break;
+            }
+        }
+    }
+    // Dropping `rx` closes the queue: the bus counts and removes it.
+}
+
+fn push_outbound(buf: &mut Vec<u8>, item: Outbound) {
+    if let Outbound::Event(e) = item {
+        encode::event_raw(buf, e.seq, e.event.name, &e.event.payload);
+    }
+}
+
+/// Why a connection ended.
+pub(crate) enum CloseReason {
+    /// The module closed it or the node shut it down.
+    Closed,
+    /// The module broke the protocol; the connection was cut.
+    Violation(String),
+    /// An I/O error.
+    Io(std::io::Error),
+}
+
+/// The reader loop after a successful handshake. `buf` may already hold
+/// frames that arrived with the `hello`.
+pub(crate) fn run_reader(
+    conn: &Connection,
+    hub: &ModuleApiHub,
+    decoder: FrameDecoder,
+    mut stream: UnixStream,
+    mut buf: BytesMut,
+) -> CloseReason {
+    let caller = Caller {
+        module_id: &conn.spec.module_id,
+        module_name: &conn.spec.name,
+        capabilities: conn.spec.capabilities,
+    };
+    let mut out = Vec::with_capacity(READ_CHUNK);
+    let mut chunk = vec![0u8; READ_CHUNK];
+    loop {
+        loop {
+            let payload = match decoder.next_payload(&mut buf) {
+                Ok(Some(p)) => p,
+                Ok(None) => break,
+                Err(e) => return violation(&e),
+            };
+            let frame = match Frame::decode(payload) {
+                Ok(f) => f,
+                Err(e) => return violation(&FrameError::Decode(e)),
+            };
+            match frame {
+                Frame::Request(request) => hub.handle(&caller, &request, &mut out),
+                Frame::Response(response) => conn.complete(response),
+                Frame::Log(record) => emit_log(&conn.spec.name, &record),
+                Frame::Unknown { kind } => {
+                    tracing::debug!(module = %conn.spec.name, kind, "ignoring unknown frame kind");
+                }
+                other => {
+                    return CloseReason::Violation(format!(
+                        "unexpected `{}` frame after the handshake",
+                        frame_kind(&other)
+                    ))
+                }
+            }
+            if out.len() >= WRITE_BATCH {
+                if let Err(e) = conn.write_all(&out) {
+                    return CloseReason::Io(e);
+                }
+                out.clear();
+            }
+        }
+        if !out.is_empty() {
+            if let Err(e) = conn.write_all(&out) {
+                return CloseReason::Io(e);
+            }
+            out.clear();
+        }
+        match stream.read(&mut chunk) {
+            Ok(0) => return CloseReason::Closed,
+            Ok(n) => buf.extend_from_slice(&chunk[..n]),
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => {
+                return if conn.closed.load(Ordering::SeqCst) {
+                    CloseReason::Closed
+                } else {
+                    CloseReason::Io(e)
+                }
+            }
+        }
+    }
+}
+
+fn violation(e: &FrameError) -> CloseReason {
+    CloseReason::Violation(e.to_string())
+}
+
+/// Ends a connection: fails what waits on it and closes the socket.
+pub(crate) fn finish(conn: &Connection) {
+    conn.close();
+    conn.fail_pending(&closed_error());
+}
+
+pub(crate) fn frame_kind(frame: &Frame) -> &str {
+    match frame {
+        Frame::Hello(_) => "hello",
+        Frame::Welcome(_) => "welcome",
+        Frame::Refused(_) => "refused",
+        Frame::Request(_) => "request",
+        Frame::Response(_) => "response",
+        Frame::Event(_) => "event",
+        Frame::Log(_) => "log",
+        Frame::Shutdown(_) => "shutdown",
+        Frame::Unknown { kind } => kind,
+    }
+}
+
+/// Re-emits a module's log line through `tracing`, under the module's name.
+fn emit_log(module: &str, record: &LogRecord) {
+    let target = record.target.as_str();
+    let fields = &record.fields;
+    let msg = record.message.as_str();
+    match record.level {
+        LogLevel::Error => tracing::error!(module, module_target = target, ?fields, "{msg}"),
+        LogLevel::Warn => tracing::warn!(module, module_target = target, ?fields, "{msg}"),
+        LogLevel::Info => tracing::info!(module, module_target = target, ?fields, "{msg}"),
+        LogLevel::Debug => tracing::debug!(module, module_target = target, ?fields, "{msg}"),
+        LogLevel::Trace => tracing::trace!(module, module_target = target, ?fields, "{msg}"),
+    }
+}

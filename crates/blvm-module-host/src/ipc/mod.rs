@@ -1,0 +1,10 @@
+//! The IPC server: one listening Unix socket, every connection served on
+//! its own threads, authenticated by a per-spawn token and the peer's pid.
+
+mod auth;
+mod connection;
+mod server;
+
+pub use auth::{ModuleSpec, ModuleTicket};
+pub use connection::ModuleConnectionHandle;
+pub use server::{ConnectionEvent, IpcServerConfig, ModuleIpcServer};

@@ -1,0 +1,402 @@
+//! [`ModuleIpcServer`]: one listening socket, every connection on its own
+//! threads.
+//!
+//! # A connection's life
+//!
+//! 1. accept; the peer's pid is read with `SO_PEERCRED`;
+//! 2. the first frame must be `hello` within the handshake deadline, else
+//!    the connection is refused;
+//! 3. version negotiation, then token, liveness, replay and pid checks
+//!    (see `auth`); a refusal is a `refused` frame with a code and reason,
+//!    logged, then close;
+//! 4. the module's event queue is registered and its writer thread started,
+//!    then `welcome` is sent — so nothing the module is told about can be
+//!    published before it can receive it;
+//! 5. the reader loop serves requests until the module closes, the node
+//!    cuts it, or it breaks the protocol.
+
+use std::collections::HashMap;
+use std::io::{ErrorKind, Read, Write};
+use std::os::unix::net::{UnixListener, UnixStream};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use blvm_module_protocol::frame::encode;
+use blvm_module_protocol::{Frame, FrameDecoder, Hello, Refused, Welcome, DEFAULT_MAX_FRAME_LEN, SUPPORTED_VERSIONS};
+use bytes::BytesMut;
+use tokio::sync::broadcast;
+
+use super::auth::{AuthRegistry, ModuleSpec, ModuleTicket};
+use super::connection::{self, CloseReason, Connection, ModuleConnectionHandle};
+use crate::api::hub::ModuleApiHub;
+
+/// Settings of the IPC server.
+#[derive(Debug, Clone)]
+pub struct IpcServerConfig {
+    /// Largest frame payload accepted, checked before allocating.
+    pub max_frame_len: usize,
+    /// How long a new connection has to send its `hello`.
+    pub handshake_timeout: Duration,
+    /// The node's version, sent in `welcome`.
+    pub node_version: String,
+}
+
+impl Default for IpcServerConfig {
+    fn default() -> Self {
+        IpcServerConfig {
+            max_frame_len: DEFAULT_MAX_FRAME_LEN,
+            handshake_timeout: Duration::from_secs(10),
+            node_version: env!("CARGO_PKG_VERSION").to_owned(),
+        }
+    }
+}
+
+/// What happened to a connection; the module manager and tests wait on
+/// these instead of polling.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ConnectionEvent {
+    /// A module completed its handshake.
+    Connected {
+        /// The module id.
+        module_id: String,
+        /// The connected process.
+        pid: Option<u32>,
+    },
+    /// A handshake was refused.
+    Refused {
+        /// The module id the `hello` claimed, if it got that far.
+        module_id: Option<String>,
+        /// The refusal code.
+        code: String,
+        /// The reason sent to the peer.
+        reason: String,
+    },
+    /// An authenticated connection ended.
+    Closed {
+        /// The module id.
+        module_id: String,
+        /// Why, in words.
+        reason: String,
+        /// Whether the module broke the protocol.
+        protocol_violation: bool,
+    },
+}
+
+struct Shared {
+    config: IpcServerConfig,
+    auth: AuthRegistry,
+    hub: Arc<ModuleApiHub>,
+    connections: Mutex<HashMap<String, ModuleConnectionHandle>>,
+    notify: broadcast::Sender<ConnectionEvent>,
+    stopping: AtomicBool,
+}
+
+/// The node's module socket.
+pub struct ModuleIpcServer {
+    shared: Arc<Shared>,
+    path: PathBuf,
+    accept_thread: Option<JoinHandle<()>>,
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    // The map is only ever inserted into or removed from.
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+impl ModuleIpcServer {
+    /// Binds `path` and starts accepting. A stale socket file left by a
+    /// dead node is replaced; a live one is an `AddrInUse` error.
+    pub fn bind(path: impl AsRef<Path>, hub: Arc<ModuleApiHub>, config: IpcServerConfig) -> std::io::Result<Self> {
+        let path = path.as_ref().to_path_buf();
+        if path.exists() {
+            if UnixStream::connect(&path).is_ok() {
+                return Err(std::io::Error::new(
+                    ErrorKind::AddrInUse,
+                    format!("{} is in use by a running node", path.display()),
+                ));
+            }
+            std::fs::remove_file(&path)?;
+        }
+        let listener = UnixListener::bind(&path)?;
+        let (notify, _) = broadcast::channel(1024);
+        let shared = Arc::new(Shared {
+            config,
+            auth: AuthRegistry::default(),
+            hub,
+            connections: Mutex::new(HashMap::new()),
+            notify,
+            stopping: AtomicBool::new(false),
+        });
+        let accept_shared = Arc::clone(&shared);
+        let accept_thread = std::thread::Builder::new()
+            .name("blvm-ipc-accept".into())
+            .spawn(move || accept_loop(accept_shared, listener))?;
+        tracing::info!(path = %path.display(), "module IPC server listening");
+        Ok(ModuleIpcServer {
+            shared,
+            path,
+            accept_thread: Some(accept_thread),
+        })
+    }
+
+    /// The socket path modules connect to.
+    pub fn socket_path(&self) -> &Path {
+        &self.path
+    }
+
+    /// The API hub.
+    pub fn hub(&self) -> &Arc<ModuleApiHub> {
+        &self.shared.hub
+    }
+
+    /// Registers a module about to be spawned and returns its one-time
+    /// token. Call [`ModuleIpcServer::bind_pid`] as soon as the process
+    /// exists.
+    pub fn expect_module(&self, spec: ModuleSpec) -> std::io::Result<ModuleTicket> {
+        self.shared.auth.expect(spec)
+    }
+
+    /// Binds the spawned process's pid to the module id.
+    pub fn bind_pid(&self, module_id: &str, pid: u32) {
+        self.shared.auth.bind_pid(module_id, pid);
+    }
+
+    /// Cuts a module's connection and forgets its token.
+    pub fn forget_module(&self, module_id: &str) {
+        self.shared.auth.forget(module_id);
+        if let Some(handle) = lock(&self.shared.connections).remove(module_id) {
+            handle.close();
+        }
+    }
+
+    /// The live connection of a module.
+    pub fn connection(&self, module_id: &str) -> Option<ModuleConnectionHandle> {
+        lock(&self.shared.connections).get(module_id).cloned()
+    }
+
+    /// Ids of the modules connected now.
+    pub fn connected_modules(&self) -> Vec<String> {
+        let mut ids: Vec<_> = lock(&self.shared.connections).keys().cloned().collect();
+        ids.sort();
+        ids
+    }
+
+    /// Connection events from now on.
+    pub fn subscribe_connection_events(&self) -> broadcast::Receiver<ConnectionEvent> {
+        self.shared.notify.subscribe()
+    }
+
+    /// Stops accepting and closes every connection.
+    pub fn shutdown(&mut self) {
+        if self.shared.stopping.swap(true, Ordering::SeqCst) {
+            return;
+        }
+        // Wake the blocking accept so it sees `stopping`.
+        let _ = UnixStream::connect(&self.path);
+        if let Some(t) = self.accept_thread.take() {
+            let _ = t.join();
+        }
+        let handles: Vec<_> = lock(&self.shared.connections).drain().map(|(_, h)| h).collect();
+        for h in handles {
+            h.close();
+        }
+        let _ = std::fs::remove_file(&self.path);
+    }
+}
+
+impl Drop for ModuleIpcServer {
+    fn drop(&mut self) {
+        self.shutdown();
+    }
+}
+
+fn accept_loop(shared: Arc<Shared>, listener: UnixListener) {
+    for stream in listener.incoming() {
+        if shared.stopping.load(Ordering::SeqCst) {
+            break;
+        }
+        let stream = match stream {
+            Ok(s) => s,
+            Err(e) => {
+                tracing::warn!(error = %e, "accept failed");
+                // EMFILE and friends: back off instead of spinning.
+                std::thread::sleep(Duration::from_millis(50));
+                continue;
+            }
+        };
+        let conn_shared = Arc::clone(&shared);
+        if let Err(e) = std::thread::Builder::new()
+            .name("blvm-ipc-conn".into())
+            .spawn(move || serve(conn_shared, stream))
+        {
+            tracing::error!(error = %e, "cannot start a connection thread; connection dropped");
+        }
+    }
+}
+
+fn peer_pid(stream: &UnixStream) -> Option<u32> {
+    let cred = rustix::net::sockopt::socket_peercred(stream).ok()?;
+    u32::try_from(cred.pid.as_raw_nonzero().get()).ok()
+}
+
+fn refuse(shared: &Shared, mut stream: &UnixStream, module_id: Option<&str>, code: &str, reason: String) {
+    tracing::warn!(module_id, code, "module connection refused: {reason}");
+    let mut out = Vec::new();
+    let refusal = Refused {
+        code: code.to_owned(),
+        reason: reason.clone(),
+    };
+    if encode::control(&mut out, "refused", &refusal).is_ok() {
+        let _ = stream.write_all(&out);
+    }
+    let _ = stream.shutdown(std::net::Shutdown::Both);
+    let _ = shared.notify.send(ConnectionEvent::Refused {
+        module_id: module_id.map(str::to_owned),
+        code: code.to_owned(),
+        reason,
+    });
+}
+
+/// Reads frames until the first one is complete.
+fn read_hello(stream: &mut UnixStream, decoder: FrameDecoder, buf: &mut BytesMut) -> Result<Frame, String> {
+    let mut chunk = [0u8; 4096];
+    loop {
+        match decoder.next_frame(buf) {
+            Ok(Some(frame)) => return Ok(frame),
+            Ok(None) => {}
+            Err(e) => return Err(e.to_string()),
+        }
+        match stream.read(&mut chunk) {
+            Ok(0) => return Err("closed before the handshake".into()),
+            Ok(n) => buf.extend_from_slice(&chunk[..n]),
+            Err(e) if e.kind() == ErrorKind::Interrupted => {}
+            Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {
+                return Err("no hello before the handshake deadline".into())
+            }
+            Err(e) => return Err(e.to_string()),
+        }
+    }
+}
+
+fn serve(shared: Arc<Shared>, mut stream: UnixStream) {
+    let pid = peer_pid(&stream);
+    let decoder = FrameDecoder::new(shared.config.max_frame_len);
+    let mut buf = BytesMut::with_capacity(4096);
+    if stream.set_read_timeout(Some(shared.config.handshake_timeout)).is_err() {
+        return;
+    }
+    let hello: Hello = match read_hello(&mut stream, decoder, &mut buf) {
+        Ok(Frame::Hello(h)) => h,
+        Ok(other) => {
+            let kind = connection::frame_kind(&other).to_owned();
+            return refuse(&shared, &stream, None, "unexpected_frame", format!("expected `hello`, got `{kind}`"));
+        }
+        Err(reason) => {
+            if shared.stopping.load(Ordering::SeqCst) {
+                return;
+            }
+            return refuse(&shared, &stream, None, "bad_handshake", reason);
+        }
+    };
+    let Some(version) = SUPPORTED_VERSIONS
+        .iter()
+        .copied()
+        .find(|v| hello.protocol_versions.contains(v))
+    else {
+        return refuse(
+            &shared,
+            &stream,
+            Some(&hello.module_id),
+            "unsupported_version",
+            format!(
+                "module speaks protocol versions {:?}, node speaks {:?}",
+                hello.protocol_versions, SUPPORTED_VERSIONS
+            ),
+        );
+    };
+    let spec = match shared.auth.authenticate(&hello, pid) {
+        Ok(spec) => spec,
+        Err(r) => return refuse(&shared, &stream, Some(&hello.module_id), &r.code, r.reason),
+    };
+    let module_id = spec.module_id.clone();
+    let accepted = start_connection(&shared, &stream, spec, pid, version);
+    let conn = match accepted {
+        Ok(conn) => conn,
+        Err(e) => {
+            shared.auth.disconnected(&module_id);
+            shared.hub.events().unregister(&module_id);
+            return refuse(&shared, &stream, Some(&module_id), "internal", format!("node could not accept the module: {e}"));
+        }
+    };
+    tracing::info!(module = %conn.spec.name, module_id, pid, "module connected");
+    let _ = shared.notify.send(ConnectionEvent::Connected {
+        module_id: module_id.clone(),
+        pid,
+    });
+    let reason = if stream.set_read_timeout(None).is_ok() {
+        connection::run_reader(&conn, &shared.hub, decoder, stream, buf)
+    } else {
+        CloseReason::Io(std::io::Error::other("cannot clear the read timeout"))
+    };
+    let (text, protocol_violation) = match reason {
+        CloseReason::Closed => ("closed".to_owned(), false),
+        CloseReason::Violation(why) => {
+            tracing::warn!(module = %conn.spec.name, module_id, "protocol violation, connection closed: {why}");
+            (format!("protocol violation: {why}"), true)
+        }
+        CloseReason::Io(e) => (format!("i/o error: {e}"), false),
+    };
+    connection::finish(&conn);
+    {
+        let mut conns = lock(&shared.connections);
+        if conns.get(&module_id).is_some_and(|h| Arc::ptr_eq(&h.conn, &conn)) {
+            conns.remove(&module_id);
+        }
+    }
+    shared.hub.events().unregister(&module_id);
+    shared.auth.disconnected(&module_id);
+    tracing::info!(module = %conn.spec.name, module_id, reason = %text, "module disconnected");
+    let _ = shared.notify.send(ConnectionEvent::Closed {
+        module_id,
+        reason: text,
+        protocol_violation,
+    });
+}
+
+/// Steps 4 of the connection's life: queue, writer, registration,
+/// `welcome`.
+fn start_connection(
+    shared: &Arc<Shared>,
+    stream: &UnixStream,
+    spec: Arc<ModuleSpec>,
+    pid: Option<u32>,
+    version: u32,
+) -> std::io::Result<Arc<Connection>> {
+    let events = shared.hub.events();
+    let (wake, rx) = events.register(&spec.module_id, &spec.name, &spec.version, spec.event_queue_capacity);
+    let conn = Arc::new(Connection::new(Arc::clone(&spec), pid, stream, wake)?);
+    let writer_conn = Arc::clone(&conn);
+    std::thread::Builder::new()
+        .name("blvm-ipc-write".into())
+        .spawn(move || connection::run_writer(writer_conn, rx))?;
+    let welcome = Welcome {
+        protocol_version: version,
+        node_version: shared.config.node_version.clone(),
+        capabilities: spec.capabilities,
+        config: spec.config.clone(),
+        data_dir: spec.data_dir.display().to_string(),
+    };
+    let mut out = Vec::new();
+    encode::control(&mut out, "welcome", &welcome).map_err(std::io::Error::other)?;
+    let handle = ModuleConnectionHandle { conn: Arc::clone(&conn) };
+    lock(&shared.connections).insert(spec.module_id.clone(), handle);
+    if let Err(e) = (&*stream).write_all(&out) {
+        lock(&shared.connections).remove(&spec.module_id);
+        conn.close();
+        return Err(e);
+    }
+    Ok(conn)
+}

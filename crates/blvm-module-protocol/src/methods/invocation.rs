@@ -1,0 +1,63 @@
+//! Node→module invocations: requests the node sends to a module.
+//!
+//! They use the same `request`/`response` frames as module→node requests,
+//! with their own correlation ids (each side numbers its own requests). A
+//! module that does not know an invocation method answers
+//! `method_not_found`.
+
+use serde::{Deserialize, Serialize};
+
+use crate::hash::bytes_field;
+
+/// Wire name of a JSON-RPC call to an endpoint the module registered.
+pub const RPC_CALL: &str = "rpc_call";
+/// Wire name of a call from another module to this module's API.
+pub const MODULE_CALL: &str = "module_call";
+/// Wire name of a timer the module scheduled firing.
+pub const TIMER_FIRED: &str = "timer_fired";
+
+/// Params of `rpc_call`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RpcCall {
+    /// The JSON-RPC method name.
+    pub method: String,
+    /// The JSON-RPC params as JSON text (kept as text so the module decodes
+    /// it with its own JSON library).
+    pub params_json: String,
+}
+
+/// Result of `rpc_call`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RpcCallResult {
+    /// The JSON result as JSON text.
+    pub result_json: String,
+}
+
+/// Params of `module_call`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ModuleCall {
+    /// Name of the calling module (set by the node, never by the caller).
+    pub caller: String,
+    /// The API method.
+    pub method: String,
+    /// Opaque params, as the API defines them.
+    #[serde(with = "bytes_field")]
+    pub params: Vec<u8>,
+}
+
+/// Result of `module_call`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ModuleCallResult {
+    /// Opaque result bytes.
+    #[serde(with = "bytes_field")]
+    pub result: Vec<u8>,
+}
+
+/// Params of `timer_fired`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TimerFired {
+    /// The timer's id.
+    pub timer_id: u64,
+    /// Unix time in milliseconds when it fired.
+    pub fired_at_ms: u64,
+}

@@ -1,0 +1,65 @@
+//! Block templates and block submission.
+
+use serde::{Deserialize, Serialize};
+
+use crate::hash::{bytes_field, Hash32};
+
+/// Params of `get_block_template`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+pub struct BlockTemplateParams {
+    /// Script the template's coinbase pays to; the node's default when nil.
+    #[serde(with = "bytes_field::option", default)]
+    pub coinbase_script: Option<Vec<u8>>,
+}
+
+/// Result of `get_block_template`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BlockTemplate {
+    /// Block version.
+    pub version: i32,
+    /// The tip the block builds on.
+    pub prev_hash: Hash32,
+    /// Height of the new block.
+    pub height: u64,
+    /// Compact target.
+    pub bits: u32,
+    /// Earliest valid timestamp (median time past + 1).
+    pub min_time: u32,
+    /// Suggested timestamp.
+    pub cur_time: u32,
+    /// Subsidy plus fees, satoshis.
+    pub coinbase_value: u64,
+    /// A coinbase transaction paying `coinbase_value` (consensus bytes).
+    #[serde(with = "bytes_field")]
+    pub coinbase_tx: Vec<u8>,
+    /// The selected mempool transactions, consensus bytes, in block order.
+    pub transactions: Vec<TemplateTransaction>,
+}
+
+/// One transaction of a template.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TemplateTransaction {
+    /// Consensus bytes.
+    #[serde(with = "bytes_field")]
+    pub data: Vec<u8>,
+    /// Its fee, satoshis.
+    pub fee: u64,
+}
+
+/// Params of `submit_block`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SubmitBlock {
+    /// The block's consensus bytes.
+    #[serde(with = "bytes_field")]
+    pub block: Vec<u8>,
+}
+
+/// Result of `submit_block`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SubmitBlockResult {
+    /// `accepted`, `duplicate` or `rejected`.
+    pub status: String,
+    /// Why it was rejected, in Bitcoin Core's words where one exists.
+    #[serde(default)]
+    pub reason: Option<String>,
+}

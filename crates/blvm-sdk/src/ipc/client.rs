@@ -1,0 +1,457 @@
+//! [`ModuleIpcClient`]: the module's end of the socket.
+//!
+//! One reader task owns the read half and routes every frame: responses to
+//! the request that waits for them (matched by correlation id, in any
+//! order), events to the event queue, node invocations to the invocation
+//! queue, `shutdown` to a watch. Requests are written by the caller when
+//! nothing else is in flight (one `write`, no task hop: the latency path),
+//! otherwise appended to a buffer that a writer task flushes with one
+//! `write` for many frames (the throughput path). No lock is ever held
+//! across an `.await`, so a request from the module and an invocation from
+//! the node can always be in flight together.
+
+use std::collections::HashMap;
+use std::io::{ErrorKind, Read, Write};
+use std::os::unix::net::UnixStream;
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+
+use blvm_module_protocol::frame::{decode_body, encode};
+use blvm_module_protocol::{
+    ErrorCode, Frame, FrameDecoder, Hello, LogRecord, RemoteError, Request, Shutdown, Welcome,
+    DEFAULT_MAX_FRAME_LEN,
+};
+use bytes::{Bytes, BytesMut};
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+use tokio::io::unix::AsyncFd;
+use tokio::sync::{mpsc, oneshot, watch, Notify};
+
+use crate::error::SdkError;
+use crate::events::{EventReceiver, ReceivedEvent};
+use crate::invocation::{Invocation, InvocationReceiver};
+
+/// Default capacity of the module-side event queue. Events that arrive
+/// while it is full are dropped and counted
+/// ([`ModuleIpcClient::dropped_events`]); the node's sequence numbers show
+/// the gap. Dropping here rather than waiting keeps responses flowing when
+/// the module is not reading its events.
+pub const DEFAULT_EVENT_BUFFER: usize = 4096;
+
+const READ_CHUNK: usize = 64 * 1024;
+
+type Pending = oneshot::Sender<Result<Bytes, RemoteError>>;
+
+#[derive(Default)]
+struct Outgoing {
+    buf: Vec<u8>,
+    /// A writer task owns the socket's write side until `buf` is empty.
+    flushing: bool,
+}
+
+struct Inner {
+    fd: AsyncFd<UnixStream>,
+    out: Mutex<Outgoing>,
+    flush: Notify,
+    pending: Mutex<HashMap<u64, Pending>>,
+    next_id: AtomicU64,
+    closed: AtomicBool,
+    handshake: Mutex<Option<oneshot::Sender<Result<Welcome, SdkError>>>>,
+    events_tx: mpsc::Sender<ReceivedEvent>,
+    events_rx: Mutex<Option<mpsc::Receiver<ReceivedEvent>>>,
+    dropped_events: AtomicU64,
+    invocations_tx: mpsc::UnboundedSender<Invocation>,
+    invocations_rx: Mutex<Option<mpsc::UnboundedReceiver<Invocation>>>,
+    invocations_taken: AtomicBool,
+    shutdown: watch::Sender<Option<Shutdown>>,
+}
+
+// Each critical section is a push, take or map update with no await and
+// no panic path in between, so a poisoned lock still guards valid data.
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// A connection to the node's module socket. Cheap to clone; every clone
+/// shares the one connection.
+#[derive(Clone)]
+pub struct ModuleIpcClient {
+    inner: Arc<Inner>,
+}
+
+impl std::fmt::Debug for ModuleIpcClient {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ModuleIpcClient")
+            .field("closed", &self.is_closed())
+            .finish()
+    }
+}
+
+impl ModuleIpcClient {
+    /// Connects to the node's socket. Must be called inside a tokio
+    /// runtime; the handshake is a separate step
+    /// ([`ModuleIpcClient::handshake`]).
+    pub async fn connect(socket_path: impl AsRef<Path>) -> Result<ModuleIpcClient, SdkError> {
+        Self::connect_with(socket_path, DEFAULT_EVENT_BUFFER).await
+    }
+
+    /// Connects with a module-side event queue of `event_buffer` entries.
+    pub async fn connect_with(socket_path: impl AsRef<Path>, event_buffer: usize) -> Result<ModuleIpcClient, SdkError> {
+        let stream = UnixStream::connect(socket_path)?;
+        stream.set_nonblocking(true)?;
+        let (events_tx, events_rx) = mpsc::channel(event_buffer.max(1));
+        let (invocations_tx, invocations_rx) = mpsc::unbounded_channel();
+        // SAFETY: `register` needs the fd to stay open and the same for the
+        // AsyncFd's life. The AsyncFd owns the `UnixStream`, which owns the
+        // fd and closes it only when dropped with the AsyncFd; nothing here
+        // ever replaces or closes the fd behind it (`shutdown` keeps it open).
+        #[allow(unsafe_code)]
+        let fd = unsafe { AsyncFd::register(stream) }.map_err(std::io::Error::from)?;
+        let inner = Arc::new(Inner {
+            fd,
+            out: Mutex::new(Outgoing::default()),
+            flush: Notify::new(),
+            pending: Mutex::new(HashMap::new()),
+            next_id: AtomicU64::new(1),
+            closed: AtomicBool::new(false),
+            handshake: Mutex::new(None),
+            events_tx,
+            events_rx: Mutex::new(Some(events_rx)),
+            dropped_events: AtomicU64::new(0),
+            invocations_tx,
+            invocations_rx: Mutex::new(Some(invocations_rx)),
+            invocations_taken: AtomicBool::new(false),
+            shutdown: watch::channel(None).0,
+        });
+        tokio::spawn(read_loop(Arc::clone(&inner)));
+        tokio::spawn(write_loop(Arc::clone(&inner)));
+        Ok(ModuleIpcClient { inner })
+    }
+
+    /// Sends `hello` and waits for `welcome`.
+    ///
+    /// # Errors
+    ///
+    /// [`SdkError::Refused`] with the node's code and reason.
+    pub async fn handshake(&self, hello: &Hello) -> Result<Welcome, SdkError> {
+        let (tx, rx) = oneshot::channel();
+        *lock(&self.inner.handshake) = Some(tx);
+        let mut frame = Vec::new();
+        encode::control(&mut frame, "hello", hello)?;
+        self.send_frame(&frame, false)?;
+        rx.await.unwrap_or(Err(SdkError::ConnectionClosed))
+    }
+
+    /// Sends a request and waits for its raw result.
+    pub async fn request_raw<P: Serialize + ?Sized>(&self, method: &str, params: &P) -> Result<Bytes, SdkError> {
+        let inner = &self.inner;
+        let id = inner.next_id.fetch_add(1, Ordering::Relaxed);
+        let (tx, rx) = oneshot::channel();
+        let in_flight = {
+            let mut pending = lock(&inner.pending);
+            pending.insert(id, tx);
+            pending.len()
+        };
+        // The reader sets `closed` before it drains `pending`; checking
+        // after the insert means we either are drained or see the flag.
+        if self.is_closed() {
+            lock(&inner.pending).remove(&id);
+            return Err(SdkError::ConnectionClosed);
+        }
+        let sent = {
+            let mut out = lock(&inner.out);
+            let start = out.buf.len();
+            match encode::request(&mut out.buf, id, method, params) {
+                Ok(()) => self.kick(&mut out, start, in_flight == 1),
+                Err(e) => Err(SdkError::Encode(e)),
+            }
+        };
+        if let Err(e) = sent {
+            lock(&inner.pending).remove(&id);
+            return Err(e);
+        }
+        match rx.await {
+            Ok(result) => result.map_err(SdkError::Remote),
+            Err(_) => Err(SdkError::ConnectionClosed),
+        }
+    }
+
+    /// Sends a request and decodes its result as `R`.
+    pub async fn request<P: Serialize + ?Sized, R: DeserializeOwned>(&self, method: &str, params: &P) -> Result<R, SdkError> {
+        let raw = self.request_raw(method, params).await?;
+        Ok(decode_body("result", &raw)?)
+    }
+
+    /// Sends a log line for the node to record under this module's name.
+    pub fn log(&self, record: &LogRecord) -> Result<(), SdkError> {
+        let mut frame = Vec::new();
+        encode::control(&mut frame, "log", record)?;
+        self.send_frame(&frame, false)
+    }
+
+    /// Answers a node invocation.
+    pub(crate) fn respond(&self, id: u64, result: Result<Vec<u8>, RemoteError>) -> Result<(), SdkError> {
+        let mut frame = Vec::new();
+        match result {
+            Ok(bytes) => encode::response_raw(&mut frame, id, &bytes),
+            Err(e) => encode::response_err(&mut frame, id, &e)?,
+        }
+        self.send_frame(&frame, false)
+    }
+
+    /// Appends a complete frame and makes sure it gets written.
+    fn send_frame(&self, frame: &[u8], direct: bool) -> Result<(), SdkError> {
+        let mut out = lock(&self.inner.out);
+        let start = out.buf.len();
+        out.buf.extend_from_slice(frame);
+        self.kick(&mut out, start, direct)
+    }
+
+    /// Gets the bytes appended at `start` onto the socket: written now when
+    /// `direct` and nothing else is being written, else by the writer task.
+    fn kick(&self, out: &mut Outgoing, start: usize, direct: bool) -> Result<(), SdkError> {
+        if self.is_closed() {
+            out.buf.truncate(start);
+            return Err(SdkError::ConnectionClosed);
+        }
+        if out.flushing {
+            return Ok(());
+        }
+        if direct && start == 0 {
+            match self.inner.fd.get_ref().write(&out.buf) {
+                Ok(n) if n == out.buf.len() => {
+                    out.buf.clear();
+                    return Ok(());
+                }
+                Ok(n) => {
+                    out.buf.drain(..n);
+                }
+                Err(e) if e.kind() == ErrorKind::WouldBlock || e.kind() == ErrorKind::Interrupted => {}
+                Err(e) => {
+                    out.buf.truncate(start);
+                    return Err(SdkError::Io(e));
+                }
+            }
+        }
+        out.flushing = true;
+        self.inner.flush.notify_one();
+        Ok(())
+    }
+
+    /// Takes the event receiver. Events that arrived before are kept.
+    pub fn event_receiver(&self) -> Result<EventReceiver, SdkError> {
+        lock(&self.inner.events_rx)
+            .take()
+            .map(EventReceiver::new)
+            .ok_or(SdkError::AlreadyTaken("event"))
+    }
+
+    /// Takes the receiver of node invocations (RPC calls, module calls,
+    /// timer fires). Until it is taken, invocations are answered
+    /// `method_not_found`.
+    pub fn invocation_receiver(&self) -> Result<InvocationReceiver, SdkError> {
+        let rx = lock(&self.inner.invocations_rx)
+            .take()
+            .ok_or(SdkError::AlreadyTaken("invocation"))?;
+        self.inner.invocations_taken.store(true, Ordering::SeqCst);
+        Ok(InvocationReceiver::new(rx))
+    }
+
+    /// Events dropped on the module side because the event queue was full.
+    pub fn dropped_events(&self) -> u64 {
+        self.inner.dropped_events.load(Ordering::Relaxed)
+    }
+
+    /// Waits until the node sends `shutdown` (or the connection closes, in
+    /// which case `None`).
+    pub async fn shutdown_requested(&self) -> Option<Shutdown> {
+        let mut rx = self.inner.shutdown.subscribe();
+        loop {
+            if let Some(s) = rx.borrow_and_update().clone() {
+                return Some(s);
+            }
+            if self.is_closed() || rx.changed().await.is_err() {
+                return rx.borrow().clone();
+            }
+        }
+    }
+
+    /// Whether the connection has ended.
+    pub fn is_closed(&self) -> bool {
+        self.inner.closed.load(Ordering::SeqCst)
+    }
+
+    /// Closes the connection.
+    pub fn close(&self) {
+        let _ = self.inner.fd.get_ref().shutdown(std::net::Shutdown::Both);
+    }
+}
+
+async fn write_loop(inner: Arc<Inner>) {
+    let mut chunk = Vec::new();
+    loop {
+        inner.flush.notified().await;
+        loop {
+            {
+                let mut out = lock(&inner.out);
+                if out.buf.is_empty() {
+                    out.flushing = false;
+                    break;
+                }
+                std::mem::swap(&mut out.buf, &mut chunk);
+            }
+            if write_all(&inner.fd, &chunk).await.is_err() {
+                // The reader notices the dead socket and fails what waits.
+                let _ = inner.fd.get_ref().shutdown(std::net::Shutdown::Both);
+                return;
+            }
+            chunk.clear();
+        }
+        if inner.closed.load(Ordering::SeqCst) {
+            return;
+        }
+    }
+}
+
+async fn write_all(fd: &AsyncFd<UnixStream>, mut bytes: &[u8]) -> std::io::Result<()> {
+    while !bytes.is_empty() {
+        let mut guard = fd.writable().await?;
+        match guard.try_io(|s| s.get_ref().write(bytes)) {
+            Ok(Ok(0)) => return Err(ErrorKind::WriteZero.into()),
+            Ok(Ok(n)) => bytes = &bytes[n..],
+            Ok(Err(e)) if e.kind() == ErrorKind::Interrupted => {}
+            Ok(Err(e)) => return Err(e),
+            Err(_would_block) => {}
+        }
+    }
+    Ok(())
+}
+
+async fn read_loop(inner: Arc<Inner>) {
+    let decoder = FrameDecoder::new(DEFAULT_MAX_FRAME_LEN);
+    let mut buf = BytesMut::with_capacity(READ_CHUNK);
+    let mut chunk = vec![0u8; READ_CHUNK];
+    let client = ModuleIpcClient {
+        inner: Arc::clone(&inner),
+    };
+    'outer: loop {
+        let n = {
+            let mut guard = match inner.fd.readable().await {
+                Ok(g) => g,
+                Err(_) => break,
+            };
+            match guard.get_inner().read(&mut chunk) {
+                Ok(0) => break,
+                Ok(n) => {
+                    // A short read drained the socket: clear readiness now
+                    // rather than paying for an EAGAIN read. Data arriving
+                    // after the read raises a new edge, which tokio's tick
+                    // check keeps from being lost.
+                    if n < chunk.len() {
+                        guard.clear_ready();
+                    }
+                    n
+                }
+                Err(e) if e.kind() == ErrorKind::WouldBlock => {
+                    guard.clear_ready();
+                    continue;
+                }
+                Err(e) if e.kind() == ErrorKind::Interrupted => continue,
+                Err(_) => break,
+            }
+        };
+        buf.extend_from_slice(&chunk[..n]);
+        loop {
+            match decoder.next_frame(&mut buf) {
+                Ok(Some(frame)) => dispatch(&client, frame),
+                Ok(None) => break,
+                Err(e) => {
+                    tracing::error!(error = %e, "undecodable frame from the node; closing");
+                    break 'outer;
+                }
+            }
+        }
+    }
+    close_inner(&inner);
+}
+
+fn close_inner(inner: &Inner) {
+    inner.closed.store(true, Ordering::SeqCst);
+    let _ = inner.fd.get_ref().shutdown(std::net::Shutdown::Both);
+    let pending: Vec<_> = lock(&inner.pending).drain().collect();
+    for (_, tx) in pending {
+        let _ = tx.send(Err(RemoteError::new(ErrorCode::ConnectionClosed, "connection to the node closed")));
+    }
+    if let Some(tx) = lock(&inner.handshake).take() {
+        let _ = tx.send(Err(SdkError::ConnectionClosed));
+    }
+    inner.shutdown.send_modify(|_| {});
+    inner.flush.notify_one();
+}
+
+fn dispatch(client: &ModuleIpcClient, frame: Frame) {
+    let inner = &client.inner;
+    match frame {
+        Frame::Response(r) => {
+            if let Some(tx) = lock(&inner.pending).remove(&r.id) {
+                let _ = tx.send(r.result);
+            }
+        }
+        Frame::Event(e) => {
+            let event = match e.event() {
+                Ok(ev) => ev,
+                Err(err) => {
+                    tracing::warn!(event = %e.name, error = %err, "undecodable event payload dropped");
+                    inner.dropped_events.fetch_add(1, Ordering::Relaxed);
+                    return;
+                }
+            };
+            if inner.events_tx.try_send(ReceivedEvent { seq: e.seq, event }).is_err() {
+                inner.dropped_events.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+        Frame::Request(request) => dispatch_invocation(client, request),
+        Frame::Welcome(w) => {
+            if let Some(tx) = lock(&inner.handshake).take() {
+                let _ = tx.send(Ok(w));
+            }
+        }
+        Frame::Refused(r) => {
+            if let Some(tx) = lock(&inner.handshake).take() {
+                let _ = tx.send(Err(SdkError::Refused {
+                    code: r.code,
+                    reason: r.reason,
+                }));
+            }
+        }
+        Frame::Shutdown(s) => {
+            inner.shutdown.send_replace(Some(s));
+        }
+        Frame::Hello(_) | Frame::Log(_) | Frame::Unknown { .. } => {}
+    }
+}
+
+fn dispatch_invocation(client: &ModuleIpcClient, request: Request) {
+    let inner = &client.inner;
+    if !inner.invocations_taken.load(Ordering::SeqCst) {
+        let _ = client.respond(request.id, Err(RemoteError::method_not_found(&request.method)));
+        return;
+    }
+    let invocation = Invocation::new(client.clone(), request);
+    if let Err(mpsc::error::SendError(invocation)) = inner.invocations_tx.send(invocation) {
+        let error = RemoteError::method_not_found(invocation.method());
+        invocation.reject(error);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn connect_to_a_missing_socket_is_an_io_error() {
+        let err = ModuleIpcClient::connect("/nonexistent/blvm.sock").await.unwrap_err();
+        assert!(matches!(err, SdkError::Io(_)));
+    }
+}

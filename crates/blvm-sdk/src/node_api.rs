@@ -1,0 +1,175 @@
+//! [`NodeApiIpc`]: typed async methods for every request a module can make.
+//!
+//! Each method needs the capability named in its doc; without it the node
+//! answers `permission_denied` ([`SdkError::Remote`]) and the connection
+//! stays usable.
+
+use blvm_module_protocol::methods::chain::{
+    BlockHashResult, BlockResult, ByHash, ByHeight, ByTxid, ChainInfo, ChainTip, FoundResult, HeaderResult,
+    HeightResult, OutPoint, TransactionResult, Utxo, UtxoResult,
+};
+use blvm_module_protocol::methods::events::{EventTypes, SubscriptionResult};
+use blvm_module_protocol::methods::mempool::{
+    FeeEstimate, FeeEstimateParams, MempoolSize, MempoolTransaction, MempoolTxids, SubmitTransaction,
+    SubmittedTransaction,
+};
+use blvm_module_protocol::methods::mining::{BlockTemplate, BlockTemplateParams, SubmitBlock, SubmitBlockResult};
+use blvm_module_protocol::methods::network::{NetworkPeers, NetworkStats, PeerInfo};
+use blvm_module_protocol::{Empty, EventType, Hash32, Method};
+
+use crate::error::SdkError;
+use crate::ipc::ModuleIpcClient;
+
+/// The node's API as seen from a module.
+#[derive(Debug, Clone)]
+pub struct NodeApiIpc {
+    client: ModuleIpcClient,
+}
+
+impl NodeApiIpc {
+    /// Wraps a connected (and handshaken) client.
+    pub fn new(client: ModuleIpcClient) -> Self {
+        NodeApiIpc { client }
+    }
+
+    /// The underlying client, for custom requests.
+    pub fn client(&self) -> &ModuleIpcClient {
+        &self.client
+    }
+
+    async fn call<P: serde::Serialize, R: serde::de::DeserializeOwned>(&self, method: Method, params: &P) -> Result<R, SdkError> {
+        self.client.request(method.name(), params).await
+    }
+
+    /// Liveness check; needs no capability.
+    pub async fn ping(&self) -> Result<(), SdkError> {
+        self.call::<_, Empty>(Method::Ping, &Empty {}).await.map(|_| ())
+    }
+
+    /// A block's consensus bytes by hash (`read_blockchain`).
+    pub async fn get_block(&self, hash: Hash32) -> Result<Option<Vec<u8>>, SdkError> {
+        Ok(self.call::<_, BlockResult>(Method::GetBlock, &ByHash { hash }).await?.block)
+    }
+
+    /// An 80-byte header and its height (`read_blockchain`).
+    pub async fn get_block_header(&self, hash: Hash32) -> Result<Option<(Vec<u8>, u64)>, SdkError> {
+        let r: HeaderResult = self.call(Method::GetBlockHeader, &ByHash { hash }).await?;
+        Ok(r.header.zip(r.height))
+    }
+
+    /// A block of the active chain by height (`read_blockchain`).
+    pub async fn get_block_by_height(&self, height: u64) -> Result<Option<Vec<u8>>, SdkError> {
+        Ok(self.call::<_, BlockResult>(Method::GetBlockByHeight, &ByHeight { height }).await?.block)
+    }
+
+    /// The active chain's block hash at a height (`read_blockchain`).
+    pub async fn get_block_hash(&self, height: u64) -> Result<Option<Hash32>, SdkError> {
+        Ok(self.call::<_, BlockHashResult>(Method::GetBlockHash, &ByHeight { height }).await?.hash)
+    }
+
+    /// A confirmed transaction and its block (`read_blockchain`).
+    pub async fn get_transaction(&self, txid: Hash32) -> Result<Option<(Vec<u8>, Hash32)>, SdkError> {
+        let r: TransactionResult = self.call(Method::GetTransaction, &ByTxid { txid }).await?;
+        Ok(r.tx.zip(r.block_hash))
+    }
+
+    /// Whether a confirmed transaction exists (`read_blockchain`).
+    pub async fn has_transaction(&self, txid: Hash32) -> Result<bool, SdkError> {
+        Ok(self.call::<_, FoundResult>(Method::HasTransaction, &ByTxid { txid }).await?.found)
+    }
+
+    /// The active tip (`read_chain_state`).
+    pub async fn get_chain_tip(&self) -> Result<ChainTip, SdkError> {
+        self.call(Method::GetChainTip, &Empty {}).await
+    }
+
+    /// The active tip's height (`read_chain_state`).
+    pub async fn get_block_height(&self) -> Result<u64, SdkError> {
+        Ok(self.call::<_, HeightResult>(Method::GetBlockHeight, &Empty {}).await?.height)
+    }
+
+    /// Network, tip, chain work, difficulty (`read_chain_state`).
+    pub async fn get_chain_info(&self) -> Result<ChainInfo, SdkError> {
+        self.call(Method::GetChainInfo, &Empty {}).await
+    }
+
+    /// An unspent output (`read_utxo`).
+    pub async fn get_utxo(&self, txid: Hash32, vout: u32) -> Result<Option<Utxo>, SdkError> {
+        Ok(self.call::<_, UtxoResult>(Method::GetUtxo, &OutPoint { txid, vout }).await?.utxo)
+    }
+
+    /// The mempool's txids (`read_mempool`).
+    pub async fn get_mempool_transactions(&self) -> Result<Vec<Hash32>, SdkError> {
+        Ok(self.call::<_, MempoolTxids>(Method::GetMempoolTransactions, &Empty {}).await?.txids)
+    }
+
+    /// A mempool transaction and its fee (`read_mempool`).
+    pub async fn get_mempool_transaction(&self, txid: Hash32) -> Result<MempoolTransaction, SdkError> {
+        self.call(Method::GetMempoolTransaction, &ByTxid { txid }).await
+    }
+
+    /// Mempool totals (`read_mempool`).
+    pub async fn get_mempool_size(&self) -> Result<MempoolSize, SdkError> {
+        self.call(Method::GetMempoolSize, &Empty {}).await
+    }
+
+    /// Whether a txid is in the mempool (`read_mempool`).
+    pub async fn check_transaction_in_mempool(&self, txid: Hash32) -> Result<bool, SdkError> {
+        Ok(self.call::<_, FoundResult>(Method::CheckTransactionInMempool, &ByTxid { txid }).await?.found)
+    }
+
+    /// A fee-rate estimate in sat/vB (`read_mempool`).
+    pub async fn get_fee_estimate(&self, target_blocks: u32) -> Result<Option<f64>, SdkError> {
+        Ok(self
+            .call::<_, FeeEstimate>(Method::GetFeeEstimate, &FeeEstimateParams { target_blocks })
+            .await?
+            .sat_per_vb)
+    }
+
+    /// A block template (`read_mempool`).
+    pub async fn get_block_template(&self, coinbase_script: Option<Vec<u8>>) -> Result<BlockTemplate, SdkError> {
+        self.call(Method::GetBlockTemplate, &BlockTemplateParams { coinbase_script }).await
+    }
+
+    /// Submits a transaction (`send_transactions`).
+    pub async fn submit_transaction(&self, tx: Vec<u8>) -> Result<Hash32, SdkError> {
+        Ok(self
+            .call::<_, SubmittedTransaction>(Method::SubmitTransaction, &SubmitTransaction { tx })
+            .await?
+            .txid)
+    }
+
+    /// Submits a mined block (`send_transactions`).
+    pub async fn submit_block(&self, block: Vec<u8>) -> Result<SubmitBlockResult, SdkError> {
+        self.call(Method::SubmitBlock, &SubmitBlock { block }).await
+    }
+
+    /// Traffic counters (`read_network`).
+    pub async fn get_network_stats(&self) -> Result<NetworkStats, SdkError> {
+        self.call(Method::GetNetworkStats, &Empty {}).await
+    }
+
+    /// Connected peers (`read_network`).
+    pub async fn get_network_peers(&self) -> Result<Vec<PeerInfo>, SdkError> {
+        Ok(self.call::<_, NetworkPeers>(Method::GetNetworkPeers, &Empty {}).await?.peers)
+    }
+
+    /// Subscribes to event types (`subscribe_events`, plus each type's own
+    /// capability); returns every type now subscribed, by name.
+    pub async fn subscribe_events(&self, types: &[EventType]) -> Result<Vec<String>, SdkError> {
+        let events = types.iter().map(|t| t.name().to_owned()).collect();
+        Ok(self
+            .call::<_, SubscriptionResult>(Method::SubscribeEvents, &EventTypes { events })
+            .await?
+            .subscribed)
+    }
+
+    /// Removes event types from the subscription.
+    pub async fn unsubscribe_events(&self, types: &[EventType]) -> Result<Vec<String>, SdkError> {
+        let events = types.iter().map(|t| t.name().to_owned()).collect();
+        Ok(self
+            .call::<_, SubscriptionResult>(Method::UnsubscribeEvents, &EventTypes { events })
+            .await?
+            .subscribed)
+    }
+}

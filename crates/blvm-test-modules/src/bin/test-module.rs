@@ -1,0 +1,169 @@
+//! A scriptable module for the integration tests.
+//!
+//! `BLVM_TEST_MODE` picks a behaviour; every observation is one line on
+//! stdout (`EVENT <seq> <name> ...`, `RESULT ...`, `DENIED ...`), which the
+//! test reads. Lines are flushed at once so the test never waits on a
+//! buffer.
+
+use std::io::Write;
+
+use blvm_sdk::protocol::methods::invocation::{ModuleCall, ModuleCallResult, MODULE_CALL};
+use blvm_sdk::protocol::{Event, EventType, RemoteError};
+use blvm_sdk::{ModuleIntegration, SdkError};
+
+fn say(line: impl AsRef<str>) {
+    let mut out = std::io::stdout().lock();
+    let _ = writeln!(out, "{}", line.as_ref());
+    let _ = out.flush();
+}
+
+fn event_types() -> Vec<EventType> {
+    std::env::var("BLVM_TEST_EVENTS")
+        .unwrap_or_else(|_| "NewBlock".into())
+        .split(',')
+        .filter(|s| !s.is_empty())
+        .map(|n| EventType::from_name(n).unwrap_or_else(|| panic!("unknown event type {n}")))
+        .collect()
+}
+
+fn describe(event: &Event) -> String {
+    match event {
+        Event::NewBlock(b) => format!("{} {}", b.height, b.block_hash),
+        Event::ModuleLoaded(m) => format!("{} {}", m.module_name, m.version),
+        Event::Unknown { name, .. } => format!("unknown {name}"),
+        other => format!("{other:?}"),
+    }
+}
+
+#[tokio::main(flavor = "current_thread")]
+async fn main() {
+    let mode = std::env::var("BLVM_TEST_MODE").unwrap_or_else(|_| "events".into());
+    let mut integration = match ModuleIntegration::from_env().await {
+        Ok(i) => i,
+        Err(SdkError::Refused { code, reason }) => {
+            say(format!("REFUSED {code} {reason}"));
+            return;
+        }
+        Err(e) => {
+            say(format!("ERROR {e}"));
+            std::process::exit(2);
+        }
+    };
+    let caps: Vec<_> = integration.welcome().capabilities.iter().map(|p| p.as_str()).collect();
+    say(format!("WELCOME {}", caps.join(",")));
+    let result = match mode.as_str() {
+        "events" => events(&mut integration).await,
+        "concurrent" => concurrent(&mut integration).await,
+        "denied" => denied(&integration).await,
+        "stall" => stall(&mut integration).await,
+        "invoke" => invoke(&integration).await,
+        other => {
+            say(format!("ERROR unknown mode {other}"));
+            Ok(())
+        }
+    };
+    if let Err(e) = result {
+        say(format!("ERROR {e}"));
+        std::process::exit(1);
+    }
+}
+
+/// Subscribes and reports every event until the connection closes.
+async fn events(integration: &mut ModuleIntegration) -> Result<(), SdkError> {
+    let subscribed = integration.subscribe_events(event_types()).await?;
+    say(format!("SUBSCRIBED {}", subscribed.join(",")));
+    let mut rx = integration.event_receiver()?;
+    while let Some(received) = rx.recv().await {
+        say(format!("EVENT {} {} {}", received.seq, received.event.name(), describe(&received.event)));
+    }
+    say("CLOSED");
+    Ok(())
+}
+
+/// 64 requests in flight at once while events stream in; reports each
+/// answer, then the count of events seen meanwhile.
+async fn concurrent(integration: &mut ModuleIntegration) -> Result<(), SdkError> {
+    integration.subscribe_events(vec![EventType::NewBlock]).await?;
+    let mut rx = integration.event_receiver()?;
+    say("READY");
+    let api = integration.node_api();
+    let mut tasks = Vec::new();
+    for height in 0..64u64 {
+        let api = api.clone();
+        tasks.push(tokio::spawn(async move {
+            let hash = api.get_block_hash(height).await?;
+            let block = api.get_block_by_height(height).await?;
+            Ok::<_, SdkError>((height, hash, block.map(|b| b.len())))
+        }));
+    }
+    let counter = tokio::spawn(async move {
+        let mut n = 0u64;
+        let mut last = 0;
+        while let Some(e) = rx.recv().await {
+            n += 1;
+            last = e.seq;
+            if let Event::NewBlock(b) = &e.event {
+                if b.height == u64::MAX {
+                    break;
+                }
+            }
+        }
+        (n, last)
+    });
+    for t in tasks {
+        let (height, hash, len) = t.await.map_err(|e| SdkError::Io(std::io::Error::other(e)))??;
+        let hash = hash.map(|h| h.to_string()).unwrap_or_else(|| "none".into());
+        say(format!("RESULT {height} {hash} {}", len.unwrap_or(0)));
+    }
+    say("REQUESTS DONE");
+    let (n, last) = counter.await.map_err(|e| SdkError::Io(std::io::Error::other(e)))?;
+    say(format!("EVENTS {n} {last}"));
+    Ok(())
+}
+
+/// A denied request, then ordinary ones on the same connection.
+async fn denied(integration: &ModuleIntegration) -> Result<(), SdkError> {
+    let api = integration.node_api();
+    match api.get_utxo(blvm_sdk::Hash32([0; 32]), 0).await {
+        Err(SdkError::Remote(RemoteError { code, capability, .. })) => {
+            say(format!("DENIED {code} {}", capability.unwrap_or_default()));
+        }
+        other => say(format!("UNEXPECTED {other:?}")),
+    }
+    api.ping().await?;
+    say("PING OK");
+    say(format!("HEIGHT {}", api.get_block_height().await?));
+    Ok(())
+}
+
+/// Subscribes, then stops reading its socket for good: the SDK's tasks
+/// live on this thread's runtime, and this thread now blocks.
+async fn stall(integration: &mut ModuleIntegration) -> Result<(), SdkError> {
+    integration.subscribe_events(event_types()).await?;
+    say("STALLED");
+    loop {
+        std::thread::park();
+    }
+}
+
+/// Answers `module_call` invocations by asking the node for its height
+/// first: an invocation and a module request in flight together.
+async fn invoke(integration: &ModuleIntegration) -> Result<(), SdkError> {
+    let mut invocations = integration.invocation_receiver()?;
+    let api = integration.node_api();
+    say("READY");
+    while let Some(inv) = invocations.recv().await {
+        if inv.method() != MODULE_CALL {
+            let error = RemoteError::method_not_found(inv.method());
+            inv.reject(error);
+            continue;
+        }
+        let call: ModuleCall = inv.params()?;
+        let height = api.get_block_height().await?;
+        say(format!("CALLED {} {}", call.caller, call.method));
+        inv.respond(&ModuleCallResult {
+            result: height.to_be_bytes().to_vec(),
+        })?;
+    }
+    Ok(())
+}
