@@ -177,10 +177,7 @@ impl RemoteError {
     }
 
     /// The `permission_denied` answer naming the missing capability.
-    pub fn permission_denied(
-        permission: crate::Permission,
-        what: impl fmt::Display,
-    ) -> Self {
+    pub fn permission_denied(permission: crate::Permission, what: impl fmt::Display) -> Self {
         RemoteError {
             code: ErrorCode::PermissionDenied,
             message: format!("{what} requires the `{permission}` capability"),

@@ -175,9 +175,7 @@ impl Frame {
             "refused" => Frame::Refused(decode_body("refused", &payload)?),
             "log" => Frame::Log(decode_body("log", &payload)?),
             "shutdown" => Frame::Shutdown(decode_body("shutdown", &payload)?),
-            other => Frame::Unknown {
-                kind: other.to_owned(),
-            },
+            other => Frame::Unknown { kind: other.to_owned() },
         })
     }
 
@@ -246,11 +244,7 @@ pub mod encode {
     }
 
     /// Serializes `value` as a MessagePack map with field names.
-    pub fn body<T: Serialize + ?Sized>(
-        out: &mut Vec<u8>,
-        what: &'static str,
-        value: &T,
-    ) -> Result<(), EncodeError> {
+    pub fn body<T: Serialize + ?Sized>(out: &mut Vec<u8>, what: &'static str, value: &T) -> Result<(), EncodeError> {
         rmp_serde::encode::write_named(out, value).map_err(|source| EncodeError { what, source })
     }
 
@@ -291,11 +285,7 @@ pub mod encode {
     }
 
     /// A successful response with a typed result.
-    pub fn response<R: Serialize + ?Sized>(
-        out: &mut Vec<u8>,
-        id: u64,
-        result: &R,
-    ) -> Result<(), EncodeError> {
+    pub fn response<R: Serialize + ?Sized>(out: &mut Vec<u8>, id: u64, result: &R) -> Result<(), EncodeError> {
         let start = begin(out);
         response_head(out, id, "result");
         if let Err(e) = body(out, "result", result) {
@@ -352,11 +342,7 @@ pub mod encode {
     }
 
     /// A control frame: the body's fields with `type` first, in one map.
-    pub fn control<T: Serialize>(
-        out: &mut Vec<u8>,
-        kind: &'static str,
-        value: &T,
-    ) -> Result<(), EncodeError> {
+    pub fn control<T: Serialize>(out: &mut Vec<u8>, kind: &'static str, value: &T) -> Result<(), EncodeError> {
         let mut tmp = Vec::new();
         body(&mut tmp, kind, value)?;
         let mut r = Reader::new(&tmp);
@@ -460,7 +446,9 @@ mod tests {
             &[0x01],
             &[0x81, 0xa4, b't', b'y', b'p', b'e'],
             &[0x80],
-            &[0x81, 0xa4, b't', b'y', b'p', b'e', 0xa7, b'r', b'e', b'q', b'u', b'e', b's', b't'],
+            &[
+                0x81, 0xa4, b't', b'y', b'p', b'e', 0xa7, b'r', b'e', b'q', b'u', b'e', b's', b't',
+            ],
             &[0x80, 0x00],
         ] {
             assert!(Frame::decode(Bytes::copy_from_slice(bad)).is_err(), "{bad:?}");

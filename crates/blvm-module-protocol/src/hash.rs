@@ -66,9 +66,7 @@ impl<'de> Deserialize<'de> for Hash32 {
             fn visit_seq<A: de::SeqAccess<'de>>(self, mut seq: A) -> Result<Hash32, A::Error> {
                 let mut out = [0u8; 32];
                 for (i, b) in out.iter_mut().enumerate() {
-                    *b = seq
-                        .next_element()?
-                        .ok_or_else(|| de::Error::invalid_length(i, &self))?;
+                    *b = seq.next_element()?.ok_or_else(|| de::Error::invalid_length(i, &self))?;
                 }
                 if seq.next_element::<u8>()?.is_some() {
                     return Err(de::Error::invalid_length(33, &self));
@@ -111,10 +109,7 @@ pub mod bytes_field {
                 fn visit_byte_buf<E>(self, v: Vec<u8>) -> Result<ByteBuf, E> {
                     Ok(ByteBuf(v))
                 }
-                fn visit_seq<A: serde::de::SeqAccess<'de>>(
-                    self,
-                    mut seq: A,
-                ) -> Result<ByteBuf, A::Error> {
+                fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<ByteBuf, A::Error> {
                     let mut out = Vec::with_capacity(seq.size_hint().unwrap_or(0).min(4096));
                     while let Some(b) = seq.next_element()? {
                         out.push(b);

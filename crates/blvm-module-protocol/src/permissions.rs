@@ -102,8 +102,7 @@ impl Serialize for Permission {
 impl<'de> Deserialize<'de> for Permission {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
         let name = <std::borrow::Cow<'de, str>>::deserialize(deserializer)?;
-        Permission::from_name(&name)
-            .ok_or_else(|| serde::de::Error::custom(format!("unknown capability `{name}`")))
+        Permission::from_name(&name).ok_or_else(|| serde::de::Error::custom(format!("unknown capability `{name}`")))
     }
 }
 
@@ -150,9 +149,7 @@ impl PermissionSet {
     }
 
     /// Parses a list of capability names, refusing the first unknown one.
-    pub fn from_names<S: AsRef<str>>(
-        names: impl IntoIterator<Item = S>,
-    ) -> Result<Self, UnknownPermissionError> {
+    pub fn from_names<S: AsRef<str>>(names: impl IntoIterator<Item = S>) -> Result<Self, UnknownPermissionError> {
         names.into_iter().map(|n| n.as_ref().parse::<Permission>()).collect()
     }
 }
@@ -210,9 +207,10 @@ mod tests {
         assert!(set.contains(Permission::ReadBlockchain));
         assert!(!set.contains(Permission::ReadUTXO));
         let policy: PermissionSet = [Permission::ReadBlockchain].into_iter().collect();
-        assert_eq!(set.intersection(&policy).iter().collect::<Vec<_>>(), vec![
-            Permission::ReadBlockchain
-        ]);
+        assert_eq!(
+            set.intersection(&policy).iter().collect::<Vec<_>>(),
+            vec![Permission::ReadBlockchain]
+        );
         let err = PermissionSet::from_names(["read_everything"]).unwrap_err();
         assert_eq!(err.name, "read_everything");
     }

@@ -45,14 +45,28 @@ impl ModuleIntegration {
         version: impl AsRef<str>,
     ) -> Result<ModuleIntegration, SdkError> {
         let token = ModuleEnv::token()?;
-        Self::connect_with_token(socket_path, module_id.as_ref(), module_name.as_ref(), version.as_ref(), &token).await
+        Self::connect_with_token(
+            socket_path,
+            module_id.as_ref(),
+            module_name.as_ref(),
+            version.as_ref(),
+            &token,
+        )
+        .await
     }
 
     /// Connects with every detail from the environment the node sets
     /// (see [`crate::env`]).
     pub async fn from_env() -> Result<ModuleIntegration, SdkError> {
         let env = ModuleEnv::from_env()?;
-        Self::connect_with_token(&env.socket_path, &env.module_id, &env.module_name, &env.version, &env.token).await
+        Self::connect_with_token(
+            &env.socket_path,
+            &env.module_id,
+            &env.module_name,
+            &env.version,
+            &env.token,
+        )
+        .await
     }
 
     /// Connects with an explicit token.

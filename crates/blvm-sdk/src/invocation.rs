@@ -62,7 +62,10 @@ impl Drop for Invocation {
         if !self.answered {
             let _ = self.client.respond(
                 self.request.id,
-                Err(RemoteError::new(ErrorCode::Internal, "the module dropped the invocation unanswered")),
+                Err(RemoteError::new(
+                    ErrorCode::Internal,
+                    "the module dropped the invocation unanswered",
+                )),
             );
         }
     }

@@ -37,7 +37,11 @@ impl NodeApiIpc {
         &self.client
     }
 
-    async fn call<P: serde::Serialize, R: serde::de::DeserializeOwned>(&self, method: Method, params: &P) -> Result<R, SdkError> {
+    async fn call<P: serde::Serialize, R: serde::de::DeserializeOwned>(
+        &self,
+        method: Method,
+        params: &P,
+    ) -> Result<R, SdkError> {
         self.client.request(method.name(), params).await
     }
 
@@ -48,7 +52,10 @@ impl NodeApiIpc {
 
     /// A block's consensus bytes by hash (`read_blockchain`).
     pub async fn get_block(&self, hash: Hash32) -> Result<Option<Vec<u8>>, SdkError> {
-        Ok(self.call::<_, BlockResult>(Method::GetBlock, &ByHash { hash }).await?.block)
+        Ok(self
+            .call::<_, BlockResult>(Method::GetBlock, &ByHash { hash })
+            .await?
+            .block)
     }
 
     /// An 80-byte header and its height (`read_blockchain`).
@@ -59,12 +66,18 @@ impl NodeApiIpc {
 
     /// A block of the active chain by height (`read_blockchain`).
     pub async fn get_block_by_height(&self, height: u64) -> Result<Option<Vec<u8>>, SdkError> {
-        Ok(self.call::<_, BlockResult>(Method::GetBlockByHeight, &ByHeight { height }).await?.block)
+        Ok(self
+            .call::<_, BlockResult>(Method::GetBlockByHeight, &ByHeight { height })
+            .await?
+            .block)
     }
 
     /// The active chain's block hash at a height (`read_blockchain`).
     pub async fn get_block_hash(&self, height: u64) -> Result<Option<Hash32>, SdkError> {
-        Ok(self.call::<_, BlockHashResult>(Method::GetBlockHash, &ByHeight { height }).await?.hash)
+        Ok(self
+            .call::<_, BlockHashResult>(Method::GetBlockHash, &ByHeight { height })
+            .await?
+            .hash)
     }
 
     /// A confirmed transaction and its block (`read_blockchain`).
@@ -75,7 +88,10 @@ impl NodeApiIpc {
 
     /// Whether a confirmed transaction exists (`read_blockchain`).
     pub async fn has_transaction(&self, txid: Hash32) -> Result<bool, SdkError> {
-        Ok(self.call::<_, FoundResult>(Method::HasTransaction, &ByTxid { txid }).await?.found)
+        Ok(self
+            .call::<_, FoundResult>(Method::HasTransaction, &ByTxid { txid })
+            .await?
+            .found)
     }
 
     /// The active tip (`read_chain_state`).
@@ -85,7 +101,10 @@ impl NodeApiIpc {
 
     /// The active tip's height (`read_chain_state`).
     pub async fn get_block_height(&self) -> Result<u64, SdkError> {
-        Ok(self.call::<_, HeightResult>(Method::GetBlockHeight, &Empty {}).await?.height)
+        Ok(self
+            .call::<_, HeightResult>(Method::GetBlockHeight, &Empty {})
+            .await?
+            .height)
     }
 
     /// Network, tip, chain work, difficulty (`read_chain_state`).
@@ -95,12 +114,18 @@ impl NodeApiIpc {
 
     /// An unspent output (`read_utxo`).
     pub async fn get_utxo(&self, txid: Hash32, vout: u32) -> Result<Option<Utxo>, SdkError> {
-        Ok(self.call::<_, UtxoResult>(Method::GetUtxo, &OutPoint { txid, vout }).await?.utxo)
+        Ok(self
+            .call::<_, UtxoResult>(Method::GetUtxo, &OutPoint { txid, vout })
+            .await?
+            .utxo)
     }
 
     /// The mempool's txids (`read_mempool`).
     pub async fn get_mempool_transactions(&self) -> Result<Vec<Hash32>, SdkError> {
-        Ok(self.call::<_, MempoolTxids>(Method::GetMempoolTransactions, &Empty {}).await?.txids)
+        Ok(self
+            .call::<_, MempoolTxids>(Method::GetMempoolTransactions, &Empty {})
+            .await?
+            .txids)
     }
 
     /// A mempool transaction and its fee (`read_mempool`).
@@ -115,7 +140,10 @@ impl NodeApiIpc {
 
     /// Whether a txid is in the mempool (`read_mempool`).
     pub async fn check_transaction_in_mempool(&self, txid: Hash32) -> Result<bool, SdkError> {
-        Ok(self.call::<_, FoundResult>(Method::CheckTransactionInMempool, &ByTxid { txid }).await?.found)
+        Ok(self
+            .call::<_, FoundResult>(Method::CheckTransactionInMempool, &ByTxid { txid })
+            .await?
+            .found)
     }
 
     /// A fee-rate estimate in sat/vB (`read_mempool`).
@@ -128,7 +156,8 @@ impl NodeApiIpc {
 
     /// A block template (`read_mempool`).
     pub async fn get_block_template(&self, coinbase_script: Option<Vec<u8>>) -> Result<BlockTemplate, SdkError> {
-        self.call(Method::GetBlockTemplate, &BlockTemplateParams { coinbase_script }).await
+        self.call(Method::GetBlockTemplate, &BlockTemplateParams { coinbase_script })
+            .await
     }
 
     /// Submits a transaction (`send_transactions`).
@@ -151,7 +180,10 @@ impl NodeApiIpc {
 
     /// Connected peers (`read_network`).
     pub async fn get_network_peers(&self) -> Result<Vec<PeerInfo>, SdkError> {
-        Ok(self.call::<_, NetworkPeers>(Method::GetNetworkPeers, &Empty {}).await?.peers)
+        Ok(self
+            .call::<_, NetworkPeers>(Method::GetNetworkPeers, &Empty {})
+            .await?
+            .peers)
     }
 
     /// Subscribes to event types (`subscribe_events`, plus each type's own

@@ -16,9 +16,7 @@ use bitcoin::{Amount, Transaction, Txid};
 use blvm_module_host::{BackendError, NodeBackend};
 use blvm_module_protocol::methods::chain::{ChainInfo, ChainTip, OutPoint, Utxo};
 use blvm_module_protocol::methods::mempool::{MempoolSize, MempoolTransaction};
-use blvm_module_protocol::methods::mining::{
-    BlockTemplate, BlockTemplateParams, SubmitBlockResult,
-};
+use blvm_module_protocol::methods::mining::{BlockTemplate, BlockTemplateParams, SubmitBlockResult};
 use blvm_module_protocol::methods::network::{NetworkStats, PeerInfo};
 use blvm_module_protocol::Hash32;
 
@@ -126,9 +124,7 @@ impl NodeBackend for MemoryChain {
     }
 
     fn get_transaction(&self, txid: &Hash32) -> Result<Option<(Vec<u8>, Hash32)>, BackendError> {
-        Ok(self
-            .confirmed_tx(txid)
-            .map(|(bytes, h)| (bytes, self.hash_at(h))))
+        Ok(self.confirmed_tx(txid).map(|(bytes, h)| (bytes, self.hash_at(h))))
     }
 
     fn get_chain_tip(&self) -> Result<ChainTip, BackendError> {
@@ -180,11 +176,7 @@ impl NodeBackend for MemoryChain {
     /// the target; `None` when the mempool is empty.
     fn get_fee_estimate(&self, _target_blocks: u32) -> Result<Option<f64>, BackendError> {
         let pool = self.pool();
-        let mut rates: Vec<f64> = pool
-            .entries
-            .values()
-            .map(|e| e.fee as f64 / e.vsize as f64)
-            .collect();
+        let mut rates: Vec<f64> = pool.entries.values().map(|e| e.fee as f64 / e.vsize as f64).collect();
         if rates.is_empty() {
             return Ok(None);
         }
@@ -197,10 +189,7 @@ impl NodeBackend for MemoryChain {
         }))
     }
 
-    fn get_block_template(
-        &self,
-        _params: &BlockTemplateParams,
-    ) -> Result<BlockTemplate, BackendError> {
+    fn get_block_template(&self, _params: &BlockTemplateParams) -> Result<BlockTemplate, BackendError> {
         Err(BackendError::Unavailable(
             "the in-memory test chain has no miner".into(),
         ))
@@ -215,8 +204,7 @@ impl NodeBackend for MemoryChain {
     /// `bad-txns-premature-spend-of-coinbase`, `bad-txns-in-belowout`.
     /// Scripts are not verified and no relay policy applies.
     fn submit_transaction(&self, bytes: &[u8]) -> Result<Hash32, BackendError> {
-        let tx: Transaction =
-            bitcoin::consensus::deserialize(bytes).map_err(|_| rejected("TX decode failed"))?;
+        let tx: Transaction = bitcoin::consensus::deserialize(bytes).map_err(|_| rejected("TX decode failed"))?;
         check_transaction(&tx)?;
         if tx.is_coinbase() {
             return Err(rejected("coinbase"));
@@ -226,11 +214,7 @@ impl NodeBackend for MemoryChain {
         if pool.entries.contains_key(&txid) {
             return Err(rejected("txn-already-in-mempool"));
         }
-        if tx
-            .input
-            .iter()
-            .any(|i| pool.spent_by.contains_key(&i.previous_output))
-        {
+        if tx.input.iter().any(|i| pool.spent_by.contains_key(&i.previous_output)) {
             return Err(rejected("txn-mempool-conflict"));
         }
         let already_known = (0..tx.output.len()).any(|vout| {
@@ -395,17 +379,8 @@ mod tests {
         );
         // The block-170 payment to Hal Finney is still unspent at 438.
         let (spend, _) = real_spends().remove(0);
-        let hal = c
-            .get_utxo(&OutPoint {
-                txid: spend,
-                vout: 0,
-            })
-            .unwrap()
-            .unwrap();
-        assert_eq!(
-            (hal.value, hal.height, hal.is_coinbase),
-            (1_000_000_000, 170, false)
-        );
+        let hal = c.get_utxo(&OutPoint { txid: spend, vout: 0 }).unwrap().unwrap();
+        assert_eq!((hal.value, hal.height, hal.is_coinbase), (1_000_000_000, 170, false));
     }
 
     #[test]
@@ -444,19 +419,13 @@ mod tests {
         let tx170: Transaction = bitcoin::consensus::deserialize(raw170).unwrap();
 
         let c = MemoryChain::mainnet_up_to(169);
-        assert_eq!(
-            reason(c.submit_transaction(&[0xde, 0xad])),
-            "TX decode failed"
-        );
+        assert_eq!(reason(c.submit_transaction(&[0xde, 0xad])), "TX decode failed");
         let mut trailing = raw170.clone();
         trailing.push(0);
         assert_eq!(reason(c.submit_transaction(&trailing)), "TX decode failed");
         // Block 181's tx spends block 170's, which is neither confirmed nor
         // in the mempool yet.
-        assert_eq!(
-            reason(c.submit_transaction(raw181)),
-            "bad-txns-inputs-missingorspent"
-        );
+        assert_eq!(reason(c.submit_transaction(raw181)), "bad-txns-inputs-missingorspent");
         let coinbase = MemoryChain::raw_tx(&c.txids()[1]).unwrap();
         assert_eq!(reason(c.submit_transaction(&coinbase)), "coinbase");
 
@@ -466,14 +435,8 @@ mod tests {
         cheaper.output[0].value -= Amount::from_sat(1);
         let cheaper = bitcoin::consensus::serialize(&cheaper);
         assert_eq!(c.submit_transaction(raw170).unwrap(), *id170);
-        assert_eq!(
-            reason(c.submit_transaction(raw170)),
-            "txn-already-in-mempool"
-        );
-        assert_eq!(
-            reason(c.submit_transaction(&cheaper)),
-            "txn-mempool-conflict"
-        );
+        assert_eq!(reason(c.submit_transaction(raw170)), "txn-already-in-mempool");
+        assert_eq!(reason(c.submit_transaction(&cheaper)), "txn-mempool-conflict");
         assert_eq!(c.get_mempool_size().unwrap().count, 1);
 
         // One satoshi more out than block 9's 50 BTC coinbase holds.
@@ -481,17 +444,11 @@ mod tests {
         let mut dearer = tx170.clone();
         dearer.output[0].value += Amount::from_sat(1);
         let dearer = bitcoin::consensus::serialize(&dearer);
-        assert_eq!(
-            reason(fresh.submit_transaction(&dearer)),
-            "bad-txns-in-belowout"
-        );
+        assert_eq!(reason(fresh.submit_transaction(&dearer)), "bad-txns-in-belowout");
         let mut dup = tx170.clone();
         dup.input.push(dup.input[0].clone());
         let dup = bitcoin::consensus::serialize(&dup);
-        assert_eq!(
-            reason(fresh.submit_transaction(&dup)),
-            "bad-txns-inputs-duplicate"
-        );
+        assert_eq!(reason(fresh.submit_transaction(&dup)), "bad-txns-inputs-duplicate");
         assert_eq!(fresh.get_mempool_size().unwrap().count, 0);
 
         // Block 9's coinbase matures for block 109 (9 + 100).
@@ -501,9 +458,7 @@ mod tests {
             "bad-txns-premature-spend-of-coinbase"
         );
         assert_eq!(
-            MemoryChain::mainnet_up_to(108)
-                .submit_transaction(raw170)
-                .unwrap(),
+            MemoryChain::mainnet_up_to(108).submit_transaction(raw170).unwrap(),
             *id170
         );
 
@@ -531,10 +486,7 @@ mod tests {
             Err(BackendError::Unavailable(_))
         ));
         let stats = c.get_network_stats().unwrap();
-        assert_eq!(
-            (stats.peer_count, stats.bytes_sent, stats.bytes_received),
-            (0, 0, 0)
-        );
+        assert_eq!((stats.peer_count, stats.bytes_sent, stats.bytes_received), (0, 0, 0));
         assert!(c.get_network_peers().unwrap().is_empty());
     }
 
@@ -542,9 +494,7 @@ mod tests {
     fn usable_as_a_shared_trait_object() {
         let c: std::sync::Arc<dyn NodeBackend> = std::sync::Arc::new(MemoryChain::mainnet_0_438());
         let c2 = c.clone();
-        std::thread::spawn(move || c2.get_chain_tip().unwrap())
-            .join()
-            .unwrap();
+        std::thread::spawn(move || c2.get_chain_tip().unwrap()).join().unwrap();
         assert_eq!(c.get_chain_tip().unwrap().height, 438);
     }
 }

@@ -25,10 +25,7 @@ const MAINNET_0_438: &[u8] = include_bytes!(concat!(
 ));
 
 /// The raw mainnet block 702861.
-const BLOCK_702861: &[u8] = include_bytes!(concat!(
-    env!("CARGO_MANIFEST_DIR"),
-    "/data/mainnet/block-702861.raw"
-));
+const BLOCK_702861: &[u8] = include_bytes!(concat!(env!("CARGO_MANIFEST_DIR"), "/data/mainnet/block-702861.raw"));
 
 /// Mainnet message start, as the bytes appear in `blk*.dat`.
 const MAINNET_MAGIC: [u8; 4] = [0xf9, 0xbe, 0xb4, 0xd9];
@@ -40,12 +37,10 @@ pub const MAINNET_TIP_HEIGHT: u64 = 438;
 pub const GENESIS_HASH: &str = "000000000019d6689c085ae165831e934ff763ae46a2a6c172b3f1b60a8ce26f";
 
 /// The hash of mainnet block 438, the last embedded block, display hex.
-pub const MAINNET_TIP_HASH: &str =
-    "0000000025c6b644f8add734be7e666fa4afa43ca0204d623a0c0b1fd2104c7a";
+pub const MAINNET_TIP_HASH: &str = "0000000025c6b644f8add734be7e666fa4afa43ca0204d623a0c0b1fd2104c7a";
 
 /// The hash of mainnet block 702861 (see [`block_702861`]), display hex.
-pub const BLOCK_702861_HASH: &str =
-    "000000000000000000000c835b2adcaedc20fdf6ee440009c249452c726dafae";
+pub const BLOCK_702861_HASH: &str = "000000000000000000000c835b2adcaedc20fdf6ee440009c249452c726dafae";
 
 /// Coinbase outputs may be spent by a block this many blocks deeper.
 pub(crate) const COINBASE_MATURITY: u64 = 100;
@@ -61,14 +56,9 @@ pub(crate) const COINBASE_MATURITY: u64 = 100;
 /// If the embedded header does not hash to [`BLOCK_702861_HASH`] (a
 /// corrupt fixture).
 pub fn block_702861() -> (&'static [u8], Hash32) {
-    let header: bitcoin::block::Header =
-        bitcoin::consensus::deserialize(&BLOCK_702861[..80]).expect("80-byte header");
+    let header: bitcoin::block::Header = bitcoin::consensus::deserialize(&BLOCK_702861[..80]).expect("80-byte header");
     let hash = block_hash32(header.block_hash());
-    assert_eq!(
-        hash.to_string(),
-        BLOCK_702861_HASH,
-        "block-702861.raw is corrupt"
-    );
+    assert_eq!(hash.to_string(), BLOCK_702861_HASH, "block-702861.raw is corrupt");
     (BLOCK_702861, hash)
 }
 
@@ -115,8 +105,8 @@ fn parsed_mainnet() -> &'static [ParsedBlock] {
             assert!(rest.len() >= 8 + len, "truncated block {height}");
             let raw = &rest[8..8 + len];
             rest = &rest[8 + len..];
-            let block: Block = bitcoin::consensus::deserialize(raw)
-                .unwrap_or_else(|e| panic!("block {height} does not parse: {e}"));
+            let block: Block =
+                bitcoin::consensus::deserialize(raw).unwrap_or_else(|e| panic!("block {height} does not parse: {e}"));
             assert_eq!(
                 bitcoin::consensus::serialize(&block),
                 raw,
@@ -126,16 +116,9 @@ fn parsed_mainnet() -> &'static [ParsedBlock] {
                 .header
                 .validate_pow(block.header.target())
                 .unwrap_or_else(|e| panic!("block {height} fails its proof of work: {e}"));
-            assert!(
-                block.check_merkle_root(),
-                "block {height} has a wrong merkle root"
-            );
+            assert!(block.check_merkle_root(), "block {height} has a wrong merkle root");
             match out.last() {
-                None => assert_eq!(
-                    hash.to_string(),
-                    GENESIS_HASH,
-                    "block 0 is not the mainnet genesis"
-                ),
+                None => assert_eq!(hash.to_string(), GENESIS_HASH, "block 0 is not the mainnet genesis"),
                 Some(prev) => assert_eq!(
                     block.header.prev_blockhash,
                     prev.hash,
@@ -145,11 +128,7 @@ fn parsed_mainnet() -> &'static [ParsedBlock] {
             }
             out.push(ParsedBlock { block, raw, hash });
         }
-        assert_eq!(
-            out.len() as u64,
-            MAINNET_TIP_HEIGHT + 1,
-            "expected blocks 0..=438"
-        );
+        assert_eq!(out.len() as u64, MAINNET_TIP_HEIGHT + 1, "expected blocks 0..=438");
         out
     })
 }
@@ -255,8 +234,7 @@ impl MemoryChain {
                 }
             }
             let id = txid32(txid);
-            self.txs
-                .insert(id, (bitcoin::consensus::serialize(tx), height));
+            self.txs.insert(id, (bitcoin::consensus::serialize(tx), height));
             self.txid_order.push(id);
         }
         self.chain_work = self.chain_work + p.block.header.work();
@@ -425,8 +403,7 @@ mod tests {
     }
 
     const BLOCK_170_TX: &str = "f4184fc596403b9d638783cf57adfe4c75c605f6356fbc91338530e9831e9e16";
-    const BLOCK_9_COINBASE: &str =
-        "0437cd7f8525ceed2324359c2d0ba26006d92d856a9c20fa0241106ee5a597c9";
+    const BLOCK_9_COINBASE: &str = "0437cd7f8525ceed2324359c2d0ba26006d92d856a9c20fa0241106ee5a597c9";
 
     #[test]
     fn memory_chain_is_send_and_sync() {
@@ -478,15 +455,9 @@ mod tests {
         // Before block 170 it was unspent: 50 BTC, coinbase, height 9.
         let before = MemoryChain::mainnet_up_to(169);
         let u = before.utxo(&spent).unwrap();
-        assert_eq!(
-            (u.value, u.height, u.is_coinbase),
-            (50 * 100_000_000, 9, true)
-        );
+        assert_eq!((u.value, u.height, u.is_coinbase), (50 * 100_000_000, 9, true));
         assert!(before.confirmed_tx(&id).is_none());
-        assert_eq!(
-            MemoryChain::raw_tx(&id).unwrap(),
-            c.confirmed_tx(&id).unwrap().0
-        );
+        assert_eq!(MemoryChain::raw_tx(&id).unwrap(), c.confirmed_tx(&id).unwrap().0);
     }
 
     #[test]
@@ -513,9 +484,7 @@ mod tests {
                         .flat_map(|b| b.block.txdata.iter())
                         .find(|t| t.compute_txid() == input.previous_output.txid)
                         .unwrap();
-                    value -= funding.output[input.previous_output.vout as usize]
-                        .value
-                        .to_sat();
+                    value -= funding.output[input.previous_output.vout as usize].value.to_sat();
                 }
             }
         }
@@ -539,9 +508,7 @@ mod tests {
         assert!(u.is_coinbase);
         assert_eq!(u.height, 1);
         assert_eq!(c.utxo(&o), Some(u));
-        assert!(MemoryChain::mainnet_up_to(50)
-            .mature_coinbase_outpoint()
-            .is_none());
+        assert!(MemoryChain::mainnet_up_to(50).mature_coinbase_outpoint().is_none());
     }
 
     #[test]

@@ -14,7 +14,4 @@
 mod backend;
 mod chain;
 
-pub use chain::{
-    block_702861, MemoryChain, BLOCK_702861_HASH, GENESIS_HASH, MAINNET_TIP_HASH,
-    MAINNET_TIP_HEIGHT,
-};
+pub use chain::{block_702861, MemoryChain, BLOCK_702861_HASH, GENESIS_HASH, MAINNET_TIP_HASH, MAINNET_TIP_HEIGHT};

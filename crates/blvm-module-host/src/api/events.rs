@@ -100,6 +100,13 @@ struct Counters {
     encode_errors: AtomicU64,
 }
 
+/// A module's counters with its name and queue capacity.
+struct StatsEntry {
+    name: String,
+    capacity: usize,
+    counters: Arc<Counters>,
+}
+
 /// A module's end of the bus.
 struct Subscriber {
     module_id: String,
@@ -151,7 +158,7 @@ pub struct EventManager {
     modules: Mutex<Vec<(String, ModuleEntry)>>,
     /// Counters outlive a module's registration so that stats can be read
     /// after it disconnected.
-    stats: Mutex<HashMap<String, (String, usize, Arc<Counters>)>>,
+    stats: Mutex<HashMap<String, StatsEntry>>,
 }
 
 impl Default for EventManager {
@@ -233,7 +240,14 @@ impl EventManager {
         let capacity = capacity.max(1);
         let (tx, rx) = std::sync::mpsc::sync_channel(capacity);
         let counters = Arc::new(Counters::default());
-        lock(&self.stats).insert(module_id.to_owned(), (name.to_owned(), capacity, Arc::clone(&counters)));
+        lock(&self.stats).insert(
+            module_id.to_owned(),
+            StatsEntry {
+                name: name.to_owned(),
+                capacity,
+                counters: Arc::clone(&counters),
+            },
+        );
         let entry = ModuleEntry {
             name: name.to_owned(),
             version: version.to_owned(),
@@ -350,17 +364,12 @@ impl EventManager {
 
     /// Delivery counters of one module (also after it disconnected).
     pub fn get_delivery_stats(&self, module_id: &str) -> Option<DeliveryStats> {
-        lock(&self.stats)
-            .get(module_id)
-            .map(|(name, cap, c)| snapshot(module_id, name, *cap, c))
+        lock(&self.stats).get(module_id).map(|e| snapshot(module_id, e))
     }
 
     /// Delivery counters of every module the bus has seen, sorted by id.
     pub fn get_all_delivery_stats(&self) -> Vec<DeliveryStats> {
-        let mut all: Vec<_> = lock(&self.stats)
-            .iter()
-            .map(|(id, (name, cap, c))| snapshot(id, name, *cap, c))
-            .collect();
+        let mut all: Vec<_> = lock(&self.stats).iter().map(|(id, e)| snapshot(id, e)).collect();
         all.sort_by(|a, b| a.module_id.cmp(&b.module_id));
         all
     }
@@ -390,15 +399,16 @@ fn encode_module_loaded(name: &str, version: &str) -> Option<Arc<EncodedEvent>> 
     }
 }
 
-fn snapshot(module_id: &str, name: &str, capacity: usize, c: &Counters) -> DeliveryStats {
+fn snapshot(module_id: &str, entry: &StatsEntry) -> DeliveryStats {
+    let c = &entry.counters;
     DeliveryStats {
         module_id: module_id.to_owned(),
-        module_name: name.to_owned(),
+        module_name: entry.name.clone(),
         delivered: c.delivered.load(Ordering::Relaxed),
         dropped_full: c.dropped_full.load(Ordering::Relaxed),
         dropped_closed: c.dropped_closed.load(Ordering::Relaxed),
         encode_errors: c.encode_errors.load(Ordering::Relaxed),
-        queue_capacity: capacity as u64,
+        queue_capacity: entry.capacity as u64,
     }
 }
 

@@ -57,16 +57,24 @@ impl ModuleApiHub {
                 // ever did the module must still get an answer.
                 out.truncate(start);
                 tracing::error!(error = %e, "cannot encode an error response");
-                let _ = encode::response_err(out, request.id, &RemoteError::new(ErrorCode::Internal, "internal error"));
+                let _ = encode::response_err(
+                    out,
+                    request.id,
+                    &RemoteError::new(ErrorCode::Internal, "internal error"),
+                );
             }
         }
     }
 
     fn dispatch(&self, caller: &Caller<'_>, request: &Request, out: &mut Vec<u8>) -> Result<(), RemoteError> {
-        let method = Method::from_name(&request.method).ok_or_else(|| RemoteError::method_not_found(&request.method))?;
+        let method =
+            Method::from_name(&request.method).ok_or_else(|| RemoteError::method_not_found(&request.method))?;
         if let Some(permission) = method.required_permission() {
             if !caller.capabilities.contains(permission) {
-                return Err(RemoteError::permission_denied(permission, format_args!("`{}`", method.name())));
+                return Err(RemoteError::permission_denied(
+                    permission,
+                    format_args!("`{}`", method.name()),
+                ));
             }
         }
         routes::route(self, caller, method, request, out)

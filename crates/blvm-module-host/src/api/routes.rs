@@ -8,7 +8,9 @@ use blvm_module_protocol::methods::chain::{
     TransactionResult, UtxoResult,
 };
 use blvm_module_protocol::methods::events::{EventTypes, SubscriptionResult};
-use blvm_module_protocol::methods::mempool::{FeeEstimate, FeeEstimateParams, MempoolSize, MempoolTxids, SubmitTransaction, SubmittedTransaction};
+use blvm_module_protocol::methods::mempool::{
+    FeeEstimate, FeeEstimateParams, MempoolSize, MempoolTxids, SubmitTransaction, SubmittedTransaction,
+};
 use blvm_module_protocol::methods::mining::{BlockTemplateParams, SubmitBlock};
 use blvm_module_protocol::methods::network::NetworkPeers;
 use blvm_module_protocol::{Empty, ErrorCode, Method, RemoteError, Request};
@@ -18,7 +20,9 @@ use serde::Serialize;
 use super::hub::{Caller, ModuleApiHub};
 
 fn params<T: DeserializeOwned>(request: &Request) -> Result<T, RemoteError> {
-    request.params().map_err(|e| RemoteError::invalid_params(&request.method, e))
+    request
+        .params()
+        .map_err(|e| RemoteError::invalid_params(&request.method, e))
 }
 
 fn reply<T: Serialize>(out: &mut Vec<u8>, request: &Request, result: &T) -> Result<(), RemoteError> {
@@ -37,15 +41,25 @@ pub(super) fn route(
         Method::Ping => reply(out, request, &Empty {}),
         Method::GetBlock => {
             let p: ByHash = params(request)?;
-            reply(out, request, &BlockResult { block: b.get_block(&p.hash)? })
+            reply(
+                out,
+                request,
+                &BlockResult {
+                    block: b.get_block(&p.hash)?,
+                },
+            )
         }
         Method::GetBlockHeader => {
             let p: ByHash = params(request)?;
             let found = b.get_block_header(&p.hash)?;
-            reply(out, request, &HeaderResult {
-                height: found.as_ref().map(|(_, h)| *h),
-                header: found.map(|(bytes, _)| bytes),
-            })
+            reply(
+                out,
+                request,
+                &HeaderResult {
+                    height: found.as_ref().map(|(_, h)| *h),
+                    header: found.map(|(bytes, _)| bytes),
+                },
+            )
         }
         Method::GetBlockByHeight => {
             let p: ByHeight = params(request)?;
@@ -57,28 +71,56 @@ pub(super) fn route(
         }
         Method::GetBlockHash => {
             let p: ByHeight = params(request)?;
-            reply(out, request, &BlockHashResult { hash: b.get_block_hash(p.height)? })
+            reply(
+                out,
+                request,
+                &BlockHashResult {
+                    hash: b.get_block_hash(p.height)?,
+                },
+            )
         }
         Method::GetTransaction => {
             let p: ByTxid = params(request)?;
             let found = b.get_transaction(&p.txid)?;
-            reply(out, request, &TransactionResult {
-                block_hash: found.as_ref().map(|(_, h)| *h),
-                tx: found.map(|(tx, _)| tx),
-            })
+            reply(
+                out,
+                request,
+                &TransactionResult {
+                    block_hash: found.as_ref().map(|(_, h)| *h),
+                    tx: found.map(|(tx, _)| tx),
+                },
+            )
         }
         Method::HasTransaction => {
             let p: ByTxid = params(request)?;
-            reply(out, request, &FoundResult { found: b.get_transaction(&p.txid)?.is_some() })
+            reply(
+                out,
+                request,
+                &FoundResult {
+                    found: b.get_transaction(&p.txid)?.is_some(),
+                },
+            )
         }
         Method::GetChainTip => reply(out, request, &b.get_chain_tip()?),
-        Method::GetBlockHeight => reply(out, request, &HeightResult { height: b.get_chain_tip()?.height }),
+        Method::GetBlockHeight => reply(
+            out,
+            request,
+            &HeightResult {
+                height: b.get_chain_tip()?.height,
+            },
+        ),
         Method::GetChainInfo => reply(out, request, &b.get_chain_info()?),
         Method::GetUtxo => {
             let p: OutPoint = params(request)?;
             reply(out, request, &UtxoResult { utxo: b.get_utxo(&p)? })
         }
-        Method::GetMempoolTransactions => reply(out, request, &MempoolTxids { txids: b.get_mempool_txids()? }),
+        Method::GetMempoolTransactions => reply(
+            out,
+            request,
+            &MempoolTxids {
+                txids: b.get_mempool_txids()?,
+            },
+        ),
         Method::GetMempoolTransaction => {
             let p: ByTxid = params(request)?;
             reply(out, request, &b.get_mempool_transaction(&p.txid)?)
@@ -95,9 +137,18 @@ pub(super) fn route(
         Method::GetFeeEstimate => {
             let p: FeeEstimateParams = params(request)?;
             if p.target_blocks == 0 {
-                return Err(RemoteError::invalid_params(&request.method, "target_blocks must be at least 1"));
+                return Err(RemoteError::invalid_params(
+                    &request.method,
+                    "target_blocks must be at least 1",
+                ));
             }
-            reply(out, request, &FeeEstimate { sat_per_vb: b.get_fee_estimate(p.target_blocks)? })
+            reply(
+                out,
+                request,
+                &FeeEstimate {
+                    sat_per_vb: b.get_fee_estimate(p.target_blocks)?,
+                },
+            )
         }
         Method::GetBlockTemplate => {
             let p: BlockTemplateParams = params(request)?;
@@ -105,25 +156,49 @@ pub(super) fn route(
         }
         Method::SubmitTransaction => {
             let p: SubmitTransaction = params(request)?;
-            reply(out, request, &SubmittedTransaction { txid: b.submit_transaction(&p.tx)? })
+            reply(
+                out,
+                request,
+                &SubmittedTransaction {
+                    txid: b.submit_transaction(&p.tx)?,
+                },
+            )
         }
         Method::SubmitBlock => {
             let p: SubmitBlock = params(request)?;
             reply(out, request, &b.submit_block(&p.block)?)
         }
         Method::GetNetworkStats => reply(out, request, &b.get_network_stats()?),
-        Method::GetNetworkPeers => reply(out, request, &NetworkPeers { peers: b.get_network_peers()? }),
+        Method::GetNetworkPeers => reply(
+            out,
+            request,
+            &NetworkPeers {
+                peers: b.get_network_peers()?,
+            },
+        ),
         Method::SubscribeEvents => {
             let p: EventTypes = params(request)?;
             let types = event_types(caller, request, &p.events)?;
             let now = hub.events.subscribe(caller.module_id, &types);
-            reply(out, request, &SubscriptionResult { subscribed: names(&now) })
+            reply(
+                out,
+                request,
+                &SubscriptionResult {
+                    subscribed: names(&now),
+                },
+            )
         }
         Method::UnsubscribeEvents => {
             let p: EventTypes = params(request)?;
             let types: Vec<EventType> = p.events.iter().filter_map(|n| EventType::from_name(n)).collect();
             let now = hub.events.unsubscribe(caller.module_id, &types);
-            reply(out, request, &SubscriptionResult { subscribed: names(&now) })
+            reply(
+                out,
+                request,
+                &SubscriptionResult {
+                    subscribed: names(&now),
+                },
+            )
         }
     }
 }
@@ -142,7 +217,10 @@ fn event_types(caller: &Caller<'_>, request: &Request, names: &[String]) -> Resu
         };
         if let Some(permission) = ty.required_permission() {
             if !caller.capabilities.contains(permission) {
-                return Err(RemoteError::permission_denied(permission, format_args!("subscribing to `{name}`")));
+                return Err(RemoteError::permission_denied(
+                    permission,
+                    format_args!("subscribing to `{name}`"),
+                ));
             }
         }
         types.push(ty);

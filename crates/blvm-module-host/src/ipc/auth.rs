@@ -245,8 +245,14 @@ mod tests {
         assert_ne!(t.token, t2.token);
         assert_eq!(t.token.len(), 64);
         reg.bind_pid("m-1", 42);
-        assert_eq!(reg.authenticate(&hello("m-1", "00"), Some(42)).unwrap_err().code, "bad_token");
-        assert_eq!(reg.authenticate(&hello("m-1", &t.token), Some(43)).unwrap_err().code, "pid_mismatch");
+        assert_eq!(
+            reg.authenticate(&hello("m-1", "00"), Some(42)).unwrap_err().code,
+            "bad_token"
+        );
+        assert_eq!(
+            reg.authenticate(&hello("m-1", &t.token), Some(43)).unwrap_err().code,
+            "pid_mismatch"
+        );
         assert!(reg.authenticate(&hello("m-1", &t.token), Some(42)).is_ok());
         assert_eq!(
             reg.authenticate(&hello("m-1", &t.token), Some(42)).unwrap_err().code,

@@ -16,9 +16,7 @@ use std::sync::{Arc, Mutex};
 
 use blvm_module_protocol::control::{LogLevel, LogRecord};
 use blvm_module_protocol::frame::encode;
-use blvm_module_protocol::{
-    ErrorCode, Frame, FrameDecoder, FrameError, RemoteError, Response, Shutdown,
-};
+use blvm_module_protocol::{ErrorCode, Frame, FrameDecoder, FrameError, RemoteError, Response, Shutdown};
 use bytes::{Bytes, BytesMut};
 use serde::Serialize;
 use tokio::sync::oneshot;
@@ -169,7 +167,8 @@ impl ModuleConnectionHandle {
         }
         let id = conn.next_id.fetch_add(1, Ordering::Relaxed);
         let mut frame = Vec::new();
-        encode::request(&mut frame, id, method, params).map_err(|e| RemoteError::new(ErrorCode::InvalidParams, e.to_string()))?;
+        encode::request(&mut frame, id, method, params)
+            .map_err(|e| RemoteError::new(ErrorCode::InvalidParams, e.to_string()))?;
         let (tx, rx) = oneshot::channel();
         lock(&conn.pending).insert(id, tx);
         // Closed between the check and the insert: the closer may already

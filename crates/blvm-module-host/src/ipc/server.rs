@@ -292,7 +292,13 @@ fn serve(shared: Arc<Shared>, mut stream: UnixStream) {
         Ok(Frame::Hello(h)) => h,
         Ok(other) => {
             let kind = connection::frame_kind(&other).to_owned();
-            return refuse(&shared, &stream, None, "unexpected_frame", format!("expected `hello`, got `{kind}`"));
+            return refuse(
+                &shared,
+                &stream,
+                None,
+                "unexpected_frame",
+                format!("expected `hello`, got `{kind}`"),
+            );
         }
         Err(reason) => {
             if shared.stopping.load(Ordering::SeqCst) {
@@ -328,7 +334,13 @@ fn serve(shared: Arc<Shared>, mut stream: UnixStream) {
         Err(e) => {
             shared.auth.disconnected(&module_id);
             shared.hub.events().unregister(&module_id);
-            return refuse(&shared, &stream, Some(&module_id), "internal", format!("node could not accept the module: {e}"));
+            return refuse(
+                &shared,
+                &stream,
+                Some(&module_id),
+                "internal",
+                format!("node could not accept the module: {e}"),
+            );
         }
     };
     tracing::info!(module = %conn.spec.name, module_id, pid, "module connected");
@@ -391,7 +403,9 @@ fn start_connection(
     };
     let mut out = Vec::new();
     encode::control(&mut out, "welcome", &welcome).map_err(std::io::Error::other)?;
-    let handle = ModuleConnectionHandle { conn: Arc::clone(&conn) };
+    let handle = ModuleConnectionHandle {
+        conn: Arc::clone(&conn),
+    };
     lock(&shared.connections).insert(spec.module_id.clone(), handle);
     if let Err(e) = (&*stream).write_all(&out) {
         lock(&shared.connections).remove(&spec.module_id);

@@ -49,7 +49,8 @@
 //!    `mempool.rs` ...), with a doc on the struct and on every field.
 //! 2. Add one line to the table at the bottom of this file: doc, name,
 //!    payload type, category, and `node` or `any` for who may publish it.
-//! 3. Add its row to `docs/events.md`.
+//! 3. Add its row to `docs/events.md` (a test compares that page with the
+//!    table and the payload's fields, and fails until the row is right).
 //!
 //! [`EventType`], [`Event`], the name tables and the decode dispatch are
 //! generated from the table; the tests in `tests.rs` check every entry.
@@ -313,12 +314,8 @@ impl Event {
 fn expect_map(payload: &[u8]) -> Result<(), rmp_serde::decode::Error> {
     match payload.first() {
         Some(0x80..=0x8f | 0xde | 0xdf) => Ok(()),
-        Some(&byte) => Err(rmp_serde::decode::Error::TypeMismatch(
-            rmp::Marker::from_u8(byte),
-        )),
-        None => Err(rmp_serde::decode::Error::Syntax(
-            "empty event payload".to_owned(),
-        )),
+        Some(&byte) => Err(rmp_serde::decode::Error::TypeMismatch(rmp::Marker::from_u8(byte))),
+        None => Err(rmp_serde::decode::Error::Syntax("empty event payload".to_owned())),
     }
 }
 
@@ -373,8 +370,7 @@ impl<'de> Deserialize<'de> for EventType {
                 f.write_str("an event type name")
             }
             fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<EventType, E> {
-                EventType::from_name(v)
-                    .ok_or_else(|| E::custom(format!("unknown event type `{v}`")))
+                EventType::from_name(v).ok_or_else(|| E::custom(format!("unknown event type `{v}`")))
             }
         }
         deserializer.deserialize_str(NameVisitor)

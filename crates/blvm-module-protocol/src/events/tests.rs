@@ -249,10 +249,7 @@ struct OneElement(bool);
 impl<'de> de::SeqAccess<'de> for OneElement {
     type Error = SampleError;
 
-    fn next_element_seed<T: de::DeserializeSeed<'de>>(
-        &mut self,
-        seed: T,
-    ) -> Result<Option<T::Value>, SampleError> {
+    fn next_element_seed<T: de::DeserializeSeed<'de>>(&mut self, seed: T) -> Result<Option<T::Value>, SampleError> {
         if std::mem::take(&mut self.0) {
             seed.deserialize(Sample).map(Some)
         } else {
@@ -267,20 +264,14 @@ struct Fields(std::slice::Iter<'static, &'static str>);
 impl<'de> de::MapAccess<'de> for Fields {
     type Error = SampleError;
 
-    fn next_key_seed<K: de::DeserializeSeed<'de>>(
-        &mut self,
-        seed: K,
-    ) -> Result<Option<K::Value>, SampleError> {
+    fn next_key_seed<K: de::DeserializeSeed<'de>>(&mut self, seed: K) -> Result<Option<K::Value>, SampleError> {
         match self.0.next() {
             Some(field) => seed.deserialize((*field).into_deserializer()).map(Some),
             None => Ok(None),
         }
     }
 
-    fn next_value_seed<V: de::DeserializeSeed<'de>>(
-        &mut self,
-        seed: V,
-    ) -> Result<V::Value, SampleError> {
+    fn next_value_seed<V: de::DeserializeSeed<'de>>(&mut self, seed: V) -> Result<V::Value, SampleError> {
         seed.deserialize(Sample)
     }
 }
@@ -318,6 +309,53 @@ fn map_entries(bytes: &[u8]) -> Vec<(String, Vec<u8>)> {
         .collect()
 }
 
+/// The payload of `entries` with field `index` set to the raw MessagePack
+/// `value`, or left out when `value` is `None`.
+fn with_field(entries: &[(String, Vec<u8>)], index: usize, value: Option<&[u8]>) -> Vec<u8> {
+    let mut out = Vec::new();
+    let len = entries.len() - usize::from(value.is_none());
+    rmp::encode::write_map_len(&mut out, len as u32).unwrap();
+    for (i, (key, raw)) in entries.iter().enumerate() {
+        if i != index {
+            out.extend_from_slice(raw);
+        } else if let Some(value) = value {
+            rmp::encode::write_str(&mut out, key).unwrap();
+            out.extend_from_slice(value);
+        }
+    }
+    out
+}
+
+/// Whether `event_type` decodes with field `index` set to `value`.
+fn accepts(event_type: EventType, entries: &[(String, Vec<u8>)], index: usize, value: &[u8]) -> bool {
+    Event::decode(event_type.name(), &with_field(entries, index, Some(value))).is_ok()
+}
+
+/// The wire type of field `index`, in the notation of docs/events.md,
+/// told from the sample value's MessagePack marker and from which values
+/// the field accepts.
+fn wire_type(event_type: EventType, entries: &[(String, Vec<u8>)], index: usize) -> String {
+    let (key, raw) = &entries[index];
+    let value = &raw[rmp_serde::to_vec(key).unwrap().len()..];
+    let base = match value[0] {
+        0xc4 if accepts(event_type, entries, index, &[0xc4, 3, 1, 2, 3]) => "bin",
+        0xc4 => "hash",
+        0xa0..=0xbf | 0xd9 => "str",
+        0xce => "u32",
+        0xcf => "u64",
+        0xe0..=0xff => "i32",
+        0xcb => "f64",
+        0xc3 => "bool",
+        0x91 if (0xa0..=0xbf).contains(&value[1]) => "[str]",
+        other => panic!("{event_type}.{key}: no doc notation for marker {other:#04x}"),
+    };
+    if accepts(event_type, entries, index, &[0xc0]) {
+        format!("{base}?")
+    } else {
+        base.to_owned()
+    }
+}
+
 fn new_block() -> NewBlock {
     NewBlock {
         block_hash: Hash32([0x11; 32]),
@@ -339,11 +377,7 @@ fn names_are_unique_and_round_trip() {
         assert_eq!(EventType::from_name(name), Some(event_type));
         assert_eq!(name.parse::<EventType>(), Ok(event_type));
         assert_eq!(event_type.to_string(), name);
-        assert_eq!(
-            format!("{event_type:?}"),
-            name,
-            "wire name is the variant name"
-        );
+        assert_eq!(format!("{event_type:?}"), name, "wire name is the variant name");
     }
     assert_eq!(seen.len(), EventType::COUNT);
 }
@@ -393,10 +427,7 @@ fn catalogue_is_the_seed_plus_the_earlier_extras() {
         .chain(EARLIER_IMPLEMENTATION_EVENTS)
         .copied()
         .collect();
-    assert_eq!(
-        expected.len(),
-        SEED_EVENTS.len() + EARLIER_IMPLEMENTATION_EVENTS.len()
-    );
+    assert_eq!(expected.len(), SEED_EVENTS.len() + EARLIER_IMPLEMENTATION_EVENTS.len());
     let actual: HashSet<&str> = EventType::ALL.iter().map(|t| t.name()).collect();
     assert_eq!(actual, expected);
     assert_eq!(EventType::COUNT, 123);
@@ -471,18 +502,9 @@ fn subscription_permissions_follow_the_category_table() {
             assert_eq!(event.required_permission(), permission, "{event}");
         }
     }
-    assert_eq!(
-        EventType::ChannelOpened.required_permission(),
-        Some(ReadLightning)
-    );
-    assert_eq!(
-        EventType::ChannelClosed.required_permission(),
-        Some(ReadLightning)
-    );
-    assert_eq!(
-        EventType::PaymentVerified.required_permission(),
-        Some(ReadPayment)
-    );
+    assert_eq!(EventType::ChannelOpened.required_permission(), Some(ReadLightning));
+    assert_eq!(EventType::ChannelClosed.required_permission(), Some(ReadLightning));
+    assert_eq!(EventType::PaymentVerified.required_permission(), Some(ReadPayment));
     assert_eq!(EventType::ModuleLoaded.required_permission(), None);
 }
 
@@ -565,11 +587,7 @@ fn every_payload_round_trips_as_a_named_map() {
         let decoded = Event::decode(event_type.name(), &bytes)
             .unwrap_or_else(|e| panic!("{event_type} payload does not decode: {e}"));
         assert_eq!(decoded, event, "{event_type}");
-        assert_eq!(
-            encode(&decoded),
-            bytes,
-            "{event_type} re-encodes differently"
-        );
+        assert_eq!(encode(&decoded), bytes, "{event_type} re-encodes differently");
     }
 }
 
@@ -580,8 +598,8 @@ fn every_payload_decodes_through_a_string_keyed_map() {
     // field names and nothing depends on Rust struct layout.
     for &event_type in EventType::ALL {
         let bytes = encode(&Event::sample(event_type));
-        let map: BTreeMap<String, de::IgnoredAny> = rmp_serde::from_slice(&bytes)
-            .unwrap_or_else(|e| panic!("{event_type} keys are not strings: {e}"));
+        let map: BTreeMap<String, de::IgnoredAny> =
+            rmp_serde::from_slice(&bytes).unwrap_or_else(|e| panic!("{event_type} keys are not strings: {e}"));
         assert!(
             map.keys().all(|k| k
                 .chars()
@@ -621,10 +639,7 @@ fn transactions_travel_as_consensus_bytes() {
     };
     let bytes = encode(&Event::from(tx.clone()));
     let tail = [&b"tx"[..], &[0xc4, 5, 0x02, 0, 0, 0, 0][..]].concat();
-    assert!(
-        bytes.ends_with(&tail),
-        "tx must be a bin field: {bytes:02x?}"
-    );
+    assert!(bytes.ends_with(&tail), "tx must be a bin field: {bytes:02x?}");
     assert_eq!(
         Event::decode("NewTransaction", &bytes).unwrap(),
         Event::NewTransaction(tx)
@@ -655,11 +670,7 @@ fn unknown_event_keeps_its_bytes() {
     );
     assert_eq!(event.event_type(), None);
     assert_eq!(event.name(), "SomethingFromTheFuture");
-    assert_eq!(
-        encode(&event),
-        payload,
-        "re-encoding must be byte-identical"
-    );
+    assert_eq!(encode(&event), payload, "re-encoding must be byte-identical");
 }
 
 #[test]
@@ -693,10 +704,7 @@ fn extra_unknown_fields_are_ignored() {
         chain_work: Hash32([9; 32]),
         note: Some("hi".to_owned()),
     });
-    assert_eq!(
-        Event::decode("NewBlock", &bytes).unwrap(),
-        Event::NewBlock(new_block())
-    );
+    assert_eq!(Event::decode("NewBlock", &bytes).unwrap(), Event::NewBlock(new_block()));
 }
 
 #[test]
@@ -717,47 +725,25 @@ fn missing_required_field_is_an_error() {
 #[test]
 fn dropping_any_field_is_an_error_unless_it_is_optional() {
     for &event_type in EventType::ALL {
-        let bytes = encode(&Event::sample(event_type));
-        let entries = map_entries(&bytes);
-        for (dropped, (field, _)) in entries.iter().enumerate() {
-            let rest: Vec<&[u8]> = entries
-                .iter()
-                .enumerate()
-                .filter(|(i, _)| *i != dropped)
-                .map(|(_, (_, raw))| &raw[..])
-                .collect();
-            let mut payload = Vec::new();
-            rmp::encode::write_map_len(&mut payload, rest.len() as u32).unwrap();
-            payload.extend(rest.concat());
-            // A field that accepts nil is an `Option`: it must also be
-            // allowed to be absent (an older writer did not know it).
-            let key_len = rmp_serde::to_vec(field).unwrap().len();
-            let mut with_nil = Vec::new();
-            rmp::encode::write_map_len(&mut with_nil, entries.len() as u32).unwrap();
-            for (i, (_, raw)) in entries.iter().enumerate() {
-                with_nil.extend_from_slice(if i == dropped { &raw[..key_len] } else { raw });
-                if i == dropped {
-                    with_nil.push(0xc0);
-                }
-            }
-            let is_option = Event::decode(event_type.name(), &with_nil).is_ok();
-            match Event::decode(event_type.name(), &payload) {
-                // Required: refused, naming the field.
+        let entries = map_entries(&encode(&Event::sample(event_type)));
+        for (index, (field, _)) in entries.iter().enumerate() {
+            let without = with_field(&entries, index, None);
+            match Event::decode(event_type.name(), &without) {
+                // Required: refused, naming the field; and then it must not
+                // accept nil either, or it is an `Option` that an older
+                // writer (who did not know it) could not omit.
                 Err(err) => {
                     assert!(
-                        !is_option,
+                        !accepts(event_type, &entries, index, &[0xc0]),
                         "{event_type}.{field} is an Option but must be present: {err}"
                     );
-                    assert!(
-                        err.to_string().contains(field.as_str()),
-                        "{event_type}: {err}"
-                    );
+                    assert!(err.to_string().contains(field.as_str()), "{event_type}: {err}");
                 }
                 // Optional: decodes as None, which re-encodes as nil.
                 Ok(event) => {
-                    let reencoded = encode(&event);
-                    let (_, raw) = map_entries(&reencoded)
-                        .into_iter()
+                    let reencoded = map_entries(&encode(&event));
+                    let (_, raw) = reencoded
+                        .iter()
                         .find(|(name, _)| name == field)
                         .unwrap_or_else(|| panic!("{event_type}.{field} vanished"));
                     assert_eq!(
@@ -768,6 +754,50 @@ fn dropping_any_field_is_an_error_unless_it_is_optional() {
                 }
             }
         }
+    }
+}
+
+/// The doc's catalogue, checked against the code below so the two cannot
+/// drift apart.
+const CATALOGUE_DOC: &str = include_str!("../../../../docs/events.md");
+
+#[test]
+fn docs_list_every_event_with_its_fields_permission_and_publisher() {
+    // Catalogue rows: | `Name` | meaning | fields | permission | publisher |
+    let mut rows = std::collections::HashMap::new();
+    for line in CATALOGUE_DOC.lines().filter(|l| l.starts_with("| `")) {
+        let cells: Vec<&str> = line.split('|').map(str::trim).collect();
+        if cells.len() != 7 {
+            continue; // a row of another table
+        }
+        let name = cells[1].trim_matches('`');
+        let previous = rows.insert(name, (cells[3], cells[4], cells[5]));
+        assert!(previous.is_none(), "{name} is listed twice in docs/events.md");
+    }
+    assert_eq!(rows.len(), EventType::COUNT, "docs/events.md rows");
+
+    for &event_type in EventType::ALL {
+        let (fields, permission, publisher) = rows
+            .get(event_type.name())
+            .unwrap_or_else(|| panic!("{event_type} is missing from docs/events.md"));
+
+        let entries = map_entries(&encode(&Event::sample(event_type)));
+        let actual: Vec<String> = (0..entries.len())
+            .map(|i| format!("`{}`: {}", entries[i].0, wire_type(event_type, &entries, i)))
+            .collect();
+        assert_eq!(fields.split(", ").collect::<Vec<_>>(), actual, "{event_type} fields");
+
+        let expected_permission = match event_type.required_permission() {
+            Some(p) => format!("`{p}`"),
+            None => "—".to_owned(),
+        };
+        assert_eq!(*permission, expected_permission, "{event_type} permission");
+        let expected_publisher = if event_type.is_node_only() {
+            "node only"
+        } else {
+            "node or module"
+        };
+        assert_eq!(*publisher, expected_publisher, "{event_type} publisher");
     }
 }
 

@@ -19,8 +19,7 @@ use std::sync::{Arc, Mutex};
 
 use blvm_module_protocol::frame::{decode_body, encode};
 use blvm_module_protocol::{
-    ErrorCode, Frame, FrameDecoder, Hello, LogRecord, RemoteError, Request, Shutdown, Welcome,
-    DEFAULT_MAX_FRAME_LEN,
+    ErrorCode, Frame, FrameDecoder, Hello, LogRecord, RemoteError, Request, Shutdown, Welcome, DEFAULT_MAX_FRAME_LEN,
 };
 use bytes::{Bytes, BytesMut};
 use serde::de::DeserializeOwned;
@@ -32,12 +31,15 @@ use crate::error::SdkError;
 use crate::events::{EventReceiver, ReceivedEvent};
 use crate::invocation::{Invocation, InvocationReceiver};
 
-/// Default capacity of the module-side event queue. Events that arrive
-/// while it is full are dropped and counted
-/// ([`ModuleIpcClient::dropped_events`]); the node's sequence numbers show
-/// the gap. Dropping here rather than waiting keeps responses flowing when
-/// the module is not reading its events.
-pub const DEFAULT_EVENT_BUFFER: usize = 4096;
+/// Default capacity of the module-side event queue. It only takes memory
+/// as it fills, so it is large: a module that handles events more slowly
+/// than a burst arrives (an import, a reorg) catches up instead of losing
+/// them. Events that arrive while it is full are dropped and counted
+/// ([`ModuleIpcClient::dropped_events`]) and the node's sequence numbers
+/// show the gap. Dropping here rather than waiting keeps responses flowing
+/// when the module is not reading its events: a reader that waited could
+/// deadlock a module that awaits a response in the task that reads events.
+pub const DEFAULT_EVENT_BUFFER: usize = 65_536;
 
 const READ_CHUNK: usize = 64 * 1024;
 
@@ -178,7 +180,11 @@ impl ModuleIpcClient {
     }
 
     /// Sends a request and decodes its result as `R`.
-    pub async fn request<P: Serialize + ?Sized, R: DeserializeOwned>(&self, method: &str, params: &P) -> Result<R, SdkError> {
+    pub async fn request<P: Serialize + ?Sized, R: DeserializeOwned>(
+        &self,
+        method: &str,
+        params: &P,
+    ) -> Result<R, SdkError> {
         let raw = self.request_raw(method, params).await?;
         Ok(decode_body("result", &raw)?)
     }
@@ -381,7 +387,10 @@ fn close_inner(inner: &Inner) {
     let _ = inner.fd.get_ref().shutdown(std::net::Shutdown::Both);
     let pending: Vec<_> = lock(&inner.pending).drain().collect();
     for (_, tx) in pending {
-        let _ = tx.send(Err(RemoteError::new(ErrorCode::ConnectionClosed, "connection to the node closed")));
+        let _ = tx.send(Err(RemoteError::new(
+            ErrorCode::ConnectionClosed,
+            "connection to the node closed",
+        )));
     }
     if let Some(tx) = lock(&inner.handshake).take() {
         let _ = tx.send(Err(SdkError::ConnectionClosed));

@@ -74,7 +74,12 @@ async fn events(integration: &mut ModuleIntegration) -> Result<(), SdkError> {
     say(format!("SUBSCRIBED {}", subscribed.join(",")));
     let mut rx = integration.event_receiver()?;
     while let Some(received) = rx.recv().await {
-        say(format!("EVENT {} {} {}", received.seq, received.event.name(), describe(&received.event)));
+        say(format!(
+            "EVENT {} {} {}",
+            received.seq,
+            received.event.name(),
+            describe(&received.event)
+        ));
     }
     say("CLOSED");
     Ok(())

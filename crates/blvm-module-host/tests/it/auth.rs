@@ -1,0 +1,63 @@
+//! Handshake authentication: token, pid, replay, liveness.
+
+use blvm_module_host::ConnectionEvent;
+use blvm_module_protocol::Permission::ReadChainState;
+use blvm_sdk::{ModuleIntegration, SdkError};
+
+use crate::support::{spec, wait_for, Host};
+
+#[test]
+fn wrong_token_is_refused() {
+    let host = Host::start("bad-token");
+    let module = host.spawn(spec("intruder", &[]), "events", &[("BLVM_MODULE_TOKEN", "00")]);
+    let line = module.expect("REFUSED");
+    assert!(line.starts_with("REFUSED bad_token"), "{line}");
+    assert!(host.server.connection("intruder").is_none());
+}
+
+#[test]
+fn correct_token_from_another_process_is_refused() {
+    let host = Host::start("pid");
+    let s = spec("victim", &[ReadChainState]);
+    let ticket = host.server.expect_module(s.clone()).expect("ticket");
+    // The node spawned "victim" as this decoy process...
+    let mut decoy = std::process::Command::new("sleep").arg("60").spawn().expect("sleep");
+    host.server.bind_pid("victim", decoy.id());
+    // ...and another process that learned the token tries to use it.
+    let thief = host.spawn_unbound(&s, &ticket.token, "denied", &[]);
+    let line = thief.expect("REFUSED");
+    assert!(line.starts_with("REFUSED pid_mismatch"), "{line}");
+    let _ = decoy.kill();
+    let _ = decoy.wait();
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn second_connection_for_a_live_module_and_a_replayed_token_are_refused() {
+    let host = Host::start("replay");
+    let mut events = host.server.subscribe_connection_events();
+    let token = host.expect_self(spec("solo", &[ReadChainState]));
+    let sock = host.server.socket_path().to_path_buf();
+    let first = ModuleIntegration::connect_with_token(&sock, "solo", "solo", "1.0.0", &token)
+        .await
+        .expect("first connection accepted");
+    assert_eq!(first.node_api().get_block_height().await.expect("height"), 438);
+    let second = ModuleIntegration::connect_with_token(&sock, "solo", "solo", "1.0.0", &token).await;
+    assert!(
+        matches!(second, Err(SdkError::Refused { ref code, .. }) if code == "already_connected"),
+        "{second:?}"
+    );
+    // The live connection is unaffected.
+    assert_eq!(first.node_api().get_block_height().await.expect("height"), 438);
+    first.ipc().close();
+    drop(first);
+    wait_for(
+        &mut events,
+        |e| matches!(e, ConnectionEvent::Closed { module_id, .. } if module_id == "solo"),
+    )
+    .await;
+    let replay = ModuleIntegration::connect_with_token(&sock, "solo", "solo", "1.0.0", &token).await;
+    assert!(
+        matches!(replay, Err(SdkError::Refused { ref code, .. }) if code == "token_replayed"),
+        "{replay:?}"
+    );
+}

@@ -1,0 +1,11 @@
+//! Integration tests of the module host: real module processes over a real
+//! Unix socket, answered from real mainnet blocks. One test binary, so the
+//! suite links once.
+
+mod support;
+
+mod auth;
+mod concurrency;
+mod events;
+mod isolation;
+mod permissions;

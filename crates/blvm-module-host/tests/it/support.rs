@@ -1,0 +1,193 @@
+//! The harness: a real IPC server over a real chain, and real module
+//! processes whose stdout lines the tests wait on (never on sleeps).
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
+use std::sync::{Arc, OnceLock};
+use std::time::{Duration, Instant};
+
+use blvm_module_host::{EventManager, IpcServerConfig, ModuleApiHub, ModuleIpcServer, ModuleSpec};
+use blvm_module_protocol::{Permission, PermissionSet};
+use blvm_testkit::MemoryChain;
+
+/// Generous: CI machines are slow and loaded; a pass never waits this long.
+pub const DEADLINE: Duration = Duration::from_secs(30);
+
+/// Builds the test module binaries once and returns the path of one.
+pub fn module_bin(name: &str) -> PathBuf {
+    static BUILT: OnceLock<PathBuf> = OnceLock::new();
+    let dir = BUILT.get_or_init(|| {
+        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+        let status = Command::new(cargo)
+            .args(["build", "--quiet", "-p", "blvm-test-modules", "--bins"])
+            .status()
+            .expect("cargo runs");
+        assert!(status.success(), "building the test modules failed");
+        // target/debug/deps/it-<hash> → target/debug
+        let exe = std::env::current_exe().expect("test binary path");
+        exe.parent().and_then(Path::parent).expect("target dir").to_path_buf()
+    });
+    dir.join(name)
+}
+
+/// A fresh directory for one test.
+pub fn temp_dir(tag: &str) -> PathBuf {
+    static N: AtomicUsize = AtomicUsize::new(0);
+    let dir = std::env::temp_dir().join(format!(
+        "blvm-it-{}-{}-{tag}",
+        std::process::id(),
+        N.fetch_add(1, Ordering::Relaxed)
+    ));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    dir
+}
+
+/// A node-side host: server, hub, bus, real chain.
+pub struct Host {
+    pub server: ModuleIpcServer,
+    pub events: Arc<EventManager>,
+    pub chain: Arc<MemoryChain>,
+    pub dir: PathBuf,
+}
+
+impl Host {
+    pub fn start(tag: &str) -> Host {
+        Self::start_with(tag, IpcServerConfig::default())
+    }
+
+    pub fn start_with(tag: &str, config: IpcServerConfig) -> Host {
+        let dir = temp_dir(tag);
+        let chain = Arc::new(MemoryChain::mainnet_0_438());
+        let events = Arc::new(EventManager::new());
+        let hub = Arc::new(ModuleApiHub::new(chain.clone(), events.clone()));
+        let server = ModuleIpcServer::bind(dir.join("node.sock"), hub, config).expect("bind");
+        Host {
+            server,
+            events,
+            chain,
+            dir,
+        }
+    }
+
+    /// Registers a module and spawns the test module binary for it, bound
+    /// to the child's pid as the module manager does.
+    pub fn spawn(&self, spec: ModuleSpec, mode: &str, env: &[(&str, &str)]) -> ModuleProc {
+        let ticket = self.server.expect_module(spec.clone()).expect("ticket");
+        let proc = self.spawn_unbound(&spec, &ticket.token, mode, env);
+        self.server.bind_pid(&spec.module_id, proc.child.id());
+        proc
+    }
+
+    /// Spawns the test module with `token` without binding its pid.
+    pub fn spawn_unbound(&self, spec: &ModuleSpec, token: &str, mode: &str, env: &[(&str, &str)]) -> ModuleProc {
+        let mut cmd = Command::new(module_bin("test-module"));
+        cmd.env("BLVM_MODULE_SOCKET", self.server.socket_path())
+            .env("BLVM_MODULE_ID", &spec.module_id)
+            .env("BLVM_MODULE_NAME", &spec.name)
+            .env("BLVM_MODULE_VERSION", &spec.version)
+            .env("BLVM_MODULE_TOKEN", token)
+            .env("BLVM_MODULE_DATA_DIR", &self.dir)
+            .env("BLVM_TEST_MODE", mode);
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        ModuleProc::spawn(cmd, &spec.name)
+    }
+
+    /// Registers a module whose process is this test process.
+    pub fn expect_self(&self, spec: ModuleSpec) -> String {
+        let ticket = self.server.expect_module(spec.clone()).expect("ticket");
+        self.server.bind_pid(&spec.module_id, std::process::id());
+        ticket.token
+    }
+}
+
+/// Waits for a connection event matching `pred`.
+pub async fn wait_for(
+    rx: &mut tokio::sync::broadcast::Receiver<blvm_module_host::ConnectionEvent>,
+    pred: impl Fn(&blvm_module_host::ConnectionEvent) -> bool,
+) -> blvm_module_host::ConnectionEvent {
+    tokio::time::timeout(DEADLINE, async {
+        loop {
+            match rx.recv().await {
+                Ok(e) if pred(&e) => return e,
+                Ok(_) => {}
+                Err(e) => panic!("connection events ended: {e}"),
+            }
+        }
+    })
+    .await
+    .expect("connection event in time")
+}
+
+/// A spec with the given capabilities.
+pub fn spec(id: &str, caps: &[Permission]) -> ModuleSpec {
+    let mut s = ModuleSpec::new(id, id, "1.0.0");
+    s.capabilities = caps.iter().copied().collect::<PermissionSet>();
+    s
+}
+
+/// A running module process and the lines it prints.
+pub struct ModuleProc {
+    pub child: Child,
+    pub name: String,
+    lines: Receiver<String>,
+}
+
+impl ModuleProc {
+    fn spawn(mut cmd: Command, name: &str) -> ModuleProc {
+        cmd.stdout(Stdio::piped()).stderr(Stdio::inherit()).stdin(Stdio::null());
+        let mut child = cmd.spawn().expect("spawn test module");
+        let stdout = child.stdout.take().expect("piped stdout");
+        let (tx, lines) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        ModuleProc {
+            child,
+            name: name.to_owned(),
+            lines,
+        }
+    }
+
+    /// The next line, or a failure naming what was awaited.
+    #[track_caller]
+    pub fn next_line(&self, what: &str) -> String {
+        match self.lines.recv_timeout(DEADLINE) {
+            Ok(l) => l,
+            Err(RecvTimeoutError::Timeout) => {
+                panic!("{}: no line within {DEADLINE:?} while waiting for {what}", self.name)
+            }
+            Err(RecvTimeoutError::Disconnected) => panic!("{}: exited while waiting for {what}", self.name),
+        }
+    }
+
+    /// Skips lines until one starts with `prefix`; returns it.
+    #[track_caller]
+    pub fn expect(&self, prefix: &str) -> String {
+        let deadline = Instant::now() + DEADLINE;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.lines.recv_timeout(left) {
+                Ok(l) if l.starts_with(prefix) => return l,
+                Ok(_) => {}
+                Err(_) => panic!("{}: no line starting with `{prefix}` within {DEADLINE:?}", self.name),
+            }
+        }
+    }
+}
+
+impl Drop for ModuleProc {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
