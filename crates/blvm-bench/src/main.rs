@@ -1,2 +1,281 @@
-//! Benchmark binary (filled in below).
-fn main() {}
+//! `blvm-bench`: measures the module IPC against the floor of this machine,
+//! in one run, and prints figures and ratios (never asserts them).
+//!
+//! ```text
+//! cargo run --release -p blvm-bench            # all benchmarks
+//! cargo run --release -p blvm-bench -- quick   # fewer iterations
+//! ```
+//!
+//! 1. Floor: a raw blocking Unix-socket ping-pong of 64 bytes between this
+//!    process and a child process.
+//! 2. Round trip: `ping` from a real module process (the SDK over the
+//!    node's IPC server), sequentially; p50, p99 and the ratio to the floor.
+//! 3. Throughput: 64 requests in flight on one module connection.
+//! 4. Events: events per second delivered to 1 and to 8 module processes.
+//!
+//! The node side answers from real mainnet blocks held in memory
+//! (`blvm-testkit`).
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::os::unix::net::{UnixListener, UnixStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::time::Instant;
+
+use blvm_module_host::{EventManager, IpcServerConfig, ModuleApiHub, ModuleIpcServer, ModuleSpec};
+use blvm_module_protocol::events::{Event, NewBlock};
+use blvm_module_protocol::{Hash32, Permission, PermissionSet};
+use blvm_testkit::MemoryChain;
+
+type Error = Box<dyn std::error::Error>;
+
+const RAW_MSG: usize = 64;
+
+fn main() -> Result<(), Error> {
+    let args: Vec<String> = std::env::args().collect();
+    if args.get(1).map(String::as_str) == Some("raw-client") {
+        return raw_client(Path::new(&args[2]), args[3].parse()?);
+    }
+    let quick = args.get(1).map(String::as_str) == Some("quick");
+    let scale = if quick { 10 } else { 1 };
+    let module_bin = build_bench_module()?;
+    let dir = std::env::temp_dir().join(format!("blvm-bench-{}", std::process::id()));
+    std::fs::create_dir_all(&dir)?;
+    let bench = Bench::start(&dir, module_bin)?;
+
+    println!(
+        "blvm-bench: {} cores, {}",
+        cores(),
+        if quick { "quick run" } else { "full run" }
+    );
+    let n = 200_000 / scale;
+    let floor = raw_floor(&dir, n)?;
+    println!(
+        "floor      raw blocking unix-socket ping-pong (64 B, 2 processes): p50 {:>6.2} us  p99 {:>6.2} us",
+        us(floor.0),
+        us(floor.1)
+    );
+    let rtt = bench.run_module("rtt", &format!("rtt {n}"), 1)?;
+    let (p50, p99, mean) = (rtt[0][1], rtt[0][2], rtt[0][3]);
+    println!(
+        "round trip module ping over the node's IPC server:                p50 {:>6.2} us  p99 {:>6.2} us  mean {:>6.2} us",
+        us(p50),
+        us(p99),
+        us(mean)
+    );
+    println!(
+        "ratio      round trip / floor:                                    p50 {:>6.2}x    p99 {:>6.2}x",
+        p50 as f64 / floor.0 as f64,
+        p99 as f64 / floor.1 as f64
+    );
+    let per_task = 40_000 / scale;
+    let inflight = bench.run_module("inflight", &format!("inflight 64 {per_task}"), 1)?;
+    let (reqs, ns) = (inflight[0][1], inflight[0][2]);
+    println!(
+        "throughput 64 requests in flight on one connection:               {:>8.0} k requests/s",
+        reqs as f64 / ns as f64 * 1e6
+    );
+    for modules in [1usize, 8] {
+        let events = 4_000_000 / scale as u64 / modules as u64;
+        let (rate, received, dropped) = bench.events(modules, events)?;
+        println!(
+            "events     to {modules} module(s): {:>8.0} k events/s delivered in all ({received} received, {dropped} dropped at the node: queue full)",
+            rate / 1e3,
+        );
+    }
+    drop(bench);
+    let _ = std::fs::remove_dir_all(&dir);
+    Ok(())
+}
+
+fn us(ns: u64) -> f64 {
+    ns as f64 / 1e3
+}
+
+fn cores() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get())
+}
+
+/// Builds the module binary with the same profile as this binary.
+fn build_bench_module() -> Result<PathBuf, Error> {
+    let exe = std::env::current_exe()?;
+    let dir = exe.parent().ok_or("no exe dir")?.to_path_buf();
+    let release = dir.ends_with("release");
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let mut cmd = Command::new(cargo);
+    cmd.args(["build", "--quiet", "-p", "blvm-test-modules", "--bin", "bench-module"]);
+    if release {
+        cmd.arg("--release");
+    }
+    if !cmd.status()?.success() {
+        return Err("building bench-module failed".into());
+    }
+    Ok(dir.join("bench-module"))
+}
+
+/// The floor: this process echoes, a child process measures.
+fn raw_floor(dir: &Path, n: usize) -> Result<(u64, u64), Error> {
+    let path = dir.join("raw.sock");
+    let listener = UnixListener::bind(&path)?;
+    let child = Command::new(std::env::current_exe()?)
+        .args(["raw-client", &path.display().to_string(), &n.to_string()])
+        .stdout(Stdio::piped())
+        .spawn()?;
+    let (mut stream, _) = listener.accept()?;
+    let mut buf = [0u8; RAW_MSG];
+    while stream.read_exact(&mut buf).is_ok() {
+        stream.write_all(&buf)?;
+    }
+    let out = child.wait_with_output()?;
+    let text = String::from_utf8(out.stdout)?;
+    let mut it = text.split_whitespace().filter_map(|s| s.parse::<u64>().ok());
+    Ok((it.next().ok_or("no p50")?, it.next().ok_or("no p99")?))
+}
+
+fn raw_client(path: &Path, n: usize) -> Result<(), Error> {
+    let mut stream = UnixStream::connect(path)?;
+    let msg = [7u8; RAW_MSG];
+    let mut buf = [0u8; RAW_MSG];
+    for _ in 0..n / 10 {
+        stream.write_all(&msg)?;
+        stream.read_exact(&mut buf)?;
+    }
+    let mut lat = Vec::with_capacity(n);
+    for _ in 0..n {
+        let t = Instant::now();
+        stream.write_all(&msg)?;
+        stream.read_exact(&mut buf)?;
+        lat.push(t.elapsed().as_nanos() as u64);
+    }
+    lat.sort_unstable();
+    println!("{} {}", lat[n / 2], lat[n * 99 / 100]);
+    Ok(())
+}
+
+struct Bench {
+    server: ModuleIpcServer,
+    events: Arc<EventManager>,
+    chain: Arc<MemoryChain>,
+    module_bin: PathBuf,
+    next: std::cell::Cell<u32>,
+}
+
+impl Bench {
+    fn start(dir: &Path, module_bin: PathBuf) -> Result<Bench, Error> {
+        let chain = Arc::new(MemoryChain::mainnet_0_438());
+        let events = Arc::new(EventManager::new());
+        let hub = Arc::new(ModuleApiHub::new(chain.clone(), events.clone()));
+        let server = ModuleIpcServer::bind(dir.join("node.sock"), hub, IpcServerConfig::default())?;
+        Ok(Bench {
+            server,
+            events,
+            chain,
+            module_bin,
+            next: std::cell::Cell::new(0),
+        })
+    }
+
+    fn spawn(&self, mode: &str, queue: usize) -> Result<(String, Child), Error> {
+        let id = format!("bench-{}", self.next.get());
+        self.next.set(self.next.get() + 1);
+        let mut spec = ModuleSpec::new(&id, &id, "1.0.0");
+        spec.capabilities = [Permission::SubscribeEvents, Permission::ReadBlockchain]
+            .into_iter()
+            .collect::<PermissionSet>();
+        spec.event_queue_capacity = queue;
+        let ticket = self.server.expect_module(spec)?;
+        let child = Command::new(&self.module_bin)
+            .env("BLVM_MODULE_SOCKET", self.server.socket_path())
+            .env("BLVM_MODULE_ID", &id)
+            .env("BLVM_MODULE_NAME", &id)
+            .env("BLVM_MODULE_VERSION", "1.0.0")
+            .env("BLVM_MODULE_TOKEN", &ticket.token)
+            .env("BLVM_BENCH_MODE", mode)
+            .stdout(Stdio::piped())
+            .spawn()?;
+        self.server.bind_pid(&id, child.id());
+        Ok((id, child))
+    }
+
+    /// Runs `count` modules in `mode` and returns their result lines as
+    /// numbers (the first field is the tag, kept as 0).
+    fn run_module(&self, _name: &str, mode: &str, count: usize) -> Result<Vec<Vec<u64>>, Error> {
+        let mut results = Vec::new();
+        for _ in 0..count {
+            let (_, child) = self.spawn(mode, 100)?;
+            let out = child.wait_with_output()?;
+            let text = String::from_utf8(out.stdout)?;
+            let line = text.lines().last().ok_or("module printed nothing")?;
+            results.push(numbers(line));
+        }
+        Ok(results)
+    }
+
+    /// Publishes `n` events to `modules` subscribers as fast as the
+    /// publisher can; returns delivered events per second (all modules
+    /// together), received and dropped counts.
+    fn events(&self, modules: usize, n: u64) -> Result<(f64, u64, u64), Error> {
+        let (results_tx, results) = std::sync::mpsc::channel();
+        let mut children = Vec::new();
+        for _ in 0..modules {
+            let (id, mut child) = self.spawn("events", 1024)?;
+            let stdout = child.stdout.take().ok_or("no stdout")?;
+            let mut lines = BufReader::new(stdout).lines();
+            match lines.next() {
+                Some(Ok(l)) if l == "READY" => {}
+                other => return Err(format!("module not ready: {other:?}").into()),
+            }
+            let tx = results_tx.clone();
+            let reader_id = id.clone();
+            std::thread::spawn(move || {
+                if let Some(Ok(line)) = lines.next() {
+                    let _ = tx.send((reader_id, line));
+                }
+            });
+            children.push(child);
+        }
+        let block = |height: u64| {
+            Event::from(NewBlock {
+                block_hash: self.chain.hash_at(height % 439),
+                height,
+                header: self.chain.header_bytes(height % 439),
+            })
+        };
+        let events: Vec<Event> = (0..439).map(block).collect();
+        for i in 0..n {
+            self.events.publish(&events[(i % 439) as usize]);
+        }
+        // The end marker must reach every module, and a full queue drops
+        // it: repeat it until every module has reported.
+        let marker = Event::from(NewBlock {
+            block_hash: Hash32([0; 32]),
+            height: u64::MAX,
+            header: vec![0; 80],
+        });
+        let mut lines = Vec::new();
+        while lines.len() < modules {
+            self.events.publish(&marker);
+            if let Ok(r) = results.recv_timeout(std::time::Duration::from_millis(1)) {
+                lines.push(r);
+            }
+        }
+        let mut total_rate = 0.0;
+        let (mut received, mut dropped) = (0, 0);
+        for (id, line) in lines {
+            let v = numbers(&line);
+            let (count, elapsed) = (v[1], v[3]);
+            total_rate += count as f64 / elapsed.max(1) as f64 * 1e9;
+            received += count;
+            dropped += self.events.get_delivery_stats(&id).map_or(0, |s| s.dropped_full);
+        }
+        for mut child in children {
+            let _ = child.wait();
+        }
+        Ok((total_rate, received, dropped))
+    }
+}
+
+fn numbers(line: &str) -> Vec<u64> {
+    line.split_whitespace().map(|s| s.parse().unwrap_or(0)).collect()
+}

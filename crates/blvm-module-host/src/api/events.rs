@@ -115,9 +115,17 @@ struct Subscriber {
     counters: Arc<Counters>,
 }
 
+/// What happened to one delivery attempt.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Offer {
+    Queued,
+    Dropped,
+    Closed,
+}
+
 impl Subscriber {
-    /// Tries to enqueue; returns false when the queue is closed.
-    fn offer(&self, event: &Arc<EncodedEvent>) -> bool {
+    /// Tries to enqueue without waiting.
+    fn offer(&self, event: &Arc<EncodedEvent>) -> Offer {
         let seq = self.next_seq.fetch_add(1, Ordering::Relaxed);
         match self.tx.try_send(Outbound::Event(QueuedEvent {
             seq,
@@ -125,15 +133,15 @@ impl Subscriber {
         })) {
             Ok(()) => {
                 self.counters.delivered.fetch_add(1, Ordering::Relaxed);
-                true
+                Offer::Queued
             }
             Err(TrySendError::Full(_)) => {
                 self.counters.dropped_full.fetch_add(1, Ordering::Relaxed);
-                true
+                Offer::Dropped
             }
             Err(TrySendError::Disconnected(_)) => {
                 self.counters.dropped_closed.fetch_add(1, Ordering::Relaxed);
-                false
+                Offer::Closed
             }
         }
     }
@@ -178,7 +186,8 @@ impl EventManager {
     }
 
     /// Publishes `event` to every subscriber of its type. Never blocks on a
-    /// module; returns the number of modules it was queued for.
+    /// module; returns the number of modules whose queue took it (not
+    /// counting those whose queue was full or closed).
     pub fn publish(&self, event: &Event) -> usize {
         let Some(ty) = event.event_type() else {
             return 0;
@@ -211,10 +220,10 @@ impl EventManager {
         let mut closed = Vec::new();
         let mut queued = 0;
         for sub in read(&self.table)[ty.index()].iter() {
-            if sub.offer(encoded) {
-                queued += 1;
-            } else {
-                closed.push(sub.module_id.clone());
+            match sub.offer(encoded) {
+                Offer::Queued => queued += 1,
+                Offer::Dropped => {}
+                Offer::Closed => closed.push(sub.module_id.clone()),
             }
         }
         (queued, closed)
@@ -312,7 +321,9 @@ impl EventManager {
             for (id, other) in modules.iter() {
                 if other.announced && id != module_id {
                     if let Some(e) = encode_module_loaded(&other.name, &other.version) {
-                        subscriber.offer(&e);
+                        // A full or closed queue is counted by `offer`;
+                        // the replay is best effort like any delivery.
+                        let _ = subscriber.offer(&e);
                     }
                 }
             }

@@ -1,0 +1,97 @@
+//! The module side of the benchmarks. `BLVM_BENCH_MODE` picks what to
+//! measure; results are printed as one `key value...` line each, with
+//! times measured inside this process.
+//!
+//! - `rtt <n>`: `n` sequential `ping` round trips; prints every latency's
+//!   p50/p99/mean in nanoseconds.
+//! - `inflight <tasks> <per_task>`: `tasks` concurrent loops of `ping`;
+//!   prints requests and elapsed nanoseconds.
+//! - `events <n>`: subscribes to `NewBlock` and counts events until one
+//!   with height `u64::MAX`; prints the count, the last sequence number and
+//!   the nanoseconds from the first event to the last.
+
+use std::io::Write;
+use std::time::Instant;
+
+use blvm_sdk::protocol::Event;
+use blvm_sdk::{EventType, ModuleIntegration, SdkError};
+
+fn say(line: String) {
+    let mut out = std::io::stdout().lock();
+    let _ = writeln!(out, "{line}");
+    let _ = out.flush();
+}
+
+fn arg(args: &[&str], i: usize) -> u64 {
+    args.get(i).and_then(|s| s.parse().ok()).unwrap_or(1000)
+}
+
+#[tokio::main(flavor = "current_thread")]
+async fn main() -> Result<(), SdkError> {
+    let mode = std::env::var("BLVM_BENCH_MODE").unwrap_or_default();
+    let args: Vec<&str> = mode.split(' ').collect();
+    let mut integration = ModuleIntegration::from_env().await?;
+    let api = integration.node_api();
+    match args[0] {
+        "rtt" => {
+            let n = arg(&args, 1) as usize;
+            for _ in 0..n / 10 {
+                api.ping().await?;
+            }
+            let mut lat = Vec::with_capacity(n);
+            for _ in 0..n {
+                let t = Instant::now();
+                api.ping().await?;
+                lat.push(t.elapsed().as_nanos() as u64);
+            }
+            lat.sort_unstable();
+            let mean = lat.iter().sum::<u64>() / n as u64;
+            say(format!("RTT {} {} {}", lat[n / 2], lat[n * 99 / 100], mean));
+        }
+        "inflight" => {
+            let tasks = arg(&args, 1);
+            let per_task = arg(&args, 2);
+            let start = Instant::now();
+            let mut handles = Vec::new();
+            for _ in 0..tasks {
+                let api = api.clone();
+                handles.push(tokio::spawn(async move {
+                    for _ in 0..per_task {
+                        api.ping().await?;
+                    }
+                    Ok::<_, SdkError>(())
+                }));
+            }
+            for h in handles {
+                h.await.map_err(|e| SdkError::Io(std::io::Error::other(e)))??;
+            }
+            say(format!("INFLIGHT {} {}", tasks * per_task, start.elapsed().as_nanos()));
+        }
+        "events" => {
+            integration.subscribe_events(vec![EventType::NewBlock]).await?;
+            let mut rx = integration.event_receiver()?;
+            say("READY".into());
+            let mut count = 0u64;
+            let mut last_seq = 0;
+            let mut first: Option<Instant> = None;
+            let mut batch = Vec::with_capacity(1024);
+            'recv: while rx.recv_many(&mut batch, 1024).await > 0 {
+                first.get_or_insert_with(Instant::now);
+                for e in batch.drain(..) {
+                    count += 1;
+                    last_seq = e.seq;
+                    if matches!(&e.event, Event::NewBlock(b) if b.height == u64::MAX) {
+                        break 'recv;
+                    }
+                }
+            }
+            let elapsed = first.map_or(0, |f| f.elapsed().as_nanos());
+            say(format!(
+                "EVENTS {count} {last_seq} {elapsed} {}",
+                integration.ipc().dropped_events()
+            ));
+        }
+        other => say(format!("ERROR unknown mode {other}")),
+    }
+    Ok(())
+}
