@@ -4,6 +4,7 @@
 //! ```text
 //! cargo run --release -p blvm-bench            # all benchmarks
 //! cargo run --release -p blvm-bench -- quick   # fewer iterations
+//! cargo run --release -p blvm-bench -- events  # one part: rtt, inflight or events
 //! ```
 //!
 //! 1. Floor: a raw blocking Unix-socket ping-pong of 64 bytes between this
@@ -37,7 +38,13 @@ fn main() -> Result<(), Error> {
     if args.get(1).map(String::as_str) == Some("raw-client") {
         return raw_client(Path::new(&args[2]), args[3].parse()?);
     }
-    let quick = args.get(1).map(String::as_str) == Some("quick");
+    let quick = args.iter().any(|a| a == "quick");
+    let parts: Vec<&str> = args[1..]
+        .iter()
+        .map(String::as_str)
+        .filter(|a| ["rtt", "inflight", "events"].contains(a))
+        .collect();
+    let wants = |part: &str| parts.is_empty() || parts.contains(&part);
     let scale = if quick { 10 } else { 1 };
     let module_bin = build_bench_module()?;
     let dir = std::env::temp_dir().join(format!("blvm-bench-{}", std::process::id()));
@@ -50,14 +57,42 @@ fn main() -> Result<(), Error> {
         if quick { "quick run" } else { "full run" }
     );
     let n = 200_000 / scale;
-    let floor = raw_floor(&dir, n)?;
+    if wants("rtt") {
+        rtt(&bench, &dir, n)?;
+    }
+    if wants("inflight") {
+        let per_task = 40_000 / scale;
+        let inflight = bench.run_module(&format!("inflight 64 {per_task}"))?;
+        let (reqs, ns) = (inflight[1], inflight[2]);
+        println!(
+            "throughput 64 requests in flight on one connection:               {:>8.0} k requests/s",
+            reqs as f64 / ns as f64 * 1e6
+        );
+    }
+    if wants("events") {
+        for modules in [1usize, 8] {
+            let events = 4_000_000 / scale as u64 / modules as u64;
+            let (rate, received, dropped) = bench.events(modules, events)?;
+            println!(
+                "events     to {modules} module(s): {:>8.0} k events/s delivered in all ({received} received, {dropped} dropped at the node: queue full)",
+                rate / 1e3,
+            );
+        }
+    }
+    drop(bench);
+    let _ = std::fs::remove_dir_all(&dir);
+    Ok(())
+}
+
+fn rtt(bench: &Bench, dir: &Path, n: usize) -> Result<(), Error> {
+    let floor = raw_floor(dir, n)?;
     println!(
         "floor      raw blocking unix-socket ping-pong (64 B, 2 processes): p50 {:>6.2} us  p99 {:>6.2} us",
         us(floor.0),
         us(floor.1)
     );
-    let rtt = bench.run_module("rtt", &format!("rtt {n}"), 1)?;
-    let (p50, p99, mean) = (rtt[0][1], rtt[0][2], rtt[0][3]);
+    let rtt = bench.run_module(&format!("rtt {n}"))?;
+    let (p50, p99, mean) = (rtt[1], rtt[2], rtt[3]);
     println!(
         "round trip module ping over the node's IPC server:                p50 {:>6.2} us  p99 {:>6.2} us  mean {:>6.2} us",
         us(p50),
@@ -69,23 +104,6 @@ fn main() -> Result<(), Error> {
         p50 as f64 / floor.0 as f64,
         p99 as f64 / floor.1 as f64
     );
-    let per_task = 40_000 / scale;
-    let inflight = bench.run_module("inflight", &format!("inflight 64 {per_task}"), 1)?;
-    let (reqs, ns) = (inflight[0][1], inflight[0][2]);
-    println!(
-        "throughput 64 requests in flight on one connection:               {:>8.0} k requests/s",
-        reqs as f64 / ns as f64 * 1e6
-    );
-    for modules in [1usize, 8] {
-        let events = 4_000_000 / scale as u64 / modules as u64;
-        let (rate, received, dropped) = bench.events(modules, events)?;
-        println!(
-            "events     to {modules} module(s): {:>8.0} k events/s delivered in all ({received} received, {dropped} dropped at the node: queue full)",
-            rate / 1e3,
-        );
-    }
-    drop(bench);
-    let _ = std::fs::remove_dir_all(&dir);
     Ok(())
 }
 
@@ -104,7 +122,9 @@ fn build_bench_module() -> Result<PathBuf, Error> {
     let release = dir.ends_with("release");
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     let mut cmd = Command::new(cargo);
-    cmd.args(["build", "--quiet", "-p", "blvm-test-modules", "--bin", "bench-module"]);
+    cmd.args(["build", "--quiet", "-p", "blvm-test-modules", "--bin", "bench-module"])
+        .arg("--manifest-path")
+        .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/../../Cargo.toml"));
     if release {
         cmd.arg("--release");
     }
@@ -198,18 +218,14 @@ impl Bench {
         Ok((id, child))
     }
 
-    /// Runs `count` modules in `mode` and returns their result lines as
-    /// numbers (the first field is the tag, kept as 0).
-    fn run_module(&self, _name: &str, mode: &str, count: usize) -> Result<Vec<Vec<u64>>, Error> {
-        let mut results = Vec::new();
-        for _ in 0..count {
-            let (_, child) = self.spawn(mode, 100)?;
-            let out = child.wait_with_output()?;
-            let text = String::from_utf8(out.stdout)?;
-            let line = text.lines().last().ok_or("module printed nothing")?;
-            results.push(numbers(line));
-        }
-        Ok(results)
+    /// Runs a module in `mode` and returns its last line as numbers (the
+    /// tag word reads as 0).
+    fn run_module(&self, mode: &str) -> Result<Vec<u64>, Error> {
+        let (_, child) = self.spawn(mode, 100)?;
+        let out = child.wait_with_output()?;
+        let text = String::from_utf8(out.stdout)?;
+        let line = text.lines().last().ok_or("module printed nothing")?;
+        Ok(numbers(line))
     }
 
     /// Publishes `n` events to `modules` subscribers as fast as the

@@ -365,7 +365,7 @@ pub mod encode {
 mod tests {
     use super::*;
     use crate::control::LogLevel;
-    use crate::ErrorCode;
+    use crate::{ErrorCode, Hash32};
 
     fn round_trip(frame: Frame) {
         let mut out = Vec::new();
@@ -452,6 +452,88 @@ mod tests {
             &[0x80, 0x00],
         ] {
             assert!(Frame::decode(Bytes::copy_from_slice(bad)).is_err(), "{bad:?}");
+        }
+    }
+
+    /// A deterministic mutation fuzz: valid frames with bytes flipped and
+    /// cut, and pure noise, must decode or fail, never panic.
+    #[test]
+    fn mutated_and_random_payloads_never_panic() {
+        let mut state = 0x9e37_79b9_7f4a_7c15u64;
+        let mut next = move || {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state
+        };
+        let mut seeds = Vec::new();
+        let header = vec![1u8; 80];
+        for frame in [
+            Frame::Hello(Hello {
+                protocol_versions: vec![1, 2],
+                module_id: "m-1".into(),
+                module_name: "m".into(),
+                version: "1.0.0".into(),
+                token: "ab".repeat(32),
+            }),
+            Frame::Request(Request {
+                id: 7,
+                method: "get_block_header".into(),
+                params: Bytes::from(
+                    rmp_serde::to_vec_named(&crate::methods::chain::ByHash { hash: Hash32([3; 32]) }).unwrap(),
+                ),
+            }),
+            Frame::Response(Response {
+                id: 7,
+                result: Err(RemoteError::permission_denied(
+                    crate::Permission::ReadUTXO,
+                    "`get_utxo`",
+                )),
+            }),
+            Frame::Event(EventFrame {
+                seq: 9,
+                name: "NewBlock".into(),
+                payload: {
+                    let mut p = Vec::new();
+                    Event::from(crate::events::NewBlock {
+                        block_hash: Hash32([4; 32]),
+                        height: 9,
+                        header: header.clone(),
+                    })
+                    .encode_payload(&mut p)
+                    .unwrap();
+                    Bytes::from(p)
+                },
+            }),
+        ] {
+            let mut out = Vec::new();
+            frame.encode(&mut out).unwrap();
+            seeds.push(out[4..].to_vec());
+        }
+        for i in 0..50_000 {
+            let mut bytes = if i % 10 == 9 {
+                (0..next() % 64).map(|_| next() as u8).collect()
+            } else {
+                seeds[i % seeds.len()].clone()
+            };
+            if !bytes.is_empty() {
+                for _ in 0..=next() % 4 {
+                    let pos = next() as usize % bytes.len();
+                    bytes[pos] = next() as u8;
+                }
+                if next() % 5 == 0 {
+                    bytes.truncate(next() as usize % bytes.len());
+                }
+            }
+            match Frame::decode(Bytes::from(bytes)) {
+                Ok(Frame::Event(e)) => {
+                    let _ = e.event();
+                }
+                Ok(Frame::Request(r)) => {
+                    let _ = r.params::<crate::methods::chain::ByHash>();
+                }
+                _ => {}
+            }
         }
     }
 }

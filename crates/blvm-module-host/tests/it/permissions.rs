@@ -14,3 +14,20 @@ fn request_without_capability_is_denied_and_the_connection_keeps_working() {
     assert_eq!(module.next_line("ping answer"), "PING OK");
     assert_eq!(module.next_line("height answer"), "HEIGHT 438");
 }
+
+#[test]
+fn module_log_lines_are_re_emitted_under_the_module_name() {
+    crate::support::captured_logs();
+    let host = Host::start("log");
+    let module = host.spawn(spec("chatty-logger", &[]), "log", &[]);
+    module.expect("LOGGED");
+    let logs = crate::support::captured_logs();
+    let line = logs
+        .lines()
+        .find(|l| l.contains("hello from the module"))
+        .unwrap_or_else(|| panic!("log line not re-emitted; captured:\n{logs}"));
+    assert!(line.contains("WARN"), "{line}");
+    assert!(line.contains("module=\"chatty-logger\""), "{line}");
+    assert!(line.contains("test_module::log"), "{line}");
+    assert!(line.contains("answer") && line.contains("42"), "{line}");
+}

@@ -191,3 +191,29 @@ impl Drop for ModuleProc {
         let _ = self.child.wait();
     }
 }
+
+/// Everything the host logged through `tracing` in this test binary, as
+/// formatted text. Installs the capturing subscriber on first use.
+pub fn captured_logs() -> String {
+    use std::sync::Mutex;
+    static LOGS: Mutex<Vec<u8>> = Mutex::new(Vec::new());
+    static INSTALL: OnceLock<()> = OnceLock::new();
+    struct Capture;
+    impl std::io::Write for Capture {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            LOGS.lock().unwrap_or_else(|p| p.into_inner()).extend_from_slice(buf);
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    INSTALL.get_or_init(|| {
+        let _ = tracing_subscriber::fmt()
+            .with_ansi(false)
+            .with_max_level(tracing::Level::DEBUG)
+            .with_writer(|| Capture)
+            .try_init();
+    });
+    String::from_utf8_lossy(&LOGS.lock().unwrap_or_else(|p| p.into_inner())).into_owned()
+}

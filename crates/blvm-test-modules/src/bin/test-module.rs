@@ -8,7 +8,7 @@
 use std::io::Write;
 
 use blvm_sdk::protocol::methods::invocation::{ModuleCall, ModuleCallResult, MODULE_CALL};
-use blvm_sdk::protocol::{Event, EventType, RemoteError};
+use blvm_sdk::protocol::{Event, EventType, LogLevel, LogRecord, RemoteError};
 use blvm_sdk::{ModuleIntegration, SdkError};
 
 fn say(line: impl AsRef<str>) {
@@ -57,6 +57,7 @@ async fn main() {
         "denied" => denied(&integration).await,
         "stall" => stall(&mut integration).await,
         "invoke" => invoke(&integration).await,
+        "log" => log(&integration).await,
         other => {
             say(format!("ERROR unknown mode {other}"));
             Ok(())
@@ -149,6 +150,20 @@ async fn stall(integration: &mut ModuleIntegration) -> Result<(), SdkError> {
     loop {
         std::thread::park();
     }
+}
+
+/// Sends a log line, then a ping: the node handles frames in order, so
+/// once the ping is answered the log line has been recorded.
+async fn log(integration: &ModuleIntegration) -> Result<(), SdkError> {
+    integration.ipc().log(&LogRecord {
+        level: LogLevel::Warn,
+        target: "test_module::log".into(),
+        message: "hello from the module".into(),
+        fields: [("answer".to_string(), "42".to_string())].into(),
+    })?;
+    integration.node_api().ping().await?;
+    say("LOGGED");
+    Ok(())
 }
 
 /// Answers `module_call` invocations by asking the node for its height
