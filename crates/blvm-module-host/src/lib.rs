@@ -25,6 +25,7 @@
 
 pub mod api;
 pub mod ipc;
+pub mod registry;
 
 pub use api::backend::{BackendError, NodeBackend};
 pub use api::events::{DeliveryStats, EventManager};

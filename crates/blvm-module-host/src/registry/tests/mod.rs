@@ -1,0 +1,7 @@
+//! Tests of the registry, one file per source file.
+
+mod compatibility;
+mod dependencies;
+mod discovery;
+mod manifest;
+mod support;
