@@ -42,7 +42,7 @@ fn main() -> Result<(), Error> {
     let parts: Vec<&str> = args[1..]
         .iter()
         .map(String::as_str)
-        .filter(|a| ["rtt", "inflight", "events"].contains(a))
+        .filter(|a| ["codec", "rtt", "inflight", "events"].contains(a))
         .collect();
     let wants = |part: &str| parts.is_empty() || parts.contains(&part);
     let scale = if quick { 10 } else { 1 };
@@ -57,6 +57,9 @@ fn main() -> Result<(), Error> {
         if quick { "quick run" } else { "full run" }
     );
     let n = 200_000 / scale;
+    if wants("codec") {
+        codec(&bench.chain, 1_000_000 / scale);
+    }
     if wants("rtt") {
         rtt(&bench, &dir, n)?;
     }
@@ -82,6 +85,45 @@ fn main() -> Result<(), Error> {
     drop(bench);
     let _ = std::fs::remove_dir_all(&dir);
     Ok(())
+}
+
+/// In-process cost of the event codec: encode once, frame per module,
+/// decode on the module side.
+fn codec(chain: &MemoryChain, n: usize) {
+    use blvm_module_protocol::frame::encode;
+    use blvm_module_protocol::{Frame, FrameDecoder};
+    let event = Event::from(NewBlock {
+        block_hash: chain.hash_at(1),
+        height: 1,
+        header: chain.header_bytes(1),
+    });
+    let t = Instant::now();
+    let mut payload = Vec::new();
+    for _ in 0..n {
+        payload.clear();
+        let _ = event.encode_payload(&mut payload);
+    }
+    let encode_ns = t.elapsed().as_nanos() as f64 / n as f64;
+    let mut wire = Vec::with_capacity(n * (payload.len() + 40));
+    let t = Instant::now();
+    for seq in 0..n as u64 {
+        encode::event_raw(&mut wire, seq, "NewBlock", &payload);
+    }
+    let frame_ns = t.elapsed().as_nanos() as f64 / n as f64;
+    let mut buf = bytes::BytesMut::from(&wire[..]);
+    let decoder = FrameDecoder::default();
+    let t = Instant::now();
+    let mut decoded = 0;
+    while let Ok(Some(Frame::Event(e))) = decoder.next_frame(&mut buf) {
+        if e.event().is_ok() {
+            decoded += 1;
+        }
+    }
+    let decode_ns = t.elapsed().as_nanos() as f64 / decoded.max(1) as f64;
+    println!(
+        "codec      NewBlock event ({} B payload): encode once {encode_ns:.0} ns, frame per module {frame_ns:.0} ns, decode {decode_ns:.0} ns",
+        payload.len()
+    );
 }
 
 fn rtt(bench: &Bench, dir: &Path, n: usize) -> Result<(), Error> {

@@ -13,6 +13,8 @@
 //! unknown method is answered `method_not_found`; an event name the receiver
 //! does not know reaches it as [`crate::events::Event::Unknown`].
 
+use std::borrow::Cow;
+
 use bytes::Bytes;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
@@ -91,8 +93,9 @@ pub struct EventFrame {
     /// node tried to deliver to it, +1 for every later attempt, delivered or
     /// dropped. A gap means the module missed events.
     pub seq: u64,
-    /// The event type's name.
-    pub name: String,
+    /// The event type's name; borrowed from the event table when this
+    /// build knows it, so a delivery costs no allocation for it.
+    pub name: Cow<'static, str>,
     /// The payload, raw MessagePack.
     pub payload: Bytes,
 }
@@ -167,7 +170,13 @@ impl Frame {
             }),
             "event" => Frame::Event(EventFrame {
                 seq: seq.ok_or(DecodeError::MissingField("seq"))?,
-                name: event.ok_or(DecodeError::MissingField("event"))?.to_owned(),
+                name: {
+                    let name = event.ok_or(DecodeError::MissingField("event"))?;
+                    match crate::events::EventType::from_name(name) {
+                        Some(ty) => Cow::Borrowed(ty.name()),
+                        None => Cow::Owned(name.to_owned()),
+                    }
+                },
                 payload: raw(body, EMPTY_MAP),
             }),
             "hello" => Frame::Hello(decode_body("hello", &payload)?),
@@ -328,15 +337,18 @@ pub mod encode {
     /// An event whose payload was encoded once by the publisher
     /// ([`Event::encode_payload`]) and is shared by every subscriber.
     pub fn event_raw(out: &mut Vec<u8>, seq: u64, name: &str, payload: &[u8]) {
+        // This runs once per event per module, so the constant part of the
+        // envelope is written as bytes: {"type": "event", "seq": …
+        const HEAD: &[u8] = b"\x84\xa4type\xa5event\xa3seq";
+        const EVENT_KEY: &[u8] = b"\xa5event";
+        const PAYLOAD_KEY: &[u8] = b"\xa7payload";
+        out.reserve(4 + HEAD.len() + 9 + EVENT_KEY.len() + 5 + name.len() + PAYLOAD_KEY.len() + payload.len());
         let start = begin(out);
-        rmp::encode::write_map_len(out, 4).expect("writing to a Vec cannot fail");
-        write_str(out, "type");
-        write_str(out, "event");
-        write_str(out, "seq");
+        out.extend_from_slice(HEAD);
         write_uint(out, seq);
-        write_str(out, "event");
+        out.extend_from_slice(EVENT_KEY);
         write_str(out, name);
-        write_str(out, "payload");
+        out.extend_from_slice(PAYLOAD_KEY);
         out.extend_from_slice(payload);
         finish(out, start);
     }

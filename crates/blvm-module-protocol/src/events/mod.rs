@@ -56,7 +56,6 @@
 //! generated from the table; the tests in `tests.rs` check every entry.
 
 use std::fmt;
-use std::io;
 use std::str::FromStr;
 
 use bytes::Bytes;
@@ -320,17 +319,22 @@ fn expect_map(payload: &[u8]) -> Result<(), rmp_serde::decode::Error> {
 }
 
 /// Decodes one value that must span the whole of `payload`.
+///
+/// The extent is checked with the envelope's skipper and the value decoded
+/// from the borrowed slice: decoding through `io::Read` instead copies
+/// every key into a scratch buffer, which doubled the cost of an event.
 fn decode_payload<T: DeserializeOwned>(payload: &[u8]) -> Result<T, rmp_serde::decode::Error> {
-    let mut de = rmp_serde::Deserializer::new(io::Cursor::new(payload));
-    let value = T::deserialize(&mut de)?;
-    let used = de.position();
-    if used != payload.len() as u64 {
+    let mut reader = crate::msgpack::Reader::new(payload);
+    let extent = reader
+        .skip_value()
+        .map_err(|e| rmp_serde::decode::Error::Syntax(format!("malformed event payload: {e}")))?;
+    if extent.end != payload.len() {
         return Err(rmp_serde::decode::Error::Syntax(format!(
             "{} trailing bytes after the event payload",
-            payload.len() as u64 - used
+            payload.len() - extent.end
         )));
     }
-    Ok(value)
+    rmp_serde::from_slice(payload)
 }
 
 impl fmt::Display for EventType {
