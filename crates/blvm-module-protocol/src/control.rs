@@ -50,15 +50,19 @@ pub struct Welcome {
 /// sending it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Refused {
-    /// `bad_token`, `pid_mismatch`, `already_connected`,
-    /// `unsupported_version`, `unexpected_frame` or `identity_mismatch`.
+    /// `bad_token`, `pid_mismatch`, `already_connected`, `token_replayed`,
+    /// `unsupported_version`, `identity_mismatch`, `unexpected_frame`,
+    /// `bad_handshake` or `internal`; a receiver must accept codes it does
+    /// not know.
     pub code: String,
     /// A human-readable reason.
     pub reason: String,
 }
 
-/// Severity of a [`LogRecord`], in `tracing`'s order.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+/// Severity of a [`LogRecord`], in `tracing`'s order. A level this build
+/// does not know (a newer module's `notice`, say) decodes as `Info`, so a
+/// log line can never be a protocol violation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum LogLevel {
     /// `error`
@@ -71,6 +75,19 @@ pub enum LogLevel {
     Debug,
     /// `trace`
     Trace,
+}
+
+impl<'de> Deserialize<'de> for LogLevel {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = <std::borrow::Cow<'de, str>>::deserialize(d)?;
+        Ok(match s.as_ref() {
+            "error" => LogLevel::Error,
+            "warn" => LogLevel::Warn,
+            "debug" => LogLevel::Debug,
+            "trace" => LogLevel::Trace,
+            _ => LogLevel::Info,
+        })
+    }
 }
 
 /// A log line a module asks the node to record under the module's name.
@@ -97,4 +114,16 @@ pub struct Shutdown {
     pub reason: String,
     /// How long the node waits before killing.
     pub grace_ms: u64,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unknown_log_level_decodes_as_info() {
+        let bytes = rmp_serde::to_vec_named(&BTreeMap::from([("level", "notice"), ("message", "m")])).expect("encodes");
+        let record: LogRecord = rmp_serde::from_slice(&bytes).expect("decodes");
+        assert_eq!(record.level, LogLevel::Info);
+    }
 }

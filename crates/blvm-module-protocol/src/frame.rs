@@ -131,7 +131,9 @@ impl Frame {
         let mut seq = None;
         let mut method = None;
         let mut event = None;
-        let mut body = None;
+        let mut params = None;
+        let mut result = None;
+        let mut event_payload = None;
         let mut error = None;
         for _ in 0..entries {
             match r.str()? {
@@ -140,7 +142,11 @@ impl Frame {
                 "seq" => seq = Some(r.uint()?),
                 "method" => method = Some(r.str()?),
                 "event" => event = Some(r.str()?),
-                "params" | "result" | "payload" => body = Some(r.skip_value()?),
+                // Each kind has its own body key; the others are unknown
+                // keys for it and are ignored.
+                "params" => params = Some(r.skip_value()?),
+                "result" => result = Some(r.skip_value()?),
+                "payload" => event_payload = Some(r.skip_value()?),
                 "error" => error = Some(r.skip_value()?),
                 _ => {
                     r.skip_value()?;
@@ -159,13 +165,13 @@ impl Frame {
             "request" => Frame::Request(Request {
                 id: id.ok_or(DecodeError::MissingField("id"))?,
                 method: method.ok_or(DecodeError::MissingField("method"))?.to_owned(),
-                params: raw(body, EMPTY_MAP),
+                params: raw(params, EMPTY_MAP),
             }),
             "response" => Frame::Response(Response {
                 id: id.ok_or(DecodeError::MissingField("id"))?,
                 result: match error {
                     Some(range) => Err(decode_body("error", &payload[range])?),
-                    None => Ok(raw(body, NIL)),
+                    None => Ok(raw(result, NIL)),
                 },
             }),
             "event" => Frame::Event(EventFrame {
@@ -177,7 +183,7 @@ impl Frame {
                         None => Cow::Owned(name.to_owned()),
                     }
                 },
-                payload: raw(body, EMPTY_MAP),
+                payload: raw(event_payload, EMPTY_MAP),
             }),
             "hello" => Frame::Hello(decode_body("hello", &payload)?),
             "welcome" => Frame::Welcome(decode_body("welcome", &payload)?),
@@ -547,5 +553,24 @@ mod tests {
                 _ => {}
             }
         }
+    }
+
+    #[test]
+    fn a_body_key_of_another_frame_kind_is_an_ignored_unknown_key() {
+        // {"type": "response", "id": 1, "params": 5, "result": 6}
+        let mut m = Vec::new();
+        rmp::encode::write_map_len(&mut m, 4).unwrap();
+        write_str(&mut m, "type");
+        write_str(&mut m, "response");
+        write_str(&mut m, "id");
+        write_uint(&mut m, 1);
+        write_str(&mut m, "params");
+        write_uint(&mut m, 5);
+        write_str(&mut m, "result");
+        write_uint(&mut m, 6);
+        let Frame::Response(r) = Frame::decode(Bytes::from(m)).unwrap() else {
+            panic!("not a response")
+        };
+        assert_eq!(&r.result.unwrap()[..], &[6]);
     }
 }

@@ -111,7 +111,9 @@ struct StatsEntry {
 struct Subscriber {
     module_id: String,
     tx: SyncSender<Outbound>,
-    next_seq: AtomicU64,
+    /// The next sequence number. Held across the `try_send` so that two
+    /// threads publishing at once cannot queue seq 6 before seq 5.
+    next_seq: Mutex<u64>,
     counters: Arc<Counters>,
 }
 
@@ -126,11 +128,15 @@ enum Offer {
 impl Subscriber {
     /// Tries to enqueue without waiting.
     fn offer(&self, event: &Arc<EncodedEvent>) -> Offer {
-        let seq = self.next_seq.fetch_add(1, Ordering::Relaxed);
-        match self.tx.try_send(Outbound::Event(QueuedEvent {
+        let mut next_seq = lock(&self.next_seq);
+        let seq = *next_seq;
+        *next_seq += 1;
+        let sent = self.tx.try_send(Outbound::Event(QueuedEvent {
             seq,
             event: Arc::clone(event),
-        })) {
+        }));
+        drop(next_seq);
+        match sent {
             Ok(()) => {
                 self.counters.delivered.fetch_add(1, Ordering::Relaxed);
                 Offer::Queued
@@ -263,7 +269,7 @@ impl EventManager {
             subscriber: Arc::new(Subscriber {
                 module_id: module_id.to_owned(),
                 tx: tx.clone(),
-                next_seq: AtomicU64::new(1),
+                next_seq: Mutex::new(1),
                 counters,
             }),
             types: Vec::new(),

@@ -74,7 +74,7 @@ impl Connection {
         })
     }
 
-    fn write_all(&self, bytes: &[u8]) -> std::io::Result<()> {
+    pub(crate) fn write_all(&self, bytes: &[u8]) -> std::io::Result<()> {
         lock(&self.writer).write_all(bytes)
     }
 

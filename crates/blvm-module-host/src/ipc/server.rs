@@ -22,7 +22,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use blvm_module_protocol::frame::encode;
 use blvm_module_protocol::{Frame, FrameDecoder, Hello, Refused, Welcome, DEFAULT_MAX_FRAME_LEN, SUPPORTED_VERSIONS};
@@ -260,14 +260,24 @@ fn refuse(shared: &Shared, mut stream: &UnixStream, module_id: Option<&str>, cod
     });
 }
 
-/// Reads frames until the first one is complete.
-fn read_hello(stream: &mut UnixStream, decoder: FrameDecoder, buf: &mut BytesMut) -> Result<Frame, String> {
+/// The largest `hello` accepted: an unauthenticated peer must not make
+/// the node reserve a full-size frame buffer.
+const MAX_HELLO_LEN: usize = 64 * 1024;
+
+/// Reads until the first frame is complete, within one overall deadline
+/// (a per-read timeout would let a peer trickle a byte at a time forever).
+fn read_hello(stream: &mut UnixStream, deadline: Instant, buf: &mut BytesMut) -> Result<Frame, String> {
+    let decoder = FrameDecoder::new(MAX_HELLO_LEN);
     let mut chunk = [0u8; 4096];
     loop {
         match decoder.next_frame(buf) {
             Ok(Some(frame)) => return Ok(frame),
             Ok(None) => {}
             Err(e) => return Err(e.to_string()),
+        }
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() || stream.set_read_timeout(Some(left)).is_err() {
+            return Err("no hello before the handshake deadline".into());
         }
         match stream.read(&mut chunk) {
             Ok(0) => return Err("closed before the handshake".into()),
@@ -285,10 +295,8 @@ fn serve(shared: Arc<Shared>, mut stream: UnixStream) {
     let pid = peer_pid(&stream);
     let decoder = FrameDecoder::new(shared.config.max_frame_len);
     let mut buf = BytesMut::with_capacity(4096);
-    if stream.set_read_timeout(Some(shared.config.handshake_timeout)).is_err() {
-        return;
-    }
-    let hello: Hello = match read_hello(&mut stream, decoder, &mut buf) {
+    let deadline = Instant::now() + shared.config.handshake_timeout;
+    let hello: Hello = match read_hello(&mut stream, deadline, &mut buf) {
         Ok(Frame::Hello(h)) => h,
         Ok(other) => {
             let kind = connection::frame_kind(&other).to_owned();

@@ -61,3 +61,34 @@ async fn second_connection_for_a_live_module_and_a_replayed_token_are_refused() 
         "{replay:?}"
     );
 }
+
+#[tokio::test(flavor = "current_thread")]
+async fn a_peer_trickling_its_hello_is_cut_at_the_handshake_deadline() {
+    use std::io::Write;
+    let config = blvm_module_host::IpcServerConfig {
+        handshake_timeout: std::time::Duration::from_millis(500),
+        ..Default::default()
+    };
+    let host = Host::start_with("trickle", config);
+    let mut events = host.server.subscribe_connection_events();
+    let mut stream = std::os::unix::net::UnixStream::connect(host.server.socket_path()).expect("connect");
+    // A length prefix announcing a 200-byte hello, then one byte of it
+    // every 100 ms: each read succeeds well within 500 ms, only the
+    // overall deadline can end it.
+    stream.write_all(&[0, 0, 0, 200]).expect("prefix");
+    let trickler = std::thread::spawn(move || {
+        for _ in 0..300 {
+            if stream.write_all(&[0]).is_err() {
+                return true;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+        false
+    });
+    let refused = wait_for(&mut events, |e| matches!(e, ConnectionEvent::Refused { .. })).await;
+    assert!(
+        matches!(&refused, ConnectionEvent::Refused { code, reason, .. } if code == "bad_handshake" && reason.contains("deadline")),
+        "{refused:?}"
+    );
+    assert!(trickler.join().expect("trickler"), "the node closed the connection");
+}

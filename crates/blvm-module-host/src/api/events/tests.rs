@@ -115,3 +115,25 @@ fn stats_cover_every_module_and_survive_unregister() {
     );
     assert_eq!(all[1].queue_capacity, 7);
 }
+
+#[test]
+fn concurrent_publishers_queue_sequence_numbers_in_order() {
+    let bus = std::sync::Arc::new(EventManager::new());
+    let (_tx, rx) = bus.register("m", "m", "1.0.0", 100_000);
+    bus.subscribe("m", &[EventType::NewBlock]);
+    let threads: Vec<_> = (0..4)
+        .map(|_| {
+            let bus = bus.clone();
+            std::thread::spawn(move || {
+                for h in 0..5_000 {
+                    bus.publish(&block(h));
+                }
+            })
+        })
+        .collect();
+    for t in threads {
+        t.join().unwrap();
+    }
+    let seqs: Vec<u64> = drain(&rx).into_iter().map(|(s, _)| s).collect();
+    assert_eq!(seqs, (1..=20_000).collect::<Vec<_>>());
+}
