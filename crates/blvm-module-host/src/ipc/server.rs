@@ -396,6 +396,9 @@ fn start_connection(
     version: u32,
 ) -> std::io::Result<Arc<Connection>> {
     let events = shared.hub.events();
+    // A larger send buffer lets the writer hand a burst of events over in
+    // fewer writes, and so with fewer wake-ups of the module; best effort.
+    let _ = rustix::net::sockopt::set_socket_send_buffer_size(stream, 1 << 20);
     let (wake, rx) = events.register(&spec.module_id, &spec.name, &spec.version, spec.event_queue_capacity);
     let conn = Arc::new(Connection::new(Arc::clone(&spec), pid, stream, wake)?);
     let writer_conn = Arc::clone(&conn);

@@ -41,7 +41,7 @@ use crate::invocation::{Invocation, InvocationReceiver};
 /// deadlock a module that awaits a response in the task that reads events.
 pub const DEFAULT_EVENT_BUFFER: usize = 65_536;
 
-const READ_CHUNK: usize = 64 * 1024;
+const READ_CHUNK: usize = 256 * 1024;
 
 type Pending = oneshot::Sender<Result<Bytes, RemoteError>>;
 
