@@ -1,0 +1,421 @@
+//! Starting a module process.
+//!
+//! Every spawn gets: a cleared environment holding only the documented
+//! variables (the node's own environment may hold secrets), stdin from
+//! `/dev/null`, stdout and stderr drained by their own threads, its own
+//! process group, and, when a writable cgroup v2 exists, its own cgroup,
+//! joined between fork and exec so not one instruction of the module runs
+//! outside it.
+
+use std::fs::File;
+#[cfg(test)]
+use std::fs::OpenOptions;
+use std::io;
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+
+use rustix::process::{Pid, Signal, WaitOptions};
+use tokio::sync::watch;
+
+use super::cgroup::{self, Cgroup};
+use super::monitor::{self, ModuleProcess, ReapGuard, TeardownKind, KILL_TIMEOUT};
+use super::output::{self, Stream};
+
+/// `BLVM_MODULE_SOCKET`: path of the node's module socket (names as in
+/// `blvm-sdk`'s `env` module, which documents them for module authors).
+pub const ENV_SOCKET: &str = "BLVM_MODULE_SOCKET";
+/// `BLVM_MODULE_ID`: the id of this spawn, sent back in `hello`.
+pub const ENV_MODULE_ID: &str = "BLVM_MODULE_ID";
+/// `BLVM_MODULE_NAME`: the manifest name.
+pub const ENV_MODULE_NAME: &str = "BLVM_MODULE_NAME";
+/// `BLVM_MODULE_VERSION`: the manifest version.
+pub const ENV_MODULE_VERSION: &str = "BLVM_MODULE_VERSION";
+/// `BLVM_MODULE_TOKEN`: the one-time handshake token.
+pub const ENV_TOKEN: &str = "BLVM_MODULE_TOKEN";
+/// `BLVM_MODULE_DATA_DIR`: the module's own data directory.
+pub const ENV_DATA_DIR: &str = "BLVM_MODULE_DATA_DIR";
+
+/// `PATH` given to every module: system binaries only, never the node's.
+pub const MODULE_PATH: &str = "/usr/bin:/bin";
+
+/// Node variables passed through when set: they change diagnostics only,
+/// and an operator debugging a module expects them to reach it.
+pub const PASSED_THROUGH: [&str; 2] = ["RUST_BACKTRACE", "RUST_LOG"];
+
+/// What to start, and what to tell it.
+#[derive(Debug, Clone)]
+pub struct SpawnRequest {
+    /// The spawn's module id (`BLVM_MODULE_ID`), also names the cgroup.
+    pub module_id: String,
+    /// The manifest name (`BLVM_MODULE_NAME`), tags the module's log lines.
+    pub name: String,
+    /// The manifest version (`BLVM_MODULE_VERSION`).
+    pub version: String,
+    /// Absolute path of the executable.
+    pub binary: PathBuf,
+    /// The process's current directory, created if missing.
+    pub working_dir: PathBuf,
+    /// The node's module socket (`BLVM_MODULE_SOCKET`).
+    pub socket_path: PathBuf,
+    /// The one-time handshake token (`BLVM_MODULE_TOKEN`).
+    pub token: String,
+    /// The module's data directory (`BLVM_MODULE_DATA_DIR`).
+    pub data_dir: PathBuf,
+    /// More variables. They cannot override the `BLVM_MODULE_*` set (such
+    /// entries are ignored with a warning) but can override `PATH`.
+    pub extra_env: Vec<(String, String)>,
+}
+
+/// How the spawner groups processes for teardown.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SpawnerConfig {
+    /// The cgroup v2 directory under which each spawn gets its own group;
+    /// `None` disables cgroups (process-group teardown only).
+    pub cgroup_parent: Option<PathBuf>,
+}
+
+impl Default for SpawnerConfig {
+    /// Auto-detects: the node's own cgroup v2 plus `blvm-modules`, or
+    /// `None` when the host has no cgroup v2. Reads `/proc`, writes nothing.
+    fn default() -> SpawnerConfig {
+        SpawnerConfig {
+            cgroup_parent: cgroup::detect_parent(),
+        }
+    }
+}
+
+impl SpawnerConfig {
+    /// No cgroups: every module is torn down by process group.
+    pub fn without_cgroup() -> SpawnerConfig {
+        SpawnerConfig { cgroup_parent: None }
+    }
+}
+
+/// Why a module process could not be started. Names the module, the
+/// binary and the cause.
+#[derive(Debug, thiserror::Error)]
+#[error("cannot spawn module {module_id} ({}): {kind}", binary.display())]
+pub struct SpawnError {
+    module_id: String,
+    binary: PathBuf,
+    kind: SpawnErrorKind,
+}
+
+impl SpawnError {
+    /// The module id of the request.
+    pub fn module_id(&self) -> &str {
+        &self.module_id
+    }
+
+    /// The binary of the request.
+    pub fn binary(&self) -> &Path {
+        &self.binary
+    }
+
+    /// What went wrong.
+    pub fn kind(&self) -> &SpawnErrorKind {
+        &self.kind
+    }
+}
+
+/// The cause of a [`SpawnError`]. Causes are part of the message (no
+/// `source()` chain), so the status line alone says everything.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum SpawnErrorKind {
+    /// The binary path is relative, so it would depend on the current directory.
+    #[error("the binary path is not absolute")]
+    RelativeBinary,
+    /// The working directory could not be created.
+    #[error("cannot create working directory {}: {error}", path.display())]
+    WorkingDir {
+        /// The directory.
+        path: PathBuf,
+        /// The cause.
+        error: io::Error,
+    },
+    /// `fork`/`exec` (or joining the cgroup between them) failed.
+    #[error("cannot start the process: {0}")]
+    Exec(io::Error),
+    /// A supervision thread (waiter or pipe reader) could not be started;
+    /// the process was killed.
+    #[error("cannot start a supervision thread: {0}")]
+    Thread(io::Error),
+}
+
+/// Starts module processes. Cheap to share: `spawn` takes `&self`.
+#[derive(Debug)]
+pub struct ModuleProcessSpawner {
+    /// A cgroup parent known to be usable, or `None` for process groups.
+    cgroup_parent: Option<PathBuf>,
+}
+
+impl ModuleProcessSpawner {
+    /// Creates a spawner. A configured cgroup parent is created if missing
+    /// and checked to be a writable cgroup v2 directory; if it is not, the
+    /// spawner logs why and uses process groups.
+    ///
+    /// Deliberately not done: `PR_SET_CHILD_SUBREAPER` on the node. It would
+    /// keep a dead module's orphans findable, but then someone has to reap
+    /// them with `waitpid(-1)`, which would steal exit statuses from every
+    /// other `Child` in the node (and from this module's own waiter).
+    /// Cgroups make it unnecessary; see [`crate::process`] for what the
+    /// process-group fallback does instead.
+    pub fn new(config: SpawnerConfig) -> ModuleProcessSpawner {
+        let cgroup_parent = config
+            .cgroup_parent
+            .and_then(|parent| match cgroup::prepare_parent(&parent) {
+                Ok(()) => Some(parent),
+                Err(e) => {
+                    tracing::warn!(
+                        cgroup = %parent.display(),
+                        error = %e,
+                        "cgroup v2 unusable; modules will be torn down by process group"
+                    );
+                    None
+                }
+            });
+        ModuleProcessSpawner { cgroup_parent }
+    }
+
+    /// How this spawner's processes are torn down.
+    pub fn teardown_kind(&self) -> TeardownKind {
+        if self.cgroup_parent.is_some() {
+            TeardownKind::Cgroup
+        } else {
+            TeardownKind::ProcessGroup
+        }
+    }
+
+    /// The cgroup directory under which modules' groups are created.
+    pub fn cgroup_parent(&self) -> Option<&Path> {
+        self.cgroup_parent.as_deref()
+    }
+
+    /// Starts the module. Returns once the process exists (exec has
+    /// succeeded); readiness is the handshake's business.
+    ///
+    /// If this spawn's cgroup cannot be created, the spawn goes ahead with
+    /// process-group teardown and a warning;
+    /// [`ModuleProcess::teardown_kind`] tells which one it got.
+    ///
+    /// # Errors
+    ///
+    /// A relative binary path, an uncreatable working directory, a failed
+    /// exec (missing binary, no permission, or the cgroup join), or no
+    /// thread for supervision. Nothing is left running after an error.
+    pub fn spawn(&self, req: &SpawnRequest) -> Result<ModuleProcess, SpawnError> {
+        let fail = |kind| SpawnError {
+            module_id: req.module_id.clone(),
+            binary: req.binary.clone(),
+            kind,
+        };
+        if !req.binary.is_absolute() {
+            return Err(fail(SpawnErrorKind::RelativeBinary));
+        }
+        std::fs::create_dir_all(&req.working_dir).map_err(|error| {
+            fail(SpawnErrorKind::WorkingDir {
+                path: req.working_dir.clone(),
+                error,
+            })
+        })?;
+
+        let (mut child, cgroup) = self.start(req).map_err(|e| fail(SpawnErrorKind::Exec(e)))?;
+        let pid = child.id();
+        let module: Arc<str> = Arc::from(req.name.as_str());
+        let stdout = child.stdout.take();
+        let stderr = child.stderr.take();
+        let guard = Arc::new(ReapGuard::default());
+        let (tx, exit_rx) = watch::channel(None);
+        if let Err(e) = monitor::spawn_waiter(child, module.clone(), guard.clone(), tx) {
+            // The Child went down with the closure, unreaped: finish it by pid.
+            emergency_kill(pid, cgroup.as_ref());
+            return Err(fail(SpawnErrorKind::Thread(e)));
+        }
+        // From here on, dropping `process` kills the tree and removes the cgroup.
+        let process = ModuleProcess {
+            pid,
+            module: module.clone(),
+            token_env: format!("{ENV_TOKEN}={}", req.token).into_bytes(),
+            guard,
+            exit_rx,
+            cgroup,
+        };
+        // On error `process` drops here, killing what was started.
+        if let Some(pipe) = stdout {
+            output::spawn_reader(pipe, module.clone(), Stream::Stdout).map_err(|e| fail(SpawnErrorKind::Thread(e)))?;
+        }
+        if let Some(pipe) = stderr {
+            output::spawn_reader(pipe, module.clone(), Stream::Stderr).map_err(|e| fail(SpawnErrorKind::Thread(e)))?;
+        }
+        tracing::info!(module = %module, pid, teardown = ?process.teardown_kind(), "module process started");
+        Ok(process)
+    }
+
+    /// Forks and execs the module, in its own cgroup when possible.
+    ///
+    /// If joining the cgroup fails in the child (say, a hierarchy where we
+    /// may create groups but not move processes), the spawn is tried once
+    /// more without: a module that can run should not be refused for want
+    /// of a teardown group. Exec errors are returned as they are.
+    fn start(&self, req: &SpawnRequest) -> io::Result<(Child, Option<Cgroup>)> {
+        let Some(parent) = self.cgroup_parent.as_deref() else {
+            return Ok((command(req).spawn()?, None));
+        };
+        let (cgroup, procs) = match cgroup_for(parent, &req.module_id) {
+            Ok(pair) => pair,
+            Err(e) => {
+                tracing::warn!(module = %req.name, error = %e, "cannot create the module's cgroup; using its process group");
+                return Ok((command(req).spawn()?, None));
+            }
+        };
+        let mut cmd = command(req);
+        join_cgroup_before_exec(&mut cmd, procs);
+        let spawned = cmd.spawn();
+        // Closes our copy of the cgroup.procs fd, held by the pre_exec closure.
+        drop(cmd);
+        match spawned {
+            Ok(child) => Ok((child, Some(cgroup))),
+            Err(e) => {
+                let _ = cgroup.remove();
+                let join_errno = e
+                    .raw_os_error()
+                    .and_then(|code| code.checked_sub(JOIN_ERRNO_BASE))
+                    .filter(|n| *n > 0);
+                let Some(errno) = join_errno else { return Err(e) };
+                tracing::warn!(
+                    module = %req.name,
+                    error = %io::Error::from_raw_os_error(errno),
+                    "cannot join the module's cgroup; using its process group"
+                );
+                Ok((command(req).spawn()?, None))
+            }
+        }
+    }
+}
+
+/// The command line, environment and stdio of a spawn (no cgroup yet).
+fn command(req: &SpawnRequest) -> Command {
+    let mut cmd = Command::new(&req.binary);
+    cmd.current_dir(&req.working_dir).env_clear().env("PATH", MODULE_PATH);
+    for var in PASSED_THROUGH {
+        if let Some(value) = std::env::var_os(var) {
+            cmd.env(var, value);
+        }
+    }
+    let reserved = [
+        ENV_SOCKET,
+        ENV_MODULE_ID,
+        ENV_MODULE_NAME,
+        ENV_MODULE_VERSION,
+        ENV_TOKEN,
+        ENV_DATA_DIR,
+    ];
+    for (key, value) in &req.extra_env {
+        if reserved.contains(&key.as_str()) {
+            tracing::warn!(module = %req.name, variable = %key, "extra_env cannot override a BLVM_MODULE_* variable");
+            continue;
+        }
+        cmd.env(key, value);
+    }
+    cmd.env(ENV_SOCKET, &req.socket_path)
+        .env(ENV_MODULE_ID, &req.module_id)
+        .env(ENV_MODULE_NAME, &req.name)
+        .env(ENV_MODULE_VERSION, &req.version)
+        .env(ENV_TOKEN, &req.token)
+        .env(ENV_DATA_DIR, &req.data_dir)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        // Its own group: a terminal's Ctrl-C to the node's group does not
+        // reach it, and the group is the fallback teardown unit.
+        .process_group(0);
+    cmd
+}
+
+/// Creates the spawn's cgroup and opens its `cgroup.procs`; removes the
+/// group again if the open fails.
+fn cgroup_for(parent: &Path, module_id: &str) -> io::Result<(Cgroup, File)> {
+    let cgroup = Cgroup::create(parent, module_id)?;
+    match cgroup.open_procs() {
+        Ok(procs) => Ok((cgroup, procs)),
+        Err(e) => {
+            let _ = cgroup.remove();
+            Err(e)
+        }
+    }
+}
+
+/// Makes the child move itself into the cgroup whose `cgroup.procs` is
+/// `procs`, after fork and before exec. This is the first sandbox step
+/// (DESIGN.md "Sandbox"): limits set on the group then cover the module
+/// from its first instruction, and every process it ever forks is born
+/// inside.
+/// Added to the errno of a failed cgroup join, so the parent can tell it
+/// from an exec error: std passes the child's raw error code back as is,
+/// and real errnos are below 4096.
+const JOIN_ERRNO_BASE: i32 = 0x10000;
+
+#[allow(unsafe_code)]
+fn join_cgroup_before_exec(cmd: &mut Command, procs: File) {
+    // SAFETY: `pre_exec` closures run in the forked child, where only
+    // async-signal-safe operations are allowed (another thread of the node
+    // may have held the allocator's lock at fork). This one makes a single
+    // `write(2)` system call on a descriptor opened before the fork, from a
+    // static buffer ("0" means "the writing process"). rustix issues the
+    // system call itself, with no allocation, lock or libc state;
+    // `from_raw_os_error` stores a plain integer (the errno offset by
+    // `JOIN_ERRNO_BASE`) without allocating. The fd is close-on-exec, so the
+    // module never inherits it.
+    unsafe {
+        cmd.pre_exec(move || match rustix::io::write(&procs, b"0") {
+            Ok(_) => Ok(()),
+            Err(errno) => Err(io::Error::from_raw_os_error(JOIN_ERRNO_BASE + errno.raw_os_error())),
+        });
+    }
+}
+
+/// Kills and reaps a child whose waiter thread could not start.
+fn emergency_kill(pid: u32, cgroup: Option<&Cgroup>) {
+    let Some(pid) = i32::try_from(pid).ok().and_then(Pid::from_raw) else {
+        return;
+    };
+    if let Some(cgroup) = cgroup {
+        let _ = cgroup.kill_all(KILL_TIMEOUT);
+    }
+    // Unreaped, the pid is still ours: safe to signal its group.
+    let _ = rustix::process::kill_process_group(pid, Signal::KILL);
+    let _ = rustix::process::waitpid(Some(pid), WaitOptions::empty());
+    if let Some(cgroup) = cgroup {
+        let _ = cgroup.remove();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A failed join reaches the parent as `JOIN_ERRNO_BASE + errno`, and
+    /// nothing of the binary runs.
+    #[test]
+    fn failed_join_is_told_apart_from_exec_errors() {
+        // Writes to /dev/full fail with ENOSPC, like a refused migration would.
+        let full = OpenOptions::new()
+            .write(true)
+            .open("/dev/full")
+            .expect("/dev/full exists on Linux");
+        let mut cmd = Command::new("/bin/sh");
+        cmd.args(["-c", "exit 0"]);
+        join_cgroup_before_exec(&mut cmd, full);
+        let err = cmd.spawn().expect_err("the join fails");
+        assert_eq!(
+            err.raw_os_error(),
+            Some(JOIN_ERRNO_BASE + rustix::io::Errno::NOSPC.raw_os_error())
+        );
+
+        let err = Command::new("/nonexistent/binary").spawn().expect_err("no such binary");
+        assert!(err.raw_os_error().is_some_and(|code| code < JOIN_ERRNO_BASE));
+    }
+}
