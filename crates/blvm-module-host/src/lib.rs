@@ -25,6 +25,8 @@
 
 pub mod api;
 pub mod ipc;
+pub mod manager;
+pub mod process;
 pub mod registry;
 
 pub use api::backend::{BackendError, NodeBackend};

@@ -44,6 +44,9 @@ pub(crate) struct Connection {
     control: Mutex<VecDeque<Vec<u8>>>,
     wake: SyncSender<Outbound>,
     closed: AtomicBool,
+    /// Whether the node asked the module to shut down: a connection that
+    /// ends without this was lost (the module crashed or exited on its own).
+    shutdown_sent: AtomicBool,
     next_id: AtomicU64,
     pending: Mutex<HashMap<u64, Pending>>,
 }
@@ -69,6 +72,7 @@ impl Connection {
             control: Mutex::new(VecDeque::new()),
             wake,
             closed: AtomicBool::new(false),
+            shutdown_sent: AtomicBool::new(false),
             next_id: AtomicU64::new(1),
             pending: Mutex::new(HashMap::new()),
         })
@@ -158,8 +162,8 @@ impl ModuleConnectionHandle {
     ///
     /// # Errors
     ///
-    /// The module's error response, or `connection_closed` if the
-    /// connection ends first.
+    /// The module's error response; `module_crashed` if the connection is
+    /// lost first, `connection_closed` if it ends after a `shutdown`.
     pub async fn invoke<P: Serialize + ?Sized>(&self, method: &str, params: &P) -> Result<Bytes, RemoteError> {
         let conn = &self.conn;
         if self.is_closed() {
@@ -189,6 +193,7 @@ impl ModuleConnectionHandle {
             grace_ms: u64::try_from(grace.as_millis()).unwrap_or(u64::MAX),
         };
         if encode::control(&mut frame, "shutdown", &body).is_ok() {
+            self.conn.shutdown_sent.store(true, Ordering::SeqCst);
             self.conn.send_control(frame);
         }
     }
@@ -325,10 +330,20 @@ fn violation(e: &FrameError) -> CloseReason {
     CloseReason::Violation(e.to_string())
 }
 
-/// Ends a connection: fails what waits on it and closes the socket.
+/// Ends a connection: fails what waits on it and closes the socket. An
+/// invocation cut off by a connection the node did not ask to end fails
+/// with `module_crashed`; after a `shutdown`, with `connection_closed`.
 pub(crate) fn finish(conn: &Connection) {
     conn.close();
-    conn.fail_pending(&closed_error());
+    let error = if conn.shutdown_sent.load(Ordering::SeqCst) {
+        closed_error()
+    } else {
+        RemoteError::new(
+            ErrorCode::ModuleCrashed,
+            format!("module `{}` went away before it answered", conn.spec.name),
+        )
+    };
+    conn.fail_pending(&error);
 }
 
 pub(crate) fn frame_kind(frame: &Frame) -> &str {

@@ -98,7 +98,7 @@ struct Shared {
 pub struct ModuleIpcServer {
     shared: Arc<Shared>,
     path: PathBuf,
-    accept_thread: Option<JoinHandle<()>>,
+    accept_thread: Mutex<Option<JoinHandle<()>>>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -138,7 +138,7 @@ impl ModuleIpcServer {
         Ok(ModuleIpcServer {
             shared,
             path,
-            accept_thread: Some(accept_thread),
+            accept_thread: Mutex::new(Some(accept_thread)),
         })
     }
 
@@ -190,13 +190,13 @@ impl ModuleIpcServer {
     }
 
     /// Stops accepting and closes every connection.
-    pub fn shutdown(&mut self) {
+    pub fn shutdown(&self) {
         if self.shared.stopping.swap(true, Ordering::SeqCst) {
             return;
         }
         // Wake the blocking accept so it sees `stopping`.
         let _ = UnixStream::connect(&self.path);
-        if let Some(t) = self.accept_thread.take() {
+        if let Some(t) = lock(&self.accept_thread).take() {
             let _ = t.join();
         }
         let handles: Vec<_> = lock(&self.shared.connections).drain().map(|(_, h)| h).collect();

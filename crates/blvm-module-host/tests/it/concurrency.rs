@@ -93,7 +93,7 @@ async fn node_invocation_and_module_request_are_in_flight_together() {
         .await
         .unwrap_err();
     assert_eq!(err.code, ErrorCode::MethodNotFound);
-    // Cutting the connection fails what waits on it with a typed error.
+    // A module that dies fails what waits on it with a typed error.
     drop(module);
     let err = tokio::time::timeout(
         Duration::from_secs(30),
@@ -108,5 +108,9 @@ async fn node_invocation_and_module_request_are_in_flight_together() {
     )
     .await
     .expect("no hang");
-    assert_eq!(err.unwrap_err().code, ErrorCode::ConnectionClosed);
+    let code = err.unwrap_err().code;
+    assert!(
+        code == ErrorCode::ModuleCrashed || code == ErrorCode::ConnectionClosed,
+        "{code}: a call made after the node saw the connection close is refused as closed"
+    );
 }

@@ -8,4 +8,5 @@ mod auth;
 mod concurrency;
 mod events;
 mod isolation;
+mod manager;
 mod permissions;

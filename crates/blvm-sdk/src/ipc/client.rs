@@ -65,7 +65,6 @@ struct Inner {
     dropped_events: AtomicU64,
     invocations_tx: mpsc::UnboundedSender<Invocation>,
     invocations_rx: Mutex<Option<mpsc::UnboundedReceiver<Invocation>>>,
-    invocations_taken: AtomicBool,
     shutdown: watch::Sender<Option<Shutdown>>,
 }
 
@@ -123,7 +122,6 @@ impl ModuleIpcClient {
             dropped_events: AtomicU64::new(0),
             invocations_tx,
             invocations_rx: Mutex::new(Some(invocations_rx)),
-            invocations_taken: AtomicBool::new(false),
             shutdown: watch::channel(None).0,
         });
         tokio::spawn(read_loop(Arc::clone(&inner)));
@@ -254,13 +252,13 @@ impl ModuleIpcClient {
     }
 
     /// Takes the receiver of node invocations (RPC calls, module calls,
-    /// timer fires). Until it is taken, invocations are answered
-    /// `method_not_found`.
+    /// timer fires). Invocations that arrive before it is taken wait for
+    /// it (one may arrive right after the handshake); once it is dropped,
+    /// they are answered `method_not_found`.
     pub fn invocation_receiver(&self) -> Result<InvocationReceiver, SdkError> {
         let rx = lock(&self.inner.invocations_rx)
             .take()
             .ok_or(SdkError::AlreadyTaken("invocation"))?;
-        self.inner.invocations_taken.store(true, Ordering::SeqCst);
         Ok(InvocationReceiver::new(rx))
     }
 
@@ -443,10 +441,6 @@ fn dispatch(client: &ModuleIpcClient, frame: Frame) {
 
 fn dispatch_invocation(client: &ModuleIpcClient, request: Request) {
     let inner = &client.inner;
-    if !inner.invocations_taken.load(Ordering::SeqCst) {
-        let _ = client.respond(request.id, Err(RemoteError::method_not_found(&request.method)));
-        return;
-    }
     let invocation = Invocation::new(client.clone(), request);
     if let Err(mpsc::error::SendError(invocation)) = inner.invocations_tx.send(invocation) {
         let error = RemoteError::method_not_found(invocation.method());

@@ -37,7 +37,6 @@ fn describe(event: &Event) -> String {
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() {
-    let mode = std::env::var("BLVM_TEST_MODE").unwrap_or_else(|_| "events".into());
     let mut integration = match ModuleIntegration::from_env().await {
         Ok(i) => i,
         Err(SdkError::Refused { code, reason }) => {
@@ -51,6 +50,13 @@ async fn main() {
     };
     let caps: Vec<_> = integration.welcome().capabilities.iter().map(|p| p.as_str()).collect();
     say(format!("WELCOME {}", caps.join(",")));
+    // The mode comes from the environment when a test spawns the module
+    // itself, and from the module's config (`config.toml`, delivered in
+    // `welcome`) when the module manager does.
+    let mode = std::env::var("BLVM_TEST_MODE")
+        .ok()
+        .or_else(|| integration.welcome().config.get("mode").cloned())
+        .unwrap_or_else(|| "events".into());
     let result = match mode.as_str() {
         "events" => events(&mut integration).await,
         "concurrent" => concurrent(&mut integration).await,
@@ -58,6 +64,8 @@ async fn main() {
         "stall" => stall(&mut integration).await,
         "invoke" => invoke(&integration).await,
         "log" => log(&integration).await,
+        "crash" => std::process::exit(3),
+        "serve" => serve(&integration).await,
         other => {
             say(format!("ERROR unknown mode {other}"));
             Ok(())
@@ -149,6 +157,54 @@ async fn stall(integration: &mut ModuleIntegration) -> Result<(), SdkError> {
     say("STALLED");
     loop {
         std::thread::park();
+    }
+}
+
+/// Runs until the node says `shutdown`, answering `module_call`s:
+/// `hold` is never answered (a pending request), `flood` writes megabytes
+/// to stdout and stderr first, `grandchild` starts a process that leaves
+/// the module's process group with `setsid` and answers its pid.
+async fn serve(integration: &ModuleIntegration) -> Result<(), SdkError> {
+    let mut invocations = integration.invocation_receiver()?;
+    let mut held = Vec::new();
+    loop {
+        tokio::select! {
+            shutdown = integration.shutdown_requested() => {
+                say(format!("SHUTDOWN {:?}", shutdown.map(|s| s.reason)));
+                if integration.welcome().config.contains_key("ignore_shutdown") {
+                    loop {
+                        std::thread::park();
+                    }
+                }
+                return Ok(());
+            }
+            inv = invocations.recv() => {
+                let Some(inv) = inv else { return Ok(()) };
+                let call: ModuleCall = inv.params()?;
+                match call.method.as_str() {
+                    "hold" => held.push(inv),
+                    "flood" => {
+                        let chunk = vec![b'x'; 64 * 1024];
+                        for _ in 0..128 {
+                            std::io::stdout().lock().write_all(&chunk).map_err(SdkError::Io)?;
+                            std::io::stderr().lock().write_all(&chunk).map_err(SdkError::Io)?;
+                        }
+                        inv.respond(&ModuleCallResult { result: b"flooded".to_vec() })?;
+                    }
+                    "grandchild" => {
+                        let out = std::process::Command::new("/bin/sh")
+                            .args(["-c", "setsid sleep 600 >/dev/null 2>&1 & echo $!"])
+                            .output()
+                            .map_err(SdkError::Io)?;
+                        inv.respond(&ModuleCallResult { result: out.stdout.trim_ascii().to_vec() })?;
+                    }
+                    other => {
+                        let error = RemoteError::method_not_found(other);
+                        inv.reject(error);
+                    }
+                }
+            }
+        }
     }
 }
 

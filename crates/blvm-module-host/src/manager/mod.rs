@@ -1,0 +1,762 @@
+//! [`ModuleManager`]: orchestrates every module's life.
+//!
+//! # A module's life
+//!
+//! 1. **discover** (`modules/` via [`ModuleManager::auto_load_modules`]) or
+//!    **install** manually ([`ModuleManager::load_module`]);
+//! 2. **verify**: compatibility with this node, dependencies loaded and in
+//!    range, binary hash — the checked bytes are staged and those run;
+//! 3. **spawn** with a one-time token, and wait for the **handshake** within
+//!    a deadline (else kill, and the load fails with that reason);
+//! 4. **run**, supervised: an exit is seen at once by a waiter thread;
+//! 5. **crash**: invocations in flight fail with `module_crashed`,
+//!    `ModuleCrashed` is published, and the module is restarted with
+//!    exponential backoff until it crashes too often within a window; then
+//!    it is `failed` and stays stopped, with the reason in its status;
+//! 6. **unload**: dependents first; `Shutdown`, a grace period, then the
+//!    whole process tree is killed. The node's socket is never touched.
+//!
+//! One module failing never stops the others: every step reports per
+//! module and carries on.
+//!
+//! # Ownership
+//!
+//! The manager's map of modules is the one piece of state; each module has
+//! one supervisor task that drives its process. Locks are short and never
+//! held across an `.await`.
+
+mod status;
+mod supervisor;
+mod verify;
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::AtomicU64;
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::Duration;
+
+use blvm_module_protocol::events::{
+    Event, ModuleDiscovered, ModuleInstalled, ModuleRemoved, ModuleUnloaded, ModuleUpdated,
+};
+use blvm_module_protocol::PermissionSet;
+use semver::Version;
+use tokio::sync::{oneshot, watch, Notify};
+
+pub use status::{ModuleState, ModuleStatus};
+pub use verify::{VerifiedBinary, VerifyError};
+
+use crate::api::backend::NodeBackend;
+use crate::api::events::{EventManager, DEFAULT_QUEUE_CAPACITY};
+use crate::api::hub::ModuleApiHub;
+use crate::ipc::{IpcServerConfig, ModuleIpcServer};
+use crate::process::{ModuleProcess, ModuleProcessSpawner, SpawnerConfig};
+use crate::registry::{self, check_compatibility, ModuleManifest, NodeVersions};
+
+/// When and how often a crashed module is restarted.
+#[derive(Debug, Clone)]
+pub struct RestartPolicy {
+    /// Wait before the first restart; doubles with each crash in the window.
+    pub initial_backoff: Duration,
+    /// The longest wait.
+    pub max_backoff: Duration,
+    /// Crashes within `window` after which the module is marked failed.
+    pub max_crashes: u32,
+    /// The window crashes are counted in.
+    pub window: Duration,
+}
+
+impl Default for RestartPolicy {
+    fn default() -> Self {
+        RestartPolicy {
+            initial_backoff: Duration::from_millis(500),
+            max_backoff: Duration::from_secs(30),
+            max_crashes: 5,
+            window: Duration::from_secs(300),
+        }
+    }
+}
+
+/// Settings of the module manager.
+#[derive(Debug, Clone)]
+pub struct ManagerConfig {
+    /// Where modules are discovered: one folder per module.
+    pub modules_dir: PathBuf,
+    /// Each module's data dir is `<data_dir>/<name>`; verified binaries are
+    /// staged in `<data_dir>/.staged`.
+    pub data_dir: PathBuf,
+    /// Where the node's module socket lives (`node.sock`).
+    pub socket_dir: PathBuf,
+    /// The versions modules are checked against.
+    pub node_versions: NodeVersions,
+    /// How long a spawned module has to complete its handshake.
+    pub handshake_timeout: Duration,
+    /// How long a module has to exit after `Shutdown`.
+    pub shutdown_grace: Duration,
+    /// Crash restarts.
+    pub restart: RestartPolicy,
+    /// Capabilities the operator allows every module (intersected with
+    /// what each manifest asks for).
+    pub default_policy: PermissionSet,
+    /// Per-module overrides of `default_policy`.
+    pub policies: BTreeMap<String, PermissionSet>,
+    /// The node's `[modules.<name>]` sections, flattened; merged over each
+    /// module's own `config.toml`.
+    pub module_configs: BTreeMap<String, BTreeMap<String, String>>,
+    /// Event queue capacity of every module.
+    pub event_queue_capacity: usize,
+    /// Per-module event queue capacities.
+    pub event_queue_capacities: BTreeMap<String, usize>,
+    /// Process spawning.
+    pub spawner: SpawnerConfig,
+    /// The IPC server.
+    pub ipc: IpcServerConfig,
+}
+
+impl ManagerConfig {
+    /// Defaults for the three directories the seed's constructor takes.
+    pub fn new(modules_dir: impl Into<PathBuf>, data_dir: impl Into<PathBuf>, socket_dir: impl Into<PathBuf>) -> Self {
+        let node = Version::parse(env!("CARGO_PKG_VERSION")).unwrap_or_else(|_| Version::new(0, 1, 0));
+        ManagerConfig {
+            modules_dir: modules_dir.into(),
+            data_dir: data_dir.into(),
+            socket_dir: socket_dir.into(),
+            node_versions: NodeVersions::new(node.clone(), node),
+            handshake_timeout: Duration::from_secs(10),
+            shutdown_grace: Duration::from_secs(5),
+            restart: RestartPolicy::default(),
+            default_policy: PermissionSet::all(),
+            policies: BTreeMap::new(),
+            module_configs: BTreeMap::new(),
+            event_queue_capacity: DEFAULT_QUEUE_CAPACITY,
+            event_queue_capacities: BTreeMap::new(),
+            spawner: SpawnerConfig::default(),
+            ipc: IpcServerConfig::default(),
+        }
+    }
+}
+
+/// Why a manager operation failed; always names the module.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ManagerError {
+    /// `start` has not been called.
+    #[error("the module manager is not started")]
+    NotStarted,
+    /// The IPC server could not bind.
+    #[error("cannot start the module IPC server at {path}: {source}")]
+    Bind {
+        /// The socket path.
+        path: PathBuf,
+        /// The cause.
+        #[source]
+        source: std::io::Error,
+    },
+    /// A module of that name is already loaded.
+    #[error("module `{0}` is already loaded")]
+    AlreadyLoaded(String),
+    /// No module of that name is loaded.
+    #[error("module `{0}` is not loaded")]
+    NotLoaded(String),
+    /// The name given differs from the manifest's.
+    #[error("module `{given}`: the manifest names it `{manifest}`")]
+    NameMismatch {
+        /// The name the caller gave.
+        given: String,
+        /// The manifest's name.
+        manifest: String,
+    },
+    /// The manifest or module folder is invalid.
+    #[error("module `{module}`: {reason}")]
+    Invalid {
+        /// The module.
+        module: String,
+        /// Why, in words (file and field included).
+        reason: String,
+    },
+    /// Incompatible with this node.
+    #[error("module `{module}`: {reason}")]
+    Incompatible {
+        /// The module.
+        module: String,
+        /// Both versions, in words.
+        reason: String,
+    },
+    /// A dependency is not running or out of range.
+    #[error("module `{module}` depends on `{dependency}` {range}: {reason}")]
+    Dependency {
+        /// The module.
+        module: String,
+        /// The dependency.
+        dependency: String,
+        /// The range asked for.
+        range: String,
+        /// What is wrong.
+        reason: String,
+    },
+    /// The binary failed verification.
+    #[error("module `{module}`: {source}")]
+    Verify {
+        /// The module.
+        module: String,
+        /// Why.
+        #[source]
+        source: VerifyError,
+    },
+    /// The module did not start (spawn failed, exited before or never
+    /// completed its handshake).
+    #[error("module `{module}` failed to start: {reason}")]
+    StartFailed {
+        /// The module.
+        module: String,
+        /// Why.
+        reason: String,
+    },
+}
+
+/// What `auto_load_modules` did, module by module.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct LoadReport {
+    /// Modules loaded, in load order.
+    pub loaded: Vec<String>,
+    /// Modules (or folders) that did not load, with the reason.
+    pub failed: BTreeMap<String, String>,
+}
+
+/// Where a loaded module came from, so that reload can read it again.
+#[derive(Debug, Clone)]
+struct ModuleSource {
+    /// The binary as installed (not the staged copy).
+    binary_path: PathBuf,
+    /// The module's folder, when it was discovered there.
+    dir: Option<PathBuf>,
+}
+
+/// One loaded module.
+struct Entry {
+    manifest: ModuleManifest,
+    source: ModuleSource,
+    config: BTreeMap<String, String>,
+    staged: VerifiedBinary,
+    capabilities: PermissionSet,
+    state: ModuleState,
+    module_id: Option<String>,
+    process: Option<Arc<ModuleProcess>>,
+    running_since: Option<std::time::Instant>,
+    restarts: u32,
+    last_error: Option<String>,
+    stop: Arc<Notify>,
+    stop_requested: bool,
+    supervisor: Option<tokio::task::JoinHandle<()>>,
+}
+
+struct Inner {
+    config: ManagerConfig,
+    events: Arc<EventManager>,
+    server: OnceLock<ModuleIpcServer>,
+    spawner: ModuleProcessSpawner,
+    modules: Mutex<BTreeMap<String, Entry>>,
+    /// Bumped on every state change, so callers can wait for one.
+    changes: watch::Sender<u64>,
+    spawns: AtomicU64,
+}
+
+impl Inner {
+    fn lock(&self) -> std::sync::MutexGuard<'_, BTreeMap<String, Entry>> {
+        // Every update of the map is a field store or an insert/remove; a
+        // panic elsewhere cannot leave an entry half-written.
+        self.modules.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn server(&self) -> Result<&ModuleIpcServer, ManagerError> {
+        self.server.get().ok_or(ManagerError::NotStarted)
+    }
+
+    fn changed(&self) {
+        self.changes.send_modify(|n| *n += 1);
+    }
+
+    fn publish(&self, event: impl Into<Event>) {
+        self.events.publish(&event.into());
+    }
+}
+
+/// Orchestrates all modules: discovery, verification, spawning,
+/// supervision, unload and reload. Cheap to clone; clones share the
+/// modules.
+#[derive(Clone)]
+pub struct ModuleManager {
+    inner: Arc<Inner>,
+}
+
+impl std::fmt::Debug for ModuleManager {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ModuleManager")
+            .field("modules", &self.inner.lock().keys().cloned().collect::<Vec<_>>())
+            .finish()
+    }
+}
+
+impl ModuleManager {
+    /// A manager over the three directories, with default settings.
+    pub fn new(modules_dir: impl Into<PathBuf>, data_dir: impl Into<PathBuf>, socket_dir: impl Into<PathBuf>) -> Self {
+        Self::with_config(ManagerConfig::new(modules_dir, data_dir, socket_dir))
+    }
+
+    /// A manager with explicit settings.
+    pub fn with_config(config: ManagerConfig) -> Self {
+        let spawner = ModuleProcessSpawner::new(config.spawner.clone());
+        ModuleManager {
+            inner: Arc::new(Inner {
+                config,
+                events: Arc::new(EventManager::new()),
+                server: OnceLock::new(),
+                spawner,
+                modules: Mutex::new(BTreeMap::new()),
+                changes: watch::channel(0).0,
+                spawns: AtomicU64::new(0),
+            }),
+        }
+    }
+
+    /// The event bus: the node publishes its events here.
+    pub fn events(&self) -> &Arc<EventManager> {
+        &self.inner.events
+    }
+
+    /// The settings.
+    pub fn config(&self) -> &ManagerConfig {
+        &self.inner.config
+    }
+
+    /// The IPC server, once started.
+    pub fn ipc_server(&self) -> Option<&ModuleIpcServer> {
+        self.inner.server.get()
+    }
+
+    /// Starts the IPC server on `socket_path`, answering modules from
+    /// `node_api`.
+    pub async fn start(
+        &self,
+        socket_path: impl AsRef<Path>,
+        node_api: Arc<dyn NodeBackend>,
+    ) -> Result<(), ManagerError> {
+        let path = socket_path.as_ref().to_path_buf();
+        if let Some(parent) = path.parent() {
+            std::fs::create_dir_all(parent).map_err(|source| ManagerError::Bind {
+                path: path.clone(),
+                source,
+            })?;
+        }
+        let hub = Arc::new(ModuleApiHub::new(node_api, Arc::clone(&self.inner.events)));
+        let server = ModuleIpcServer::bind(&path, hub, self.inner.config.ipc.clone())
+            .map_err(|source| ManagerError::Bind { path, source })?;
+        if self.inner.server.set(server).is_err() {
+            tracing::warn!("module manager started twice; the second server was dropped");
+        }
+        Ok(())
+    }
+
+    /// Loads one module: verify, spawn, wait for its handshake.
+    ///
+    /// `name` must be the manifest's name; `config` is the module's own
+    /// configuration, over which the node's `[modules.<name>]` is merged.
+    pub async fn load_module(
+        &self,
+        name: &str,
+        binary_path: impl AsRef<Path>,
+        metadata: ModuleManifest,
+        config: BTreeMap<String, String>,
+    ) -> Result<(), ManagerError> {
+        let source = ModuleSource {
+            binary_path: binary_path.as_ref().to_path_buf(),
+            dir: None,
+        };
+        self.load(name, source, metadata, config).await
+    }
+
+    async fn load(
+        &self,
+        name: &str,
+        source: ModuleSource,
+        manifest: ModuleManifest,
+        config: BTreeMap<String, String>,
+    ) -> Result<(), ManagerError> {
+        let inner = &self.inner;
+        inner.server()?;
+        if manifest.name().as_str() != name {
+            return Err(ManagerError::NameMismatch {
+                given: name.to_owned(),
+                manifest: manifest.name().as_str().to_owned(),
+            });
+        }
+        let staged = self.check(&manifest, &source.binary_path)?;
+        let capabilities = manifest
+            .capabilities()
+            .intersection(inner.config.policies.get(name).unwrap_or(&inner.config.default_policy));
+        let mut merged = config;
+        if let Some(node_side) = inner.config.module_configs.get(name) {
+            merged.extend(node_side.iter().map(|(k, v)| (k.clone(), v.clone())));
+        }
+        let version = manifest.version().to_string();
+        let stop = Arc::new(Notify::new());
+        {
+            let mut modules = inner.lock();
+            if modules.contains_key(name) {
+                return Err(ManagerError::AlreadyLoaded(name.to_owned()));
+            }
+            modules.insert(
+                name.to_owned(),
+                Entry {
+                    manifest,
+                    source,
+                    config: merged,
+                    staged,
+                    capabilities,
+                    state: ModuleState::Loading,
+                    module_id: None,
+                    process: None,
+                    running_since: None,
+                    restarts: 0,
+                    last_error: None,
+                    stop: Arc::clone(&stop),
+                    stop_requested: false,
+                    supervisor: None,
+                },
+            );
+        }
+        inner.publish(ModuleInstalled {
+            module_name: name.to_owned(),
+            version,
+        });
+        let (ready_tx, ready_rx) = oneshot::channel();
+        let task = tokio::spawn(supervisor::supervise(
+            Arc::clone(inner),
+            name.to_owned(),
+            stop,
+            ready_tx,
+        ));
+        if let Some(e) = inner.lock().get_mut(name) {
+            e.supervisor = Some(task);
+        }
+        inner.changed();
+        match ready_rx.await {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(reason)) => Err(ManagerError::StartFailed {
+                module: name.to_owned(),
+                reason,
+            }),
+            Err(_) => Err(ManagerError::StartFailed {
+                module: name.to_owned(),
+                reason: "its supervisor ended before the handshake".into(),
+            }),
+        }
+    }
+
+    /// Compatibility, dependencies, binary: everything checked before a
+    /// spawn, on every load and reload.
+    fn check(&self, manifest: &ModuleManifest, binary: &Path) -> Result<VerifiedBinary, ManagerError> {
+        let inner = &self.inner;
+        let name = manifest.name().as_str().to_owned();
+        check_compatibility(manifest, &inner.config.node_versions).map_err(|e| ManagerError::Incompatible {
+            module: name.clone(),
+            reason: e.to_string(),
+        })?;
+        {
+            let modules = inner.lock();
+            for dep in manifest.module_dependencies() {
+                let range = dep.raw.clone();
+                let Some(entry) = modules.get(dep.name.as_str()) else {
+                    return Err(ManagerError::Dependency {
+                        module: name,
+                        dependency: dep.name.to_string(),
+                        range,
+                        reason: "it is not loaded".into(),
+                    });
+                };
+                if !dep.req.matches(entry.manifest.version()) {
+                    return Err(ManagerError::Dependency {
+                        module: name,
+                        dependency: dep.name.to_string(),
+                        range,
+                        reason: format!("version {} is loaded", entry.manifest.version()),
+                    });
+                }
+                if entry.state != ModuleState::Running {
+                    return Err(ManagerError::Dependency {
+                        module: name,
+                        dependency: dep.name.to_string(),
+                        range,
+                        reason: format!("it is {}", entry.state),
+                    });
+                }
+            }
+        }
+        verify::verify_and_stage(manifest, binary, &inner.config.data_dir.join(".staged"))
+            .map_err(|source| ManagerError::Verify { module: name, source })
+    }
+
+    /// Discovers every module in `modules/` and loads them in dependency
+    /// order. A module that fails is reported and skipped, with its
+    /// dependents; the rest load.
+    pub async fn auto_load_modules(&self) -> Result<LoadReport, ManagerError> {
+        self.inner.server()?;
+        let discovery = registry::discover(&self.inner.config.modules_dir);
+        let mut report = LoadReport::default();
+        for error in &discovery.errors {
+            tracing::warn!("module discovery: {error}");
+            report
+                .failed
+                .insert(error.path.display().to_string(), error.to_string());
+        }
+        for module in &discovery.modules {
+            self.inner.publish(ModuleDiscovered {
+                module_name: module.name().to_owned(),
+                version: module.manifest.version().to_string(),
+                source: "filesystem".into(),
+            });
+        }
+        let excluded: BTreeMap<String, String> = discovery.failed_names();
+        let resolution = registry::resolve_with_failures(discovery.manifests(), &excluded);
+        for (name, error) in &resolution.failed {
+            tracing::warn!("{error}");
+            report.failed.insert(name.clone(), error.to_string());
+        }
+        for name in &resolution.order {
+            let Some(module) = discovery.modules.iter().find(|m| m.name() == name) else {
+                continue;
+            };
+            if self.inner.lock().contains_key(name.as_str()) {
+                // Already loaded (an earlier auto-load or a manual install).
+                continue;
+            }
+            if let Some(dep) = module
+                .manifest
+                .module_dependencies()
+                .find(|d| report.failed.contains_key(d.name.as_str()))
+            {
+                let reason = format!("depends on `{}`, which failed to load", dep.name);
+                tracing::warn!(module = %name, "{reason}");
+                report.failed.insert(name.clone(), reason);
+                continue;
+            }
+            let source = ModuleSource {
+                binary_path: module.binary_path.clone(),
+                dir: Some(module.dir.clone()),
+            };
+            match self
+                .load(name, source, module.manifest.clone(), module.config.clone())
+                .await
+            {
+                Ok(()) => report.loaded.push(name.clone()),
+                Err(e) => {
+                    tracing::warn!("{e}");
+                    report.failed.insert(name.clone(), e.to_string());
+                }
+            }
+        }
+        Ok(report)
+    }
+
+    /// Stops a module and forgets it: its dependents are unloaded first,
+    /// then it gets `Shutdown`, a grace period, and its process tree is
+    /// killed.
+    pub async fn unload_module(&self, name: &str) -> Result<(), ManagerError> {
+        let dependents: Vec<String> = self
+            .inner
+            .lock()
+            .iter()
+            .filter(|(_, e)| e.manifest.module_dependencies().any(|d| d.name.as_str() == name))
+            .map(|(n, _)| n.clone())
+            .collect();
+        for dependent in dependents {
+            // Box the recursion: a dependent may have dependents.
+            Box::pin(self.unload_module(&dependent)).await?;
+        }
+        self.stop(name).await?;
+        let removed = self.inner.lock().remove(name);
+        if let Some(entry) = removed {
+            let version = entry.manifest.version().to_string();
+            if let (Some(id), Ok(server)) = (&entry.module_id, self.inner.server()) {
+                server.forget_module(id);
+            }
+            self.inner.publish(ModuleUnloaded {
+                module_name: name.to_owned(),
+                version: version.clone(),
+            });
+            self.inner.publish(ModuleRemoved {
+                module_name: name.to_owned(),
+                version,
+            });
+            self.inner.changed();
+        }
+        Ok(())
+    }
+
+    /// Stops a module's process and supervisor; keeps its entry.
+    async fn stop(&self, name: &str) -> Result<(), ManagerError> {
+        let (stop, task) = {
+            let mut modules = self.inner.lock();
+            let entry = modules
+                .get_mut(name)
+                .ok_or_else(|| ManagerError::NotLoaded(name.to_owned()))?;
+            entry.stop_requested = true;
+            (Arc::clone(&entry.stop), entry.supervisor.take())
+        };
+        stop.notify_one();
+        if let Some(task) = task {
+            if let Err(e) = task.await {
+                tracing::error!(module = name, "supervisor task failed: {e}");
+            }
+        }
+        Ok(())
+    }
+
+    /// Restarts a module from disk: its folder (or binary) is read and
+    /// verified again before anything is stopped; a module that no longer
+    /// verifies keeps running and the reload is refused.
+    pub async fn reload_module(&self, name: &str) -> Result<(), ManagerError> {
+        let (source, old_manifest, old_config) = {
+            let modules = self.inner.lock();
+            let e = modules
+                .get(name)
+                .ok_or_else(|| ManagerError::NotLoaded(name.to_owned()))?;
+            (e.source.clone(), e.manifest.clone(), e.config.clone())
+        };
+        let (manifest, source, config) = match &source.dir {
+            Some(dir) => {
+                let module = registry::read_module_folder(dir).map_err(|e| ManagerError::Invalid {
+                    module: name.to_owned(),
+                    reason: e.to_string(),
+                })?;
+                let source = ModuleSource {
+                    binary_path: module.binary_path.clone(),
+                    dir: Some(module.dir.clone()),
+                };
+                (module.manifest, source, module.config)
+            }
+            None => (old_manifest.clone(), source, old_config),
+        };
+        if manifest.name().as_str() != name {
+            return Err(ManagerError::NameMismatch {
+                given: name.to_owned(),
+                manifest: manifest.name().as_str().to_owned(),
+            });
+        }
+        // Verify before stopping anything: a bad update leaves the running
+        // module alone.
+        verify::verify_and_stage(
+            &manifest,
+            &source.binary_path,
+            &self.inner.config.data_dir.join(".staged"),
+        )
+        .map_err(|source| ManagerError::Verify {
+            module: name.to_owned(),
+            source,
+        })?;
+        self.stop(name).await?;
+        let old = self.inner.lock().remove(name);
+        if let (Some(old), Ok(server)) = (old, self.inner.server()) {
+            if let Some(id) = &old.module_id {
+                server.forget_module(id);
+            }
+        }
+        self.load(name, source, manifest.clone(), config).await?;
+        self.inner.publish(ModuleUpdated {
+            module_name: name.to_owned(),
+            old_version: old_manifest.version().to_string(),
+            new_version: manifest.version().to_string(),
+        });
+        Ok(())
+    }
+
+    /// Every module's status, by name.
+    pub fn status(&self) -> Vec<ModuleStatus> {
+        let modules = self.inner.lock();
+        modules.iter().map(|(name, e)| self.status_of(name, e)).collect()
+    }
+
+    /// One module's status.
+    pub fn module_status(&self, name: &str) -> Option<ModuleStatus> {
+        let modules = self.inner.lock();
+        modules.get(name).map(|e| self.status_of(name, e))
+    }
+
+    fn status_of(&self, name: &str, e: &Entry) -> ModuleStatus {
+        let live = e.process.as_ref().filter(|p| p.exit_info().is_none());
+        ModuleStatus {
+            name: name.to_owned(),
+            version: e.manifest.version().to_string(),
+            state: e.state,
+            module_id: e.module_id.clone(),
+            pid: live.map(|p| p.pid()),
+            uptime: e.running_since.map(|t| t.elapsed()),
+            restarts: e.restarts,
+            last_error: e.last_error.clone(),
+            capabilities: e.capabilities,
+            usage: live.map(|p| p.usage()),
+            delivery: e
+                .module_id
+                .as_ref()
+                .and_then(|id| self.inner.events.get_delivery_stats(id)),
+        }
+    }
+
+    /// A receiver that changes whenever any module's state changes.
+    pub fn watch_changes(&self) -> watch::Receiver<u64> {
+        self.inner.changes.subscribe()
+    }
+
+    /// Waits until `pred` holds for the status of `name` (or `timeout`).
+    pub async fn wait_for(
+        &self,
+        name: &str,
+        timeout: Duration,
+        pred: impl Fn(&ModuleStatus) -> bool,
+    ) -> Option<ModuleStatus> {
+        let mut rx = self.watch_changes();
+        tokio::time::timeout(timeout, async {
+            loop {
+                if let Some(s) = self.module_status(name) {
+                    if pred(&s) {
+                        return Some(s);
+                    }
+                }
+                if rx.changed().await.is_err() {
+                    return None;
+                }
+            }
+        })
+        .await
+        .ok()
+        .flatten()
+    }
+
+    /// Unloads every module (dependents first) and stops the IPC server.
+    pub async fn shutdown(&self) {
+        loop {
+            let next = {
+                let modules = self.inner.lock();
+                // A module no other loaded module depends on.
+                modules
+                    .keys()
+                    .find(|name| {
+                        !modules.values().any(|e| {
+                            e.manifest
+                                .module_dependencies()
+                                .any(|d| d.name.as_str() == name.as_str())
+                        })
+                    })
+                    .or_else(|| modules.keys().next())
+                    .cloned()
+            };
+            let Some(name) = next else { break };
+            if let Err(e) = self.unload_module(&name).await {
+                tracing::warn!("unloading `{name}` at shutdown: {e}");
+                self.inner.lock().remove(&name);
+            }
+        }
+        if let Some(server) = self.inner.server.get() {
+            server.shutdown();
+        }
+    }
+}

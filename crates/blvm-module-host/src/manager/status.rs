@@ -1,0 +1,69 @@
+//! What the manager reports about each module.
+
+use std::time::Duration;
+
+use blvm_module_protocol::PermissionSet;
+
+use crate::api::events::DeliveryStats;
+use crate::process::ResourceUsage;
+
+/// Where a module is in its life.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ModuleState {
+    /// Verified and spawned, waiting for its handshake.
+    Loading,
+    /// Handshake done; serving.
+    Running,
+    /// Crashed; waiting out its backoff before the next start.
+    Restarting,
+    /// Stopped on request.
+    Stopped,
+    /// Crashed too often, or could not start; left stopped.
+    Failed,
+}
+
+impl ModuleState {
+    /// The lower-case name used in status output and RPC.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ModuleState::Loading => "loading",
+            ModuleState::Running => "running",
+            ModuleState::Restarting => "restarting",
+            ModuleState::Stopped => "stopped",
+            ModuleState::Failed => "failed",
+        }
+    }
+}
+
+impl std::fmt::Display for ModuleState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// One module's status, as `getmodulestatus` shows it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ModuleStatus {
+    /// The manifest name.
+    pub name: String,
+    /// The manifest version.
+    pub version: String,
+    /// Lifecycle state.
+    pub state: ModuleState,
+    /// The id of the current (or last) spawn.
+    pub module_id: Option<String>,
+    /// The running process, if any.
+    pub pid: Option<u32>,
+    /// Time since the current process completed its handshake.
+    pub uptime: Option<Duration>,
+    /// Restarts after crashes since it was loaded.
+    pub restarts: u32,
+    /// The last error (crash, failed start), in words.
+    pub last_error: Option<String>,
+    /// Capabilities granted.
+    pub capabilities: PermissionSet,
+    /// CPU time and memory of its processes, sampled now.
+    pub usage: Option<ResourceUsage>,
+    /// Event delivery counters of the current spawn.
+    pub delivery: Option<DeliveryStats>,
+}

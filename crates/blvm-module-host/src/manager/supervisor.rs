@@ -1,0 +1,342 @@
+//! One module's supervisor: spawn, handshake, run, and on a crash restart
+//! with backoff until the crash-loop cap.
+//!
+//! # Steps of one run, in order
+//!
+//! 1. register the spawn with the IPC server (fresh id, fresh token) and
+//!    subscribe to connection events *before* spawning, so the handshake
+//!    cannot be missed;
+//! 2. spawn; bind the child's pid to the id at once;
+//! 3. wait for whichever comes first: the handshake, the process's exit,
+//!    the deadline (kill), or a stop request;
+//! 4. run until the process exits, its connection is lost (kill it: a
+//!    module without its connection is broken), or a stop is requested
+//!    (`Shutdown`, grace period, kill);
+//! 5. kill what is left of its process tree and forget the spawn's token.
+
+use std::collections::VecDeque;
+use std::sync::Arc;
+use std::time::Instant;
+
+use blvm_module_protocol::events::{ModuleCrashed, ModuleStateChanged};
+use tokio::sync::{broadcast, oneshot, Notify};
+
+use super::{Inner, ModuleState};
+use crate::ipc::{ConnectionEvent, ModuleSpec};
+use crate::process::{ExitInfo, ModuleProcess, SpawnRequest};
+
+/// How long a module whose connection closed may take to exit before it is
+/// killed as broken.
+const LINK_LOSS_GRACE: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// How one run ended.
+enum RunEnd {
+    /// Stopped on request.
+    Stopped,
+    /// Never got to running.
+    StartFailed(String),
+    /// Was running, then died or lost its connection.
+    Crashed { reason: String, exit: Option<ExitInfo> },
+}
+
+pub(super) async fn supervise(
+    inner: Arc<Inner>,
+    name: String,
+    stop: Arc<Notify>,
+    ready: oneshot::Sender<Result<(), String>>,
+) {
+    let mut ready = Some(ready);
+    let mut crashes: VecDeque<Instant> = VecDeque::new();
+    loop {
+        let end = run_once(&inner, &name, &stop, &mut ready).await;
+        let (reason, exit) = match end {
+            RunEnd::Stopped => {
+                set_state(&inner, &name, ModuleState::Stopped, None);
+                return;
+            }
+            RunEnd::StartFailed(reason) if ready.is_some() => {
+                // The first start: the caller of load_module gets the
+                // reason; no restart loop for a module that never ran.
+                set_state(&inner, &name, ModuleState::Failed, Some(reason.clone()));
+                if let Some(tx) = ready.take() {
+                    let _ = tx.send(Err(reason));
+                }
+                return;
+            }
+            RunEnd::StartFailed(reason) => (reason, None),
+            RunEnd::Crashed { reason, exit } => (reason, exit),
+        };
+        let policy = &inner.config.restart;
+        let now = Instant::now();
+        crashes.push_back(now);
+        while crashes.front().is_some_and(|t| now.duration_since(*t) > policy.window) {
+            crashes.pop_front();
+        }
+        let will_restart = (crashes.len() as u32) < policy.max_crashes;
+        let (version, restarts) = {
+            let mut modules = inner.lock();
+            match modules.get_mut(&name) {
+                Some(e) => {
+                    if will_restart {
+                        e.restarts += 1;
+                    }
+                    (e.manifest.version().to_string(), e.restarts)
+                }
+                None => return,
+            }
+        };
+        tracing::warn!(module = %name, restarts, will_restart, "module crashed: {reason}");
+        inner.publish(ModuleCrashed {
+            module_name: name.clone(),
+            version,
+            error: reason.clone(),
+            exit_code: exit.and_then(|e| e.code),
+            signal: exit.and_then(|e| e.signal),
+            restarts,
+            will_restart,
+        });
+        if !will_restart {
+            let why = format!(
+                "crashed {} times within {:?}; last: {reason}",
+                crashes.len(),
+                policy.window
+            );
+            set_state(&inner, &name, ModuleState::Failed, Some(why));
+            return;
+        }
+        set_state(&inner, &name, ModuleState::Restarting, Some(reason));
+        let exp = (crashes.len() as u32).saturating_sub(1).min(16);
+        let backoff = policy.initial_backoff.saturating_mul(1 << exp).min(policy.max_backoff);
+        tokio::select! {
+            _ = tokio::time::sleep(backoff) => {}
+            _ = stop.notified() => {
+                set_state(&inner, &name, ModuleState::Stopped, None);
+                return;
+            }
+        }
+        if inner.lock().get(&name).is_none_or(|e| e.stop_requested) {
+            set_state(&inner, &name, ModuleState::Stopped, None);
+            return;
+        }
+    }
+}
+
+fn set_state(inner: &Inner, name: &str, state: ModuleState, error: Option<String>) {
+    let old = {
+        let mut modules = inner.lock();
+        let Some(e) = modules.get_mut(name) else { return };
+        let old = e.state;
+        e.state = state;
+        if error.is_some() {
+            e.last_error = error;
+        }
+        if state != ModuleState::Running {
+            e.running_since = None;
+        }
+        old
+    };
+    if old != state {
+        inner.publish(ModuleStateChanged {
+            module_name: name.to_owned(),
+            old_state: old.as_str().to_owned(),
+            new_state: state.as_str().to_owned(),
+        });
+    }
+    inner.changed();
+}
+
+async fn run_once(
+    inner: &Arc<Inner>,
+    name: &str,
+    stop: &Notify,
+    ready: &mut Option<oneshot::Sender<Result<(), String>>>,
+) -> RunEnd {
+    let Ok(server) = inner.server() else {
+        return RunEnd::StartFailed("the module manager is not started".into());
+    };
+    let n = inner.spawns.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let module_id = format!("{name}-{n}");
+    let (spec, request) = {
+        let modules = inner.lock();
+        let Some(e) = modules.get(name) else {
+            return RunEnd::Stopped;
+        };
+        if e.stop_requested {
+            return RunEnd::Stopped;
+        }
+        let data_dir = inner.config.data_dir.join(name);
+        let spec = ModuleSpec {
+            module_id: module_id.clone(),
+            name: name.to_owned(),
+            version: e.manifest.version().to_string(),
+            capabilities: e.capabilities,
+            config: e.config.clone(),
+            data_dir: data_dir.clone(),
+            event_queue_capacity: inner
+                .config
+                .event_queue_capacities
+                .get(name)
+                .copied()
+                .unwrap_or(inner.config.event_queue_capacity),
+        };
+        let request = SpawnRequest {
+            module_id: module_id.clone(),
+            name: name.to_owned(),
+            version: spec.version.clone(),
+            binary: e.staged.path.clone(),
+            working_dir: data_dir.clone(),
+            socket_path: server.socket_path().to_path_buf(),
+            token: String::new(),
+            data_dir,
+            extra_env: Vec::new(),
+        };
+        (spec, request)
+    };
+    let mut connections = server.subscribe_connection_events();
+    let ticket = match server.expect_module(spec) {
+        Ok(t) => t,
+        Err(e) => return RunEnd::StartFailed(format!("cannot create its token: {e}")),
+    };
+    let request = SpawnRequest {
+        token: ticket.token,
+        ..request
+    };
+    let process = match inner.spawner.spawn(&request) {
+        Ok(p) => Arc::new(p),
+        Err(e) => {
+            server.forget_module(&module_id);
+            return RunEnd::StartFailed(e.to_string());
+        }
+    };
+    server.bind_pid(&module_id, process.pid());
+    {
+        let mut modules = inner.lock();
+        if let Some(e) = modules.get_mut(name) {
+            e.module_id = Some(module_id.clone());
+            e.process = Some(Arc::clone(&process));
+        }
+    }
+    set_state(inner, name, ModuleState::Loading, None);
+    let end = drive(inner, name, &module_id, &process, &mut connections, stop, ready).await;
+    if let Err(e) = process.kill_tree() {
+        tracing::warn!(module = name, "killing what is left of its processes: {e}");
+    }
+    server.forget_module(&module_id);
+    end
+}
+
+/// Steps 3 and 4: handshake, then run.
+async fn drive(
+    inner: &Arc<Inner>,
+    name: &str,
+    module_id: &str,
+    process: &Arc<ModuleProcess>,
+    connections: &mut broadcast::Receiver<ConnectionEvent>,
+    stop: &Notify,
+    ready: &mut Option<oneshot::Sender<Result<(), String>>>,
+) -> RunEnd {
+    let mut exited = process.exit_watch();
+    let deadline = inner.config.handshake_timeout;
+    tokio::select! {
+        connected = wait_connected(connections, module_id) => {
+            if !connected {
+                return RunEnd::StartFailed("the IPC server stopped".into());
+            }
+        }
+        info = wait_exit(&mut exited) => {
+            return RunEnd::StartFailed(format!("exited before completing its handshake ({})", describe(info)));
+        }
+        _ = tokio::time::sleep(deadline) => {
+            return RunEnd::StartFailed(format!("no handshake within {deadline:?}; killed"));
+        }
+        _ = stop.notified() => return RunEnd::Stopped,
+    }
+    {
+        let mut modules = inner.lock();
+        if let Some(e) = modules.get_mut(name) {
+            e.running_since = Some(Instant::now());
+        }
+    }
+    set_state(inner, name, ModuleState::Running, None);
+    if let Some(tx) = ready.take() {
+        let _ = tx.send(Ok(()));
+    }
+    tokio::select! {
+        info = wait_exit(&mut exited) => RunEnd::Crashed {
+            reason: if info.is_some_and(|i| i.is_clean()) {
+                "exited with status 0 without being asked to stop".into()
+            } else {
+                describe(info)
+            },
+            exit: info,
+        },
+        () = wait_closed(connections, module_id) => {
+            // A dying process closes its socket first; give the waiter a
+            // moment to report how it died before calling it a lost link.
+            match tokio::time::timeout(LINK_LOSS_GRACE, wait_exit(&mut exited)).await {
+                Ok(info) => RunEnd::Crashed { reason: describe(info), exit: info },
+                Err(_) => RunEnd::Crashed {
+                    reason: "lost its connection to the node; killed".into(),
+                    exit: None,
+                },
+            }
+        }
+        _ = stop.notified() => {
+            shutdown(inner, module_id, process, &mut exited).await;
+            RunEnd::Stopped
+        }
+    }
+}
+
+/// `Shutdown`, a grace period, then the caller kills the tree.
+async fn shutdown(
+    inner: &Inner,
+    module_id: &str,
+    process: &ModuleProcess,
+    exited: &mut tokio::sync::watch::Receiver<Option<ExitInfo>>,
+) {
+    let grace = inner.config.shutdown_grace;
+    if let Some(conn) = inner.server.get().and_then(|s| s.connection(module_id)) {
+        conn.send_shutdown("unload", grace);
+    }
+    match tokio::time::timeout(grace, wait_exit(exited)).await {
+        Ok(info) => tracing::info!(module_id, "module stopped ({})", describe(info)),
+        Err(_) => tracing::warn!(
+            module_id,
+            pid = process.pid(),
+            "module ignored shutdown for {grace:?}; killing it"
+        ),
+    }
+}
+
+async fn wait_exit(rx: &mut tokio::sync::watch::Receiver<Option<ExitInfo>>) -> Option<ExitInfo> {
+    match rx.wait_for(Option::is_some).await {
+        Ok(v) => *v,
+        // The waiter thread is gone without a status: treat as exited.
+        Err(_) => None,
+    }
+}
+
+fn describe(info: Option<ExitInfo>) -> String {
+    info.map_or_else(|| "exit status unknown".to_owned(), |i| i.describe())
+}
+
+async fn wait_connected(rx: &mut broadcast::Receiver<ConnectionEvent>, module_id: &str) -> bool {
+    loop {
+        match rx.recv().await {
+            Ok(ConnectionEvent::Connected { module_id: id, .. }) if id == module_id => return true,
+            Ok(_) | Err(broadcast::error::RecvError::Lagged(_)) => {}
+            Err(broadcast::error::RecvError::Closed) => return false,
+        }
+    }
+}
+
+async fn wait_closed(rx: &mut broadcast::Receiver<ConnectionEvent>, module_id: &str) {
+    loop {
+        match rx.recv().await {
+            Ok(ConnectionEvent::Closed { module_id: id, .. }) if id == module_id => return,
+            Ok(_) | Err(broadcast::error::RecvError::Lagged(_)) => {}
+            Err(broadcast::error::RecvError::Closed) => std::future::pending::<()>().await,
+        }
+    }
+}

@@ -1,0 +1,442 @@
+//! The module manager with real module folders and real processes:
+//! dependency order, crash containment, handshake deadline, unload of a
+//! whole process tree, chatty modules, reload with verification.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::mpsc::Receiver;
+use std::sync::Arc;
+use std::time::Duration;
+
+use blvm_module_host::api::events::Outbound;
+use blvm_module_host::manager::{ManagerConfig, ManagerError, ModuleManager, ModuleState, RestartPolicy};
+use blvm_module_protocol::events::{Event, EventType};
+use blvm_module_protocol::frame::decode_body;
+use blvm_module_protocol::methods::invocation::{ModuleCall, ModuleCallResult, MODULE_CALL};
+use blvm_module_protocol::ErrorCode;
+use blvm_testkit::MemoryChain;
+use sha2::{Digest, Sha256};
+
+use crate::support::{module_bin, temp_dir, DEADLINE};
+
+/// A manager over a fresh modules dir, with quick restarts.
+struct Node {
+    manager: ModuleManager,
+    modules_dir: PathBuf,
+    data_dir: PathBuf,
+}
+
+async fn node(tag: &str) -> Node {
+    // Generous: several tests spawn modules at once on a 2-core machine.
+    node_with(tag, Duration::from_secs(30)).await
+}
+
+async fn node_with(tag: &str, handshake_timeout: Duration) -> Node {
+    let root = temp_dir(tag);
+    let modules_dir = root.join("modules");
+    let data_dir = root.join("data");
+    std::fs::create_dir_all(&modules_dir).expect("modules dir");
+    let mut config = ManagerConfig::new(&modules_dir, &data_dir, root.join("sock"));
+    config.restart = RestartPolicy {
+        initial_backoff: Duration::from_millis(50),
+        max_backoff: Duration::from_millis(400),
+        max_crashes: 3,
+        window: Duration::from_secs(120),
+    };
+    config.handshake_timeout = handshake_timeout;
+    config.shutdown_grace = Duration::from_secs(3);
+    let manager = ModuleManager::with_config(config);
+    manager
+        .start(
+            root.join("sock").join("node.sock"),
+            Arc::new(MemoryChain::mainnet_0_438()),
+        )
+        .await
+        .expect("start");
+    Node {
+        manager,
+        modules_dir,
+        data_dir,
+    }
+}
+
+/// Installs a module folder: manifest, a copy of a test binary, config.
+fn install(node: &Node, name: &str, version: &str, bin: &str, deps: &str, config: &str) -> PathBuf {
+    let dir = node.modules_dir.join(name);
+    std::fs::create_dir_all(&dir).expect("module dir");
+    std::fs::copy(module_bin(bin), dir.join(name)).expect("copy binary");
+    let manifest = format!(
+        "name = \"{name}\"\nversion = \"{version}\"\nentry_point = \"{name}\"\n\
+         capabilities = [\"read_chain_state\", \"subscribe_events\"]\n\n[dependencies]\n{deps}\n"
+    );
+    std::fs::write(dir.join("module.toml"), manifest).expect("manifest");
+    std::fs::write(dir.join("config.toml"), config).expect("config");
+    dir
+}
+
+/// A bus subscriber inside the test, for lifecycle events.
+fn observe(manager: &ModuleManager, types: &[EventType]) -> Receiver<Outbound> {
+    let (_tx, rx) = manager.events().register("observer", "observer", "0.0.0", 10_000);
+    manager.events().subscribe("observer", types);
+    rx
+}
+
+/// The next observed event of type `ty`.
+#[track_caller]
+fn next_event(rx: &Receiver<Outbound>, ty: EventType) -> Event {
+    let deadline = std::time::Instant::now() + DEADLINE;
+    loop {
+        let left = deadline.saturating_duration_since(std::time::Instant::now());
+        match rx.recv_timeout(left) {
+            Ok(Outbound::Event(q)) if q.event.name == ty.name() => {
+                return Event::decode(q.event.name, &q.event.payload).expect("decodes")
+            }
+            Ok(_) => {}
+            Err(e) => panic!("no {ty} event: {e}"),
+        }
+    }
+}
+
+async fn call(node: &Node, name: &str, method: &str) -> Result<Vec<u8>, blvm_module_protocol::RemoteError> {
+    let id = node
+        .manager
+        .module_status(name)
+        .and_then(|s| s.module_id)
+        .expect("module id");
+    let conn = node
+        .manager
+        .ipc_server()
+        .and_then(|s| s.connection(&id))
+        .expect("connected");
+    let params = ModuleCall {
+        caller: "test".into(),
+        method: method.into(),
+        params: vec![],
+    };
+    let raw = tokio::time::timeout(DEADLINE, conn.invoke(MODULE_CALL, &params))
+        .await
+        .expect("answered in time")?;
+    Ok(decode_body::<ModuleCallResult>("result", &raw).expect("decodes").result)
+}
+
+fn process_exists(pid: u32) -> bool {
+    // A zombie has exited; only a live process counts.
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Ok(stat) => !stat.rsplit(')').next().unwrap_or("").trim_start().starts_with('Z'),
+        Err(_) => false,
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn modules_load_in_dependency_order_and_each_failure_is_reported_by_name() {
+    let node = node("deps").await;
+    install(&node, "base", "1.2.0", "test-module", "", "mode = \"serve\"\n");
+    install(
+        &node,
+        "app",
+        "1.0.0",
+        "test-module",
+        "base = \"^1.0\"",
+        "mode = \"serve\"\n",
+    );
+    install(
+        &node,
+        "cyc-a",
+        "1.0.0",
+        "test-module",
+        "cyc-b = \"*\"",
+        "mode = \"serve\"\n",
+    );
+    install(
+        &node,
+        "cyc-b",
+        "1.0.0",
+        "test-module",
+        "cyc-a = \"*\"",
+        "mode = \"serve\"\n",
+    );
+    install(
+        &node,
+        "orphan",
+        "1.0.0",
+        "test-module",
+        "ghost = \">=1.0.0\"",
+        "mode = \"serve\"\n",
+    );
+    install(
+        &node,
+        "picky",
+        "1.0.0",
+        "test-module",
+        "base = \">=2.0.0, <3.0.0\"",
+        "mode = \"serve\"\n",
+    );
+    install(&node, "loner", "0.1.0", "test-module", "", "mode = \"serve\"\n");
+    // A broken manifest in its own folder.
+    let broken = node.modules_dir.join("broken");
+    std::fs::create_dir_all(&broken).expect("dir");
+    std::fs::write(broken.join("module.toml"), "name = \"broken\"\nversion = \"1.2\"\n").expect("manifest");
+
+    let report = node.manager.auto_load_modules().await.expect("started");
+    let pos = |n: &str| report.loaded.iter().position(|l| l == n);
+    assert!(
+        pos("base").expect("base loaded") < pos("app").expect("app loaded"),
+        "{report:?}"
+    );
+    assert!(pos("loner").is_some(), "{report:?}");
+    let reason = |n: &str| {
+        report
+            .failed
+            .iter()
+            .find(|(k, _)| k.contains(n))
+            .map(|(_, v)| v.clone())
+            .unwrap_or_default()
+    };
+    assert!(
+        reason("cyc-a").contains("cyc-b") && reason("cyc-a").contains("cycle"),
+        "{}",
+        reason("cyc-a")
+    );
+    assert!(reason("cyc-b").contains("cyc-a"), "{}", reason("cyc-b"));
+    assert!(reason("orphan").contains("ghost"), "{}", reason("orphan"));
+    assert!(
+        reason("picky").contains(">=2.0.0") && reason("picky").contains("1.2.0"),
+        "{}",
+        reason("picky")
+    );
+    assert!(reason("broken").contains("`version`"), "{}", reason("broken"));
+    for name in ["base", "app", "loner"] {
+        assert_eq!(
+            node.manager.module_status(name).expect("status").state,
+            ModuleState::Running
+        );
+    }
+    node.manager.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn killed_module_is_restarted_with_backoff_and_its_pending_request_fails_typed() {
+    let node = node("sigkill").await;
+    let observer = observe(&node.manager, &[EventType::ModuleCrashed]);
+    install(&node, "victim", "1.0.0", "test-module", "", "mode = \"serve\"\n");
+    let report = node.manager.auto_load_modules().await.expect("started");
+    assert_eq!(report.loaded, vec!["victim".to_string()], "{report:?}");
+    let before = node.manager.module_status("victim").expect("status");
+    let pid = before.pid.expect("pid");
+    assert!(before.usage.expect("usage").rss_bytes > 0);
+    // A request the module holds without answering...
+    let pending = {
+        let node_ref = &node;
+        async move { call(node_ref, "victim", "hold").await }
+    };
+    let kill = async {
+        // ...is in flight when the module is killed.
+        tokio::task::yield_now().await;
+        rustix::process::kill_process(
+            rustix::process::Pid::from_raw(pid as i32).expect("pid"),
+            rustix::process::Signal::KILL,
+        )
+        .expect("kill");
+    };
+    let (answer, ()) = tokio::join!(pending, kill);
+    assert_eq!(answer.expect_err("no answer").code, ErrorCode::ModuleCrashed);
+    let Event::ModuleCrashed(crash) = next_event(&observer, EventType::ModuleCrashed) else {
+        unreachable!()
+    };
+    assert_eq!(
+        (crash.module_name.as_str(), crash.signal, crash.will_restart),
+        ("victim", Some(9), true)
+    );
+    let after = node
+        .manager
+        .wait_for("victim", DEADLINE, |s| {
+            s.state == ModuleState::Running && s.restarts == 1
+        })
+        .await
+        .expect("restarted");
+    assert_ne!(after.pid, Some(pid));
+    assert_eq!(call(&node, "victim", "flood").await.expect("serves again"), b"flooded");
+    node.manager.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn module_crashing_at_every_start_ends_up_failed_after_the_configured_count() {
+    let node = node("crashloop").await;
+    let observer = observe(&node.manager, &[EventType::ModuleCrashed]);
+    install(&node, "doomed", "1.0.0", "test-module", "", "mode = \"crash\"\n");
+    node.manager.auto_load_modules().await.expect("started");
+    let status = node
+        .manager
+        .wait_for("doomed", DEADLINE, |s| s.state == ModuleState::Failed)
+        .await
+        .expect("marked failed");
+    assert_eq!(status.restarts, 2, "{status:?}");
+    assert!(
+        status.last_error.as_deref().unwrap_or("").contains("crashed 3 times"),
+        "{status:?}"
+    );
+    assert_eq!(status.pid, None);
+    let mut crashes = Vec::new();
+    for _ in 0..3 {
+        let Event::ModuleCrashed(c) = next_event(&observer, EventType::ModuleCrashed) else {
+            unreachable!()
+        };
+        crashes.push((c.exit_code, c.will_restart));
+    }
+    assert_eq!(crashes, vec![(Some(3), true), (Some(3), true), (Some(3), false)]);
+    node.manager.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn module_that_never_completes_its_handshake_is_killed_after_the_deadline() {
+    let node = node_with("silent", Duration::from_secs(2)).await;
+    let dir = install(&node, "mute", "1.0.0", "silent-module", "", "");
+    let manifest = blvm_module_host::registry::ModuleManifest::from_file(&dir.join("module.toml")).expect("manifest");
+    let err = node
+        .manager
+        .load_module("mute", dir.join("mute"), manifest, BTreeMap::new())
+        .await
+        .expect_err("refused");
+    assert!(
+        matches!(&err, ManagerError::StartFailed { reason, .. } if reason.contains("no handshake within")),
+        "{err}"
+    );
+    let status = node.manager.module_status("mute").expect("status");
+    assert_eq!(status.state, ModuleState::Failed);
+    // No process runs the staged binary any more.
+    assert!(
+        !any_process_runs(&node.data_dir.join(".staged")),
+        "silent module still running"
+    );
+    node.manager.shutdown().await;
+}
+
+fn any_process_runs(dir: &Path) -> bool {
+    std::fs::read_dir("/proc")
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|e| std::fs::read_link(e.path().join("exe")).ok().map(|exe| (e, exe)))
+        .any(|(e, exe)| {
+            exe.starts_with(dir)
+                && e.file_name()
+                    .to_str()
+                    .and_then(|p| p.parse().ok())
+                    .is_some_and(process_exists)
+        })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unload_leaves_no_process_behind_even_a_setsid_grandchild() {
+    let node = node("setsid").await;
+    let observer = observe(&node.manager, &[EventType::ModuleUnloaded, EventType::ModuleRemoved]);
+    install(
+        &node,
+        "escaper",
+        "1.0.0",
+        "test-module",
+        "",
+        "mode = \"serve\"\nignore_shutdown = \"yes\"\n",
+    );
+    node.manager.auto_load_modules().await.expect("started");
+    let pid = node.manager.module_status("escaper").and_then(|s| s.pid).expect("pid");
+    let grandchild: u32 = String::from_utf8(call(&node, "escaper", "grandchild").await.expect("answer"))
+        .expect("utf8")
+        .parse()
+        .expect("pid");
+    assert!(process_exists(grandchild));
+    let socket = node.manager.ipc_server().expect("server").socket_path().to_path_buf();
+    node.manager.unload_module("escaper").await.expect("unloaded");
+    assert!(!process_exists(pid), "module {pid} survived");
+    assert!(!process_exists(grandchild), "setsid grandchild {grandchild} survived");
+    assert!(
+        matches!(next_event(&observer, EventType::ModuleUnloaded), Event::ModuleUnloaded(u) if u.module_name == "escaper")
+    );
+    assert!(
+        matches!(next_event(&observer, EventType::ModuleRemoved), Event::ModuleRemoved(u) if u.module_name == "escaper")
+    );
+    assert!(node.manager.module_status("escaper").is_none());
+    // The node's socket is untouched: a new module still connects.
+    assert!(socket.exists());
+    std::fs::remove_dir_all(node.modules_dir.join("escaper")).expect("uninstall");
+    install(&node, "next", "1.0.0", "test-module", "", "mode = \"serve\"\n");
+    let report = node.manager.auto_load_modules().await.expect("started");
+    assert_eq!(report.loaded, vec!["next".to_string()]);
+    node.manager.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn module_writing_megabytes_to_stdout_and_stderr_never_blocks() {
+    let node = node("flood").await;
+    install(&node, "chatty", "1.0.0", "test-module", "", "mode = \"serve\"\n");
+    node.manager.auto_load_modules().await.expect("started");
+    // 8 MiB to each pipe per call, far beyond any pipe buffer.
+    for _ in 0..3 {
+        assert_eq!(call(&node, "chatty", "flood").await.expect("answer"), b"flooded");
+    }
+    node.manager.shutdown().await;
+}
+
+fn sha256_hex(path: &Path) -> String {
+    let bytes = std::fs::read(path).expect("read");
+    Sha256::digest(&bytes).iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn pin_hash(dir: &Path) {
+    let name = dir.file_name().and_then(|n| n.to_str()).expect("name");
+    let manifest_path = dir.join("module.toml");
+    let text = std::fs::read_to_string(&manifest_path).expect("manifest");
+    let text = text.split("\n[binary]").next().unwrap_or(&text).to_owned();
+    let hash = sha256_hex(&dir.join(name));
+    std::fs::write(&manifest_path, format!("{text}\n[binary]\nhash = \"sha256:{hash}\"\n")).expect("write");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reload_picks_up_a_changed_binary_and_refuses_one_whose_hash_no_longer_matches() {
+    let node = node("reload").await;
+    let observer = observe(&node.manager, &[EventType::ModuleUpdated]);
+    let dir = install(&node, "evolving", "1.0.0", "test-module", "", "mode = \"serve\"\n");
+    pin_hash(&dir);
+    node.manager.auto_load_modules().await.expect("started");
+    let first = node.manager.module_status("evolving").expect("status");
+    let exe = |pid: u32| std::fs::read_link(format!("/proc/{pid}/exe")).expect("exe");
+    let first_exe = exe(first.pid.expect("pid"));
+
+    // A new build: different bytes (a trailing marker an ELF loader
+    // ignores), manifest updated to its hash, version bumped.
+    let binary = dir.join("evolving");
+    let mut bytes = std::fs::read(&binary).expect("read");
+    bytes.extend_from_slice(b"build 2");
+    std::fs::remove_file(&binary).expect("remove");
+    std::fs::write(&binary, &bytes).expect("write");
+    std::fs::set_permissions(&binary, std::os::unix::fs::PermissionsExt::from_mode(0o755)).expect("chmod");
+    let manifest = std::fs::read_to_string(dir.join("module.toml")).expect("manifest");
+    std::fs::write(dir.join("module.toml"), manifest.replace("1.0.0", "1.1.0")).expect("bump");
+    pin_hash(&dir);
+    node.manager.reload_module("evolving").await.expect("reloaded");
+    let second = node.manager.module_status("evolving").expect("status");
+    assert_eq!((second.version.as_str(), second.state), ("1.1.0", ModuleState::Running));
+    let second_exe = exe(second.pid.expect("pid"));
+    assert_ne!(first_exe, second_exe);
+    assert!(
+        second_exe.to_string_lossy().contains(&sha256_hex(&binary)[..16]),
+        "{second_exe:?}"
+    );
+    let Event::ModuleUpdated(u) = next_event(&observer, EventType::ModuleUpdated) else {
+        unreachable!()
+    };
+    assert_eq!((u.old_version.as_str(), u.new_version.as_str()), ("1.0.0", "1.1.0"));
+
+    // Tampered: bytes change, manifest does not.
+    let mut bytes = std::fs::read(&binary).expect("read");
+    bytes.extend_from_slice(b"evil");
+    std::fs::remove_file(&binary).expect("remove");
+    std::fs::write(&binary, &bytes).expect("write");
+    std::fs::set_permissions(&binary, std::os::unix::fs::PermissionsExt::from_mode(0o755)).expect("chmod");
+    let err = node.manager.reload_module("evolving").await.expect_err("refused");
+    assert!(err.to_string().contains("sha256"), "{err}");
+    // The verified module keeps running, untouched.
+    let third = node.manager.module_status("evolving").expect("status");
+    assert_eq!((third.pid, third.state), (second.pid, ModuleState::Running));
+    node.manager.shutdown().await;
+}
