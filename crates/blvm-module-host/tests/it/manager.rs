@@ -130,6 +130,10 @@ fn process_exists(pid: u32) -> bool {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn modules_load_in_dependency_order_and_each_failure_is_reported_by_name() {
     let node = node("deps").await;
+    let observer = observe(
+        &node.manager,
+        &[EventType::ModuleDiscovered, EventType::ModuleInstalled],
+    );
     install(&node, "base", "1.2.0", "test-module", "", "mode = \"serve\"\n");
     install(
         &node,
@@ -211,6 +215,68 @@ async fn modules_load_in_dependency_order_and_each_failure_is_reported_by_name()
             ModuleState::Running
         );
     }
+    // Every valid folder was announced as discovered, and the loaded ones
+    // as installed, at the moment it happened.
+    let mut discovered = Vec::new();
+    for _ in 0..7 {
+        if let Event::ModuleDiscovered(d) = next_event(&observer, EventType::ModuleDiscovered) {
+            assert_eq!(d.source, "filesystem");
+            discovered.push(d.module_name);
+        }
+    }
+    discovered.sort();
+    assert_eq!(
+        discovered,
+        ["app", "base", "cyc-a", "cyc-b", "loner", "orphan", "picky"]
+    );
+    let mut installed = Vec::new();
+    for _ in 0..3 {
+        if let Event::ModuleInstalled(i) = next_event(&observer, EventType::ModuleInstalled) {
+            installed.push(i.module_name);
+        }
+    }
+    assert_eq!(installed, report.loaded);
+    node.manager.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn node_config_section_is_merged_over_the_modules_own_config() {
+    let root = temp_dir("config");
+    let modules_dir = root.join("modules");
+    let mut config = ManagerConfig::new(&modules_dir, root.join("data"), root.join("sock"));
+    // The module's config.toml says crash; the operator's section wins.
+    config.module_configs.insert(
+        "tuned".into(),
+        BTreeMap::from([("mode".to_string(), "serve".to_string())]),
+    );
+    let manager = ModuleManager::with_config(config);
+    manager
+        .start(
+            root.join("sock").join("node.sock"),
+            Arc::new(MemoryChain::mainnet_0_438()),
+        )
+        .await
+        .expect("start");
+    let node = Node {
+        manager,
+        modules_dir,
+        data_dir: root.join("data"),
+    };
+    install(
+        &node,
+        "tuned",
+        "1.0.0",
+        "test-module",
+        "",
+        "mode = \"crash\"\nextra = \"kept\"\n",
+    );
+    node.manager.auto_load_modules().await.expect("started");
+    assert_eq!(
+        call(&node, "tuned", "flood").await.expect("serving, not crashing"),
+        b"flooded"
+    );
+    let status = node.manager.module_status("tuned").expect("status");
+    assert_eq!((status.state, status.restarts), (ModuleState::Running, 0));
     node.manager.shutdown().await;
 }
 
@@ -263,8 +329,10 @@ async fn killed_module_is_restarted_with_backoff_and_its_pending_request_fails_t
 async fn module_crashing_at_every_start_ends_up_failed_after_the_configured_count() {
     let node = node("crashloop").await;
     let observer = observe(&node.manager, &[EventType::ModuleCrashed]);
+    install(&node, "steady", "1.0.0", "test-module", "", "mode = \"serve\"\n");
     install(&node, "doomed", "1.0.0", "test-module", "", "mode = \"crash\"\n");
     node.manager.auto_load_modules().await.expect("started");
+    let steady_pid = node.manager.module_status("steady").and_then(|s| s.pid);
     let status = node
         .manager
         .wait_for("doomed", DEADLINE, |s| s.state == ModuleState::Failed)
@@ -284,6 +352,13 @@ async fn module_crashing_at_every_start_ends_up_failed_after_the_configured_coun
         crashes.push((c.exit_code, c.will_restart));
     }
     assert_eq!(crashes, vec![(Some(3), true), (Some(3), true), (Some(3), false)]);
+    // The crash loop never touched its neighbour.
+    let steady = node.manager.module_status("steady").expect("status");
+    assert_eq!(
+        (steady.state, steady.restarts, steady.pid),
+        (ModuleState::Running, 0, steady_pid)
+    );
+    assert_eq!(call(&node, "steady", "flood").await.expect("still serving"), b"flooded");
     node.manager.shutdown().await;
 }
 
