@@ -1,0 +1,257 @@
+//! The node's configuration: a TOML file whose every key is also a
+//! command-line flag (the flag wins), over built-in defaults.
+//!
+//! ```toml
+//! network = "regtest"          # --network
+//! datadir = ".blvm/regtest"    # --datadir
+//! rpcbind = "127.0.0.1"        # --rpcbind
+//! rpcport = 18443              # --rpcport
+//! rpcuser = "alice"            # --rpcuser  (else the cookie file)
+//! rpcpassword = "secret"       # --rpcpassword
+//! modules_dir = "modules"      # --modules-dir (default <datadir>/modules)
+//! block_interval = 10          # --block-interval, seconds; 0 = no timer
+//! mining_address = "bcrt1..."  # --mining-address (default: P2WSH(OP_TRUE))
+//! log = "info"                 # --log
+//!
+//! [modules.block-stats]        # merged over the module's config.toml
+//! verbose = "true"
+//! ```
+
+use std::collections::BTreeMap;
+use std::net::{IpAddr, SocketAddr};
+use std::path::{Path, PathBuf};
+
+use bitcoin::Network;
+use serde::Deserialize;
+
+/// Keys shared by the file and the flags; `None` = not given here.
+#[derive(Debug, Default, Clone, Deserialize, clap::Args)]
+#[serde(deny_unknown_fields)]
+pub struct Settings {
+    /// Chain: `regtest` (default) or `main` (for importing real blocks).
+    #[arg(long)]
+    pub network: Option<String>,
+    /// Data directory.
+    #[arg(long)]
+    pub datadir: Option<PathBuf>,
+    /// Address the JSON-RPC server binds.
+    #[arg(long)]
+    pub rpcbind: Option<IpAddr>,
+    /// Port of the JSON-RPC server.
+    #[arg(long)]
+    pub rpcport: Option<u16>,
+    /// JSON-RPC user (with `rpcpassword`); without it the cookie file is used.
+    #[arg(long)]
+    pub rpcuser: Option<String>,
+    /// JSON-RPC password.
+    #[arg(long)]
+    pub rpcpassword: Option<String>,
+    /// Where modules are discovered.
+    #[arg(long)]
+    pub modules_dir: Option<PathBuf>,
+    /// Seconds between blocks produced by the regtest timer; 0 disables it.
+    #[arg(long)]
+    pub block_interval: Option<u64>,
+    /// Address the timer's blocks pay to.
+    #[arg(long)]
+    pub mining_address: Option<String>,
+    /// Log filter (`info`, `debug`, `blvm_node=debug,warn` …).
+    #[arg(long)]
+    pub log: Option<String>,
+    /// Per-module configuration, `[modules.<name>]` (file only).
+    #[arg(skip)]
+    #[serde(default)]
+    pub modules: BTreeMap<String, toml::Table>,
+}
+
+impl Settings {
+    /// `self` where given, else `other`.
+    pub fn or(self, other: Settings) -> Settings {
+        Settings {
+            network: self.network.or(other.network),
+            datadir: self.datadir.or(other.datadir),
+            rpcbind: self.rpcbind.or(other.rpcbind),
+            rpcport: self.rpcport.or(other.rpcport),
+            rpcuser: self.rpcuser.or(other.rpcuser),
+            rpcpassword: self.rpcpassword.or(other.rpcpassword),
+            modules_dir: self.modules_dir.or(other.modules_dir),
+            block_interval: self.block_interval.or(other.block_interval),
+            mining_address: self.mining_address.or(other.mining_address),
+            log: self.log.or(other.log),
+            modules: if self.modules.is_empty() { other.modules } else { self.modules },
+        }
+    }
+
+    /// Reads a config file.
+    pub fn from_file(path: &Path) -> Result<Settings, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        toml::from_str(&text).map_err(|e| ConfigError::Parse {
+            path: path.to_path_buf(),
+            message: e.to_string(),
+        })
+    }
+}
+
+/// Why the configuration is unusable.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file could not be read.
+    #[error("cannot read {path}: {source}")]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// The cause.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The file is not valid.
+    #[error("{path}: {message}")]
+    Parse {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong, with line and key.
+        message: String,
+    },
+    /// A value is out of range.
+    #[error("`{key}`: {message}")]
+    Invalid {
+        /// The key.
+        key: &'static str,
+        /// What is wrong.
+        message: String,
+    },
+}
+
+/// The resolved configuration.
+#[derive(Debug, Clone)]
+pub struct NodeConfig {
+    /// The chain.
+    pub network: Network,
+    /// Data directory (created).
+    pub datadir: PathBuf,
+    /// JSON-RPC address.
+    pub rpc_addr: SocketAddr,
+    /// JSON-RPC user and password, if set.
+    pub rpc_user_pass: Option<(String, String)>,
+    /// Modules directory.
+    pub modules_dir: PathBuf,
+    /// Seconds between timer blocks; 0 = none.
+    pub block_interval: u64,
+    /// Coinbase address of timer blocks, if set.
+    pub mining_address: Option<String>,
+    /// Log filter.
+    pub log: String,
+    /// `[modules.<name>]` sections, flattened to dotted keys.
+    pub module_configs: BTreeMap<String, BTreeMap<String, String>>,
+}
+
+impl NodeConfig {
+    /// Resolves settings over the defaults.
+    pub fn resolve(s: Settings) -> Result<NodeConfig, ConfigError> {
+        let network = match s.network.as_deref().unwrap_or("regtest") {
+            "regtest" => Network::Regtest,
+            "main" | "mainnet" | "bitcoin" => Network::Bitcoin,
+            "test" | "testnet" => Network::Testnet,
+            "signet" => Network::Signet,
+            other => {
+                return Err(ConfigError::Invalid {
+                    key: "network",
+                    message: format!("expected regtest, main, test or signet, got `{other}`"),
+                })
+            }
+        };
+        let datadir = s.datadir.unwrap_or_else(|| PathBuf::from(".blvm").join(core_name(network)));
+        let default_port = match network {
+            Network::Bitcoin => 8332,
+            Network::Testnet => 18332,
+            Network::Signet => 38332,
+            _ => 18443,
+        };
+        let rpc_user_pass = match (s.rpcuser, s.rpcpassword) {
+            (Some(u), Some(p)) => Some((u, p)),
+            (None, None) => None,
+            _ => {
+                return Err(ConfigError::Invalid {
+                    key: "rpcuser",
+                    message: "rpcuser and rpcpassword go together".into(),
+                })
+            }
+        };
+        let mut module_configs = BTreeMap::new();
+        for (name, table) in s.modules {
+            let flat = blvm_module_host::registry::flatten_config(&table).map_err(|e| ConfigError::Invalid {
+                key: "modules",
+                message: format!("[modules.{name}]: {e}"),
+            })?;
+            module_configs.insert(name, flat);
+        }
+        Ok(NodeConfig {
+            network,
+            modules_dir: s.modules_dir.unwrap_or_else(|| datadir.join("modules")),
+            datadir,
+            rpc_addr: SocketAddr::new(
+                s.rpcbind.unwrap_or(IpAddr::from([127, 0, 0, 1])),
+                s.rpcport.unwrap_or(default_port),
+            ),
+            rpc_user_pass,
+            block_interval: s
+                .block_interval
+                .unwrap_or(if network == Network::Regtest { 10 } else { 0 }),
+            mining_address: s.mining_address,
+            log: s.log.unwrap_or_else(|| "info".into()),
+            module_configs,
+        })
+    }
+}
+
+/// Bitcoin Core's name for a network (`main`, `test`, `signet`, `regtest`).
+pub fn core_name(network: Network) -> &'static str {
+    match network {
+        Network::Bitcoin => "main",
+        Network::Testnet => "test",
+        Network::Signet => "signet",
+        _ => "regtest",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_are_regtest_on_18443_with_a_timer() {
+        let c = NodeConfig::resolve(Settings::default()).expect("defaults resolve");
+        assert_eq!(c.network, Network::Regtest);
+        assert_eq!(c.rpc_addr.to_string(), "127.0.0.1:18443");
+        assert_eq!(c.block_interval, 10);
+        assert_eq!(c.modules_dir, c.datadir.join("modules"));
+    }
+
+    #[test]
+    fn flags_win_over_the_file_and_module_sections_flatten() {
+        let file: Settings = toml::from_str(
+            "rpcport = 1000\nblock_interval = 3\n[modules.block-stats]\nlimits = { depth = 5 }\n",
+        )
+        .expect("parses");
+        let flags = Settings {
+            rpcport: Some(2000),
+            ..Settings::default()
+        };
+        let c = NodeConfig::resolve(flags.or(file)).expect("resolves");
+        assert_eq!((c.rpc_addr.port(), c.block_interval), (2000, 3));
+        assert_eq!(c.module_configs["block-stats"]["limits.depth"], "5");
+    }
+
+    #[test]
+    fn unknown_keys_and_bad_values_are_refused() {
+        assert!(toml::from_str::<Settings>("rpcprot = 1\n").is_err());
+        let bad = Settings {
+            network: Some("moon".into()),
+            ..Settings::default()
+        };
+        assert!(NodeConfig::resolve(bad).unwrap_err().to_string().contains("network"));
+    }
+}

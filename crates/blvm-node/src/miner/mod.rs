@@ -1,0 +1,1 @@
+//! miner (being written).
