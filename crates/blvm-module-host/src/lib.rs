@@ -33,3 +33,9 @@ pub use api::backend::{BackendError, NodeBackend};
 pub use api::events::{DeliveryStats, EventManager};
 pub use api::hub::ModuleApiHub;
 pub use ipc::{ConnectionEvent, IpcServerConfig, ModuleConnectionHandle, ModuleIpcServer, ModuleSpec, ModuleTicket};
+pub use manager::{ManagerConfig, ModuleManager, ModuleState, ModuleStatus};
+/// The seed calls a module's `module.toml` its metadata
+/// (`blvm_node::module::ModuleMetadata`, the node re-exporting this crate as
+/// `module`); the type is [`registry::ModuleManifest`], named for the file it
+/// is parsed from. The alias keeps the seed's paths resolving.
+pub use registry::ModuleManifest as ModuleMetadata;

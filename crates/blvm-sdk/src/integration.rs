@@ -117,6 +117,13 @@ impl ModuleIntegration {
         self.client.ipc()
     }
 
+    /// Waits until everything sent so far has been written to the socket
+    /// (see [`ModuleIpcClient::flush`]): await it before the module exits,
+    /// or its last log lines may never reach the node.
+    pub async fn flush(&self) -> Result<(), SdkError> {
+        self.client.ipc().flush().await
+    }
+
     /// Waits for the node's `shutdown` (or `None` if the connection closed).
     pub async fn shutdown_requested(&self) -> Option<Shutdown> {
         self.client.ipc().shutdown_requested().await

@@ -82,7 +82,8 @@ impl InvocationReceiver {
         InvocationReceiver { rx }
     }
 
-    /// The next invocation; `None` once the connection is closed.
+    /// The next invocation; `None` once the connection is closed and every
+    /// received invocation has been taken.
     pub async fn recv(&mut self) -> Option<Invocation> {
         self.rx.recv().await
     }

@@ -52,12 +52,24 @@ impl ModuleSpec {
 }
 
 /// The credentials for one spawn: hand `token` to the child process.
-#[derive(Debug, Clone)]
+///
+/// `Debug` shows the module id only: a ticket logged by mistake must not
+/// hand its token to whoever reads the log.
+#[derive(Clone)]
 pub struct ModuleTicket {
     /// The module id.
     pub module_id: String,
     /// The one-time token, 64 hex characters.
     pub token: String,
+}
+
+impl std::fmt::Debug for ModuleTicket {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ModuleTicket")
+            .field("module_id", &self.module_id)
+            .field("token", &"<redacted>")
+            .finish()
+    }
 }
 
 struct Expected {
@@ -235,6 +247,15 @@ mod tests {
             version: "1.0.0".into(),
             token: token.into(),
         }
+    }
+
+    #[test]
+    fn ticket_debug_output_does_not_show_the_token() {
+        let reg = AuthRegistry::default();
+        let ticket = reg.expect(ModuleSpec::new("m-1", "m", "1.0.0")).unwrap();
+        let shown = format!("{ticket:?}");
+        assert!(!shown.contains(&ticket.token), "{shown}");
+        assert!(shown.contains("m-1") && shown.contains("redacted"), "{shown}");
     }
 
     #[test]

@@ -246,6 +246,9 @@ struct Entry {
     last_error: Option<String>,
     stop: Arc<Notify>,
     stop_requested: bool,
+    /// Why the stop was requested, sent in `Shutdown`: `unload`, `reload`
+    /// or `node_shutdown`.
+    stop_reason: &'static str,
     supervisor: Option<tokio::task::JoinHandle<()>>,
 }
 
@@ -303,7 +306,18 @@ impl ModuleManager {
     }
 
     /// A manager with explicit settings.
-    pub fn with_config(config: ManagerConfig) -> Self {
+    ///
+    /// The three directories are made absolute against the current
+    /// directory now: the spawner refuses relative binary paths (a module's
+    /// meaning must not depend on where the node happens to run), and the
+    /// staged binaries live under `data_dir`.
+    pub fn with_config(mut config: ManagerConfig) -> Self {
+        for dir in [&mut config.modules_dir, &mut config.data_dir, &mut config.socket_dir] {
+            match std::path::absolute(&*dir) {
+                Ok(abs) => *dir = abs,
+                Err(e) => tracing::warn!(dir = %dir.display(), "cannot make the directory absolute: {e}"),
+            }
+        }
         let spawner = ModuleProcessSpawner::new(config.spawner.clone());
         ModuleManager {
             inner: Arc::new(Inner {
@@ -390,6 +404,22 @@ impl ModuleManager {
             });
         }
         let staged = self.check(&manifest, &source.binary_path)?;
+        self.start_checked(name, source, manifest, config, staged, false).await
+    }
+
+    /// Inserts a checked module's entry and starts its supervisor; waits
+    /// for the handshake. `replace` overwrites an existing entry (reload),
+    /// else an existing one is [`ManagerError::AlreadyLoaded`].
+    async fn start_checked(
+        &self,
+        name: &str,
+        source: ModuleSource,
+        manifest: ModuleManifest,
+        config: BTreeMap<String, String>,
+        staged: VerifiedBinary,
+        replace: bool,
+    ) -> Result<(), ManagerError> {
+        let inner = &self.inner;
         let capabilities = manifest
             .capabilities()
             .intersection(inner.config.policies.get(name).unwrap_or(&inner.config.default_policy));
@@ -401,10 +431,10 @@ impl ModuleManager {
         let stop = Arc::new(Notify::new());
         {
             let mut modules = inner.lock();
-            if modules.contains_key(name) {
+            if !replace && modules.contains_key(name) {
                 return Err(ManagerError::AlreadyLoaded(name.to_owned()));
             }
-            modules.insert(
+            let old = modules.insert(
                 name.to_owned(),
                 Entry {
                     manifest,
@@ -420,9 +450,14 @@ impl ModuleManager {
                     last_error: None,
                     stop: Arc::clone(&stop),
                     stop_requested: false,
+                    stop_reason: "unload",
                     supervisor: None,
                 },
             );
+            // The replaced spawn's delivery stats go with it.
+            if let Some(id) = old.and_then(|e| e.module_id) {
+                inner.events.forget(&id);
+            }
         }
         inner.publish(ModuleInstalled {
             module_name: name.to_owned(),
@@ -561,6 +596,11 @@ impl ModuleManager {
     /// then it gets `Shutdown`, a grace period, and its process tree is
     /// killed.
     pub async fn unload_module(&self, name: &str) -> Result<(), ManagerError> {
+        self.unload(name, "unload").await
+    }
+
+    /// [`ModuleManager::unload_module`] with the reason sent in `Shutdown`.
+    async fn unload(&self, name: &str, reason: &'static str) -> Result<(), ManagerError> {
         let dependents: Vec<String> = self
             .inner
             .lock()
@@ -570,14 +610,17 @@ impl ModuleManager {
             .collect();
         for dependent in dependents {
             // Box the recursion: a dependent may have dependents.
-            Box::pin(self.unload_module(&dependent)).await?;
+            Box::pin(self.unload(&dependent, reason)).await?;
         }
-        self.stop(name).await?;
+        self.stop(name, reason).await?;
         let removed = self.inner.lock().remove(name);
         if let Some(entry) = removed {
             let version = entry.manifest.version().to_string();
-            if let (Some(id), Ok(server)) = (&entry.module_id, self.inner.server()) {
-                server.forget_module(id);
+            if let Some(id) = &entry.module_id {
+                if let Ok(server) = self.inner.server() {
+                    server.forget_module(id);
+                }
+                self.inner.events.forget(id);
             }
             self.inner.publish(ModuleUnloaded {
                 module_name: name.to_owned(),
@@ -592,14 +635,16 @@ impl ModuleManager {
         Ok(())
     }
 
-    /// Stops a module's process and supervisor; keeps its entry.
-    async fn stop(&self, name: &str) -> Result<(), ManagerError> {
+    /// Stops a module's process and supervisor, telling it `reason` in
+    /// `Shutdown`; keeps its entry.
+    async fn stop(&self, name: &str, reason: &'static str) -> Result<(), ManagerError> {
         let (stop, task) = {
             let mut modules = self.inner.lock();
             let entry = modules
                 .get_mut(name)
                 .ok_or_else(|| ManagerError::NotLoaded(name.to_owned()))?;
             entry.stop_requested = true;
+            entry.stop_reason = reason;
             (Arc::clone(&entry.stop), entry.supervisor.take())
         };
         stop.notify_one();
@@ -612,8 +657,13 @@ impl ModuleManager {
     }
 
     /// Restarts a module from disk: its folder (or binary) is read and
-    /// verified again before anything is stopped; a module that no longer
-    /// verifies keeps running and the reload is refused.
+    /// checked again (compatibility, dependencies, binary) before anything
+    /// is stopped; a module that no longer passes keeps running, untouched,
+    /// and the reload is refused.
+    ///
+    /// If the new process then fails to start (spawn or handshake), the old
+    /// one is already gone: `ModuleUnloaded` is published for it and the
+    /// module stays loaded in state `failed` with the reason.
     pub async fn reload_module(&self, name: &str) -> Result<(), ManagerError> {
         let (source, old_manifest, old_config) = {
             let modules = self.inner.lock();
@@ -642,25 +692,26 @@ impl ModuleManager {
                 manifest: manifest.name().as_str().to_owned(),
             });
         }
-        // Verify before stopping anything: a bad update leaves the running
-        // module alone.
-        verify::verify_and_stage(
-            &manifest,
-            &source.binary_path,
-            &self.inner.config.data_dir.join(".staged"),
-        )
-        .map_err(|source| ManagerError::Verify {
-            module: name.to_owned(),
-            source,
-        })?;
-        self.stop(name).await?;
-        let old = self.inner.lock().remove(name);
-        if let (Some(old), Ok(server)) = (old, self.inner.server()) {
-            if let Some(id) = &old.module_id {
-                server.forget_module(id);
-            }
+        // Every check before stopping anything: a bad update leaves the
+        // running module alone.
+        let staged = self.check(&manifest, &source.binary_path)?;
+        self.stop(name, "reload").await?;
+        let old_id = self.inner.lock().get(name).and_then(|e| e.module_id.clone());
+        if let (Some(id), Ok(server)) = (old_id, self.inner.server()) {
+            server.forget_module(&id);
         }
-        self.load(name, source, manifest.clone(), config).await?;
+        if let Err(e) = self
+            .start_checked(name, source, manifest.clone(), config, staged, true)
+            .await
+        {
+            // The entry stays, `failed` with the reason (set by its
+            // supervisor); the old version is gone for good.
+            self.inner.publish(ModuleUnloaded {
+                module_name: name.to_owned(),
+                version: old_manifest.version().to_string(),
+            });
+            return Err(e);
+        }
         self.inner.publish(ModuleUpdated {
             module_name: name.to_owned(),
             old_version: old_manifest.version().to_string(),
@@ -750,7 +801,7 @@ impl ModuleManager {
                     .cloned()
             };
             let Some(name) = next else { break };
-            if let Err(e) = self.unload_module(&name).await {
+            if let Err(e) = self.unload(&name, "node_shutdown").await {
                 tracing::warn!("unloading `{name}` at shutdown: {e}");
                 self.inner.lock().remove(&name);
             }

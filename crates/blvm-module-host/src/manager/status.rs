@@ -18,7 +18,8 @@ pub enum ModuleState {
     Restarting,
     /// Stopped on request.
     Stopped,
-    /// Crashed too often, or could not start; left stopped.
+    /// Crashed too often, could not start, or its staged binary changed;
+    /// left stopped.
     Failed,
 }
 

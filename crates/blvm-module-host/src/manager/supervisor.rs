@@ -3,16 +3,21 @@
 //!
 //! # Steps of one run, in order
 //!
-//! 1. register the spawn with the IPC server (fresh id, fresh token) and
-//!    subscribe to connection events *before* spawning, so the handshake
-//!    cannot be missed;
-//! 2. spawn; bind the child's pid to the id at once;
+//! 1. re-hash the staged binary (it must still be the bytes that were
+//!    verified; if not, the module is failed, not run); register the spawn
+//!    with the IPC server (fresh id, fresh token) and subscribe to
+//!    connection events *before* spawning, so the handshake cannot be
+//!    missed;
+//! 2. spawn; bind the child's pid to the id at once; the previous spawn's
+//!    delivery stats are forgotten (status shows the current spawn's);
 //! 3. wait for whichever comes first: the handshake, the process's exit,
 //!    the deadline (kill), or a stop request;
 //! 4. run until the process exits, its connection is lost (kill it: a
 //!    module without its connection is broken), or a stop is requested
 //!    (`Shutdown`, grace period, kill);
-//! 5. kill what is left of its process tree and forget the spawn's token.
+//! 5. kill what is left of its process tree, forget the spawn's token and
+//!    drop the process (and with it its cgroup): a failed module keeps no
+//!    process state until it is unloaded.
 
 use std::collections::VecDeque;
 use std::sync::Arc;
@@ -35,6 +40,9 @@ enum RunEnd {
     Stopped,
     /// Never got to running.
     StartFailed(String),
+    /// Must not be started again (its staged binary changed): failed at
+    /// once, no restart.
+    Refused(String),
     /// Was running, then died or lost its connection.
     Crashed { reason: String, exit: Option<ExitInfo> },
 }
@@ -52,6 +60,14 @@ pub(super) async fn supervise(
         let (reason, exit) = match end {
             RunEnd::Stopped => {
                 set_state(&inner, &name, ModuleState::Stopped, None);
+                return;
+            }
+            RunEnd::Refused(reason) => {
+                tracing::error!(module = %name, "not starting the module: {reason}");
+                set_state(&inner, &name, ModuleState::Failed, Some(reason.clone()));
+                if let Some(tx) = ready.take() {
+                    let _ = tx.send(Err(reason));
+                }
                 return;
             }
             RunEnd::StartFailed(reason) if ready.is_some() => {
@@ -164,6 +180,12 @@ async fn run_once(
         if e.stop_requested {
             return RunEnd::Stopped;
         }
+        // The staged copy is what runs; a file that changed since it was
+        // verified (disk corruption, someone with the node's rights) is not
+        // run, on the first start or any restart.
+        if let Err(e) = e.staged.recheck() {
+            return RunEnd::Refused(e.to_string());
+        }
         let data_dir = inner.config.data_dir.join(name);
         let spec = ModuleSpec {
             module_id: module_id.clone(),
@@ -212,7 +234,11 @@ async fn run_once(
     {
         let mut modules = inner.lock();
         if let Some(e) = modules.get_mut(name) {
-            e.module_id = Some(module_id.clone());
+            // Status reports the current spawn's delivery only; the
+            // previous spawn's stats would otherwise stay forever.
+            if let Some(old) = e.module_id.replace(module_id.clone()) {
+                inner.events.forget(&old);
+            }
             e.process = Some(Arc::clone(&process));
         }
     }
@@ -222,6 +248,13 @@ async fn run_once(
         tracing::warn!(module = name, "killing what is left of its processes: {e}");
     }
     server.forget_module(&module_id);
+    // The run is over: drop the process (and its cgroup) now rather than
+    // when the module is unloaded, which for a failed one may be never.
+    if let Some(e) = inner.lock().get_mut(name) {
+        if e.process.as_ref().is_some_and(|p| Arc::ptr_eq(p, &process)) {
+            e.process = None;
+        }
+    }
     end
 }
 
@@ -282,22 +315,26 @@ async fn drive(
             }
         }
         _ = stop.notified() => {
-            shutdown(inner, module_id, process, &mut exited).await;
+            shutdown(inner, name, module_id, process, &mut exited).await;
             RunEnd::Stopped
         }
     }
 }
 
-/// `Shutdown`, a grace period, then the caller kills the tree.
+/// `Shutdown` with the reason the stop was requested for (`unload`,
+/// `reload`, `node_shutdown`), a grace period, then the caller kills the
+/// tree.
 async fn shutdown(
     inner: &Inner,
+    name: &str,
     module_id: &str,
     process: &ModuleProcess,
     exited: &mut tokio::sync::watch::Receiver<Option<ExitInfo>>,
 ) {
     let grace = inner.config.shutdown_grace;
+    let reason = inner.lock().get(name).map_or("unload", |e| e.stop_reason);
     if let Some(conn) = inner.server.get().and_then(|s| s.connection(module_id)) {
-        conn.send_shutdown("unload", grace);
+        conn.send_shutdown(reason, grace);
     }
     match tokio::time::timeout(grace, wait_exit(exited)).await {
         Ok(info) => tracing::info!(module_id, "module stopped ({})", describe(info)),

@@ -5,6 +5,11 @@
 //! written to a node-owned, read-and-execute-only copy, which is what gets
 //! spawned. Changing the file in the module's folder after the check
 //! changes nothing that runs; a reload reads and checks it again.
+//!
+//! The staged copy is trusted only as far as its hash: it is hashed again
+//! before every spawn ([`VerifiedBinary::recheck`], first start and each
+//! restart), and a staged file found already in place is hashed before it
+//! is reused (and replaced if it does not match).
 
 use std::io::Write;
 use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
@@ -37,6 +42,16 @@ pub enum VerifyError {
         /// What the file hashes to.
         actual: String,
     },
+    /// The staged copy no longer hashes to what was verified.
+    #[error("staged binary {path} changed since it was verified: sha256:{actual}, verified sha256:{expected}")]
+    StagedChanged {
+        /// The staged file.
+        path: PathBuf,
+        /// The verified hash.
+        expected: String,
+        /// What the file hashes to now.
+        actual: String,
+    },
     /// Its size differs from the manifest's.
     #[error("binary {path} is {actual} bytes, the manifest says {expected}")]
     SizeMismatch {
@@ -61,6 +76,36 @@ pub struct VerifiedBinary {
     pub path: PathBuf,
     /// Its sha256, hex.
     pub sha256: String,
+}
+
+impl VerifiedBinary {
+    /// Hashes the staged file again; it must still be the verified bytes.
+    ///
+    /// # Errors
+    ///
+    /// [`VerifyError::StagedChanged`] if it differs, [`VerifyError::Io`] if
+    /// it cannot be read.
+    pub fn recheck(&self) -> Result<(), VerifyError> {
+        let actual = sha256_file(&self.path).map_err(|source| VerifyError::Io {
+            path: self.path.clone(),
+            source,
+        })?;
+        if actual != self.sha256 {
+            return Err(VerifyError::StagedChanged {
+                path: self.path.clone(),
+                expected: self.sha256.clone(),
+                actual,
+            });
+        }
+        Ok(())
+    }
+}
+
+/// The sha256 of a file, hex, read in pieces (binaries can be large).
+fn sha256_file(path: &Path) -> std::io::Result<String> {
+    let mut hasher = Sha256::new();
+    std::io::copy(&mut std::fs::File::open(path)?, &mut hasher)?;
+    Ok(hex(&hasher.finalize()))
 }
 
 /// Reads `binary`, checks it against `manifest`, and stages the checked
@@ -100,7 +145,20 @@ pub fn verify_and_stage(
     std::fs::create_dir_all(stage_dir).map_err(io(stage_dir))?;
     std::fs::set_permissions(stage_dir, std::fs::Permissions::from_mode(0o700)).map_err(io(stage_dir))?;
     let staged = stage_dir.join(format!("{}-{}", manifest.name().as_str(), &actual[..16]));
-    if !staged.exists() {
+    // A file already under that name is reused only if it hashes right; a
+    // corrupted or tampered one is replaced by the verified bytes.
+    let reusable = match sha256_file(&staged) {
+        Ok(existing) if existing == actual => true,
+        Ok(existing) => {
+            tracing::warn!(
+                staged = %staged.display(),
+                "staged binary has sha256:{existing}, expected sha256:{actual}; replacing it"
+            );
+            false
+        }
+        Err(_) => false,
+    };
+    if !reusable {
         // Write under a temporary name and rename, so a crash mid-write
         // never leaves a truncated binary under the final name.
         let tmp = stage_dir.join(format!(".{}.{}.tmp", manifest.name().as_str(), std::process::id()));

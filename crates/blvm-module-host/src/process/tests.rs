@@ -214,6 +214,34 @@ async fn environment_is_exactly_the_documented_set() {
     assert_eq!(stat.pgrp, p.pid() as i32);
 }
 
+#[tokio::test]
+async fn node_descriptors_without_cloexec_do_not_reach_the_module() {
+    for spawner in spawners() {
+        let dir = TestDir::new(&format!("fds-{:?}", spawner.teardown_kind()));
+        let script = dir.script("m", "exec sleep 600");
+        // A descriptor the node holds open without close-on-exec, as a
+        // careless library might leave one.
+        let leaked = std::fs::File::open(&script).expect("open a file");
+        rustix::io::fcntl_setfd(&leaked, rustix::io::FdFlags::empty()).expect("clear FD_CLOEXEC");
+        let p = spawn(&spawner, &dir.request("fds", script));
+        // `sleep` has what `exec` let through: wait until it is running.
+        poll("exec of sleep", || {
+            let cmdline = std::fs::read(format!("/proc/{}/cmdline", p.pid())).ok()?;
+            cmdline.starts_with(b"sleep").then_some(())
+        });
+        let mut fds: Vec<i32> = std::fs::read_dir(format!("/proc/{}/fd", p.pid()))
+            .expect("fds of own child")
+            .map(|e| {
+                let name = e.expect("fd entry").file_name();
+                name.to_str().and_then(|n| n.parse().ok()).expect("numeric fd")
+            })
+            .collect();
+        fds.sort_unstable();
+        assert_eq!(fds, [0, 1, 2], "inherited fds (the node's open file is {leaked:?})");
+        drop(leaked);
+    }
+}
+
 #[test]
 fn variable_names_match_the_sdk() {
     use blvm_sdk::env;

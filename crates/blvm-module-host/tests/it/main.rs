@@ -10,3 +10,4 @@ mod events;
 mod isolation;
 mod manager;
 mod permissions;
+mod sdk;

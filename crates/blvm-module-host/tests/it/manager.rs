@@ -515,3 +515,257 @@ async fn reload_picks_up_a_changed_binary_and_refuses_one_whose_hash_no_longer_m
     assert_eq!((third.pid, third.state), (second.pid, ModuleState::Running));
     node.manager.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reload_whose_new_manifest_needs_a_missing_dependency_leaves_the_module_running() {
+    let node = node("reload-deps").await;
+    let dir = install(&node, "steadfast", "1.0.0", "test-module", "", "mode = \"serve\"\n");
+    node.manager.auto_load_modules().await.expect("started");
+    let before = node.manager.module_status("steadfast").expect("status");
+    let pid = before.pid.expect("pid");
+    // The update needs a module that is not loaded. Before the fix only
+    // the hash was checked before stopping; the dependency check came after
+    // the old process was gone, and the module vanished.
+    let manifest = std::fs::read_to_string(dir.join("module.toml")).expect("manifest");
+    std::fs::write(
+        dir.join("module.toml"),
+        manifest.replace("[dependencies]\n", "[dependencies]\nghost = \">=1.0.0\"\n"),
+    )
+    .expect("manifest");
+    let err = node.manager.reload_module("steadfast").await.expect_err("refused");
+    assert!(
+        matches!(&err, ManagerError::Dependency { dependency, .. } if dependency == "ghost"),
+        "{err}"
+    );
+    let after = node.manager.module_status("steadfast").expect("still loaded");
+    assert_eq!((after.state, after.pid), (ModuleState::Running, Some(pid)));
+    assert!(process_exists(pid));
+    assert_eq!(call(&node, "steadfast", "flood").await.expect("serving"), b"flooded");
+    node.manager.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tampered_staged_binary_is_not_restarted_and_a_reload_stages_it_again() {
+    let node = node("staged").await;
+    let dir = install(&node, "sealed", "1.0.0", "test-module", "", "mode = \"serve\"\n");
+    node.manager.auto_load_modules().await.expect("started");
+    let pid = node.manager.module_status("sealed").and_then(|s| s.pid).expect("pid");
+    let staged = std::fs::read_link(format!("/proc/{pid}/exe")).expect("exe");
+    assert!(staged.starts_with(node.data_dir.join(".staged")), "{staged:?}");
+    // Someone with the node's rights replaces the staged copy (0500, but
+    // the directory is ours): still an executable that would run.
+    let mut bytes = std::fs::read(&staged).expect("read staged");
+    bytes.extend_from_slice(b"tampered");
+    std::fs::remove_file(&staged).expect("unlink staged");
+    std::fs::write(&staged, &bytes).expect("write staged");
+    std::fs::set_permissions(&staged, std::os::unix::fs::PermissionsExt::from_mode(0o500)).expect("chmod");
+    rustix::process::kill_process(
+        rustix::process::Pid::from_raw(pid as i32).expect("pid"),
+        rustix::process::Signal::KILL,
+    )
+    .expect("kill");
+    // The restart hashes the staged file again and refuses to run it.
+    let failed = node
+        .manager
+        .wait_for("sealed", DEADLINE, |s| s.state == ModuleState::Failed)
+        .await
+        .expect("failed instead of restarted");
+    let reason = failed.last_error.clone().unwrap_or_default();
+    assert!(
+        reason.contains("staged binary") && reason.contains("changed") && reason.contains(&*staged.to_string_lossy()),
+        "{failed:?}"
+    );
+    assert_eq!(failed.pid, None);
+    // A reload verifies the module's own binary again and replaces the
+    // bad file under the staged name rather than reusing it.
+    node.manager.reload_module("sealed").await.expect("reloaded");
+    assert_eq!(sha256_hex(&staged), sha256_hex(&dir.join("sealed")));
+    let status = node.manager.module_status("sealed").expect("status");
+    assert_eq!(status.state, ModuleState::Running);
+    node.manager.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn relative_directories_are_made_absolute_and_modules_still_load() {
+    let root = temp_dir("relative");
+    // The same directories, spelled relative to the current directory.
+    let up: PathBuf = std::env::current_dir()
+        .expect("cwd")
+        .components()
+        .skip(1)
+        .map(|_| "..")
+        .collect();
+    let relative = |p: &Path| up.join(p.strip_prefix("/").expect("temp dirs are absolute"));
+    let (modules_dir, data_dir) = (root.join("modules"), root.join("data"));
+    std::fs::create_dir_all(&modules_dir).expect("modules dir");
+    let config = ManagerConfig::new(
+        relative(&modules_dir),
+        relative(&data_dir),
+        relative(&root.join("sock")),
+    );
+    assert!(config.data_dir.is_relative());
+    let manager = ModuleManager::with_config(config);
+    assert!(manager.config().data_dir.is_absolute() && manager.config().modules_dir.is_absolute());
+    manager
+        .start(
+            root.join("sock").join("node.sock"),
+            Arc::new(MemoryChain::mainnet_0_438()),
+        )
+        .await
+        .expect("start");
+    let node = Node {
+        manager,
+        modules_dir,
+        data_dir,
+    };
+    install(&node, "nomad", "1.0.0", "test-module", "", "mode = \"serve\"\n");
+    let report = node.manager.auto_load_modules().await.expect("started");
+    assert_eq!(report.loaded, vec!["nomad".to_string()], "{report:?}");
+    node.manager.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn restart_forgets_the_previous_spawns_delivery_stats() {
+    let node = node("stats").await;
+    install(&node, "forgetful", "1.0.0", "test-module", "", "mode = \"serve\"\n");
+    node.manager.auto_load_modules().await.expect("started");
+    let first = node.manager.module_status("forgetful").expect("status");
+    let old_id = first.module_id.clone().expect("module id");
+    assert!(node.manager.events().get_delivery_stats(&old_id).is_some());
+    rustix::process::kill_process(
+        rustix::process::Pid::from_raw(first.pid.expect("pid") as i32).expect("pid"),
+        rustix::process::Signal::KILL,
+    )
+    .expect("kill");
+    let second = node
+        .manager
+        .wait_for("forgetful", DEADLINE, |s| {
+            s.state == ModuleState::Running && s.restarts == 1
+        })
+        .await
+        .expect("restarted");
+    let new_id = second.module_id.clone().expect("module id");
+    assert_ne!(new_id, old_id);
+    assert!(node.manager.events().get_delivery_stats(&old_id).is_none());
+    assert_eq!(second.delivery.map(|d| d.module_id), Some(new_id));
+    node.manager.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn failed_module_keeps_no_cgroup_until_it_is_unloaded() {
+    let node = node("cgroup-left").await;
+    install(&node, "lone-crasher", "1.0.0", "test-module", "", "mode = \"serve\"\n");
+    node.manager.auto_load_modules().await.expect("started");
+    let groups = || -> Vec<String> {
+        let Some(parent) = &node.manager.config().spawner.cgroup_parent else {
+            return Vec::new();
+        };
+        std::fs::read_dir(parent)
+            .into_iter()
+            .flatten()
+            .flatten()
+            .filter_map(|e| e.file_name().into_string().ok())
+            .filter(|n| n.starts_with("lone-crasher-"))
+            .collect()
+    };
+    if groups().is_empty() {
+        eprintln!("skipping: modules get no cgroup on this host (no writable cgroup v2)");
+        node.manager.shutdown().await;
+        return;
+    }
+    // Three crashes in the window: failed (the test policy's cap).
+    for restarts in 1..=3 {
+        let pid = node
+            .manager
+            .wait_for("lone-crasher", DEADLINE, |s| {
+                s.state == ModuleState::Running && s.restarts == restarts - 1
+            })
+            .await
+            .and_then(|s| s.pid)
+            .expect("running");
+        rustix::process::kill_process(
+            rustix::process::Pid::from_raw(pid as i32).expect("pid"),
+            rustix::process::Signal::KILL,
+        )
+        .expect("kill");
+    }
+    node.manager
+        .wait_for("lone-crasher", DEADLINE, |s| s.state == ModuleState::Failed)
+        .await
+        .expect("failed");
+    assert_eq!(
+        groups(),
+        Vec::<String>::new(),
+        "the failed module's cgroup is still there"
+    );
+    node.manager.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shutdown_frame_carries_why_the_module_is_stopped() {
+    crate::support::captured_logs();
+    let node = node("reasons").await;
+    for name in ["why-reload", "why-unload", "why-node-down"] {
+        install(&node, name, "1.0.0", "test-module", "", "mode = \"serve\"\n");
+    }
+    node.manager.auto_load_modules().await.expect("started");
+    node.manager.reload_module("why-reload").await.expect("reloaded");
+    node.manager.unload_module("why-unload").await.expect("unloaded");
+    node.manager.shutdown().await;
+    // The serve mode prints the reason it was given, which the node logs
+    // as the module's stdout. Before the fix every reason was "unload".
+    for (name, reason) in [
+        ("why-reload", "reload"),
+        ("why-unload", "unload"),
+        ("why-node-down", "node_shutdown"),
+    ] {
+        let said = format!("SHUTDOWN Some(\"{reason}\")");
+        crate::support::wait_for_log(&format!("`{said}` from {name}"), |l| {
+            l.contains(name) && l.contains(&said)
+        });
+    }
+}
+
+/// The seed's paths: `blvm_node::module::{ModuleManager, ModuleMetadata}`
+/// (the node re-exports this crate as `module`). A compile-time check.
+#[test]
+fn seed_type_paths_resolve_at_the_crate_root() {
+    use blvm_module_host::{ManagerConfig, ModuleManager, ModuleMetadata, ModuleState, ModuleStatus};
+    fn seed_signature(
+        _: Option<&ModuleManager>,
+        _: Option<&ModuleMetadata>,
+        _: Option<&ManagerConfig>,
+        _: Option<&ModuleStatus>,
+        _: Option<ModuleState>,
+    ) {
+    }
+    seed_signature(None, None, None, None, None);
+    let manifest = "name = \"seed\"\nversion = \"1.0.0\"\nentry_point = \"seed\"\n";
+    let dir = temp_dir("seed-paths");
+    std::fs::write(dir.join("module.toml"), manifest).expect("manifest");
+    let metadata = ModuleMetadata::from_file(&dir.join("module.toml")).expect("parses");
+    assert_eq!(metadata.name().as_str(), "seed");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reload_whose_new_process_never_starts_reports_the_old_one_unloaded_and_stays_failed() {
+    let node = node_with("reload-fails", Duration::from_secs(2)).await;
+    let observer = observe(&node.manager, &[EventType::ModuleUnloaded]);
+    let dir = install(&node, "fickle", "1.0.0", "test-module", "", "mode = \"serve\"\n");
+    node.manager.auto_load_modules().await.expect("started");
+    // The new build passes every check but never completes its handshake.
+    std::fs::remove_file(dir.join("fickle")).expect("remove");
+    std::fs::copy(module_bin("silent-module"), dir.join("fickle")).expect("copy");
+    let err = node.manager.reload_module("fickle").await.expect_err("start fails");
+    assert!(matches!(err, ManagerError::StartFailed { .. }), "{err}");
+    assert!(
+        matches!(next_event(&observer, EventType::ModuleUnloaded), Event::ModuleUnloaded(u) if u.module_name == "fickle" && u.version == "1.0.0")
+    );
+    let status = node.manager.module_status("fickle").expect("kept, not removed");
+    assert_eq!((status.state, status.pid), (ModuleState::Failed, None));
+    assert!(
+        status.last_error.as_deref().unwrap_or("").contains("no handshake"),
+        "{status:?}"
+    );
+    node.manager.shutdown().await;
+}

@@ -217,3 +217,22 @@ pub fn captured_logs() -> String {
     });
     String::from_utf8_lossy(&LOGS.lock().unwrap_or_else(|p| p.into_inner())).into_owned()
 }
+
+/// Waits until a captured log line satisfies `pred` and returns it. For
+/// lines logged by a thread the test cannot join (a module's stdout
+/// reader), so it re-reads the capture until the deadline.
+#[track_caller]
+pub fn wait_for_log(what: &str, pred: impl Fn(&str) -> bool) -> String {
+    let deadline = Instant::now() + DEADLINE;
+    loop {
+        let logs = captured_logs();
+        if let Some(line) = logs.lines().find(|l| pred(l)) {
+            return line.to_owned();
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no log line {what} within {DEADLINE:?}; captured:\n{logs}"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}

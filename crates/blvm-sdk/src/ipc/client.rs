@@ -50,20 +50,29 @@ struct Outgoing {
     buf: Vec<u8>,
     /// A writer task owns the socket's write side until `buf` is empty.
     flushing: bool,
+    /// Bytes ever accepted for sending; [`ModuleIpcClient::flush`] waits
+    /// until `Inner::written` reaches the value it saw.
+    appended: u64,
 }
 
 struct Inner {
     fd: AsyncFd<UnixStream>,
     out: Mutex<Outgoing>,
     flush: Notify,
+    /// Bytes ever written to the socket (direct writes and the writer
+    /// task's), for [`ModuleIpcClient::flush`].
+    written: watch::Sender<u64>,
     pending: Mutex<HashMap<u64, Pending>>,
     next_id: AtomicU64,
     closed: AtomicBool,
     handshake: Mutex<Option<oneshot::Sender<Result<Welcome, SdkError>>>>,
-    events_tx: mpsc::Sender<ReceivedEvent>,
+    /// Taken (dropped) when the connection closes, so that the
+    /// [`EventReceiver`] ends with `None` once it has taken what is queued.
+    events_tx: Mutex<Option<mpsc::Sender<ReceivedEvent>>>,
     events_rx: Mutex<Option<mpsc::Receiver<ReceivedEvent>>>,
     dropped_events: AtomicU64,
-    invocations_tx: mpsc::UnboundedSender<Invocation>,
+    /// Taken on close, like `events_tx`.
+    invocations_tx: Mutex<Option<mpsc::UnboundedSender<Invocation>>>,
     invocations_rx: Mutex<Option<mpsc::UnboundedReceiver<Invocation>>>,
     shutdown: watch::Sender<Option<Shutdown>>,
 }
@@ -113,14 +122,15 @@ impl ModuleIpcClient {
             fd,
             out: Mutex::new(Outgoing::default()),
             flush: Notify::new(),
+            written: watch::channel(0).0,
             pending: Mutex::new(HashMap::new()),
             next_id: AtomicU64::new(1),
             closed: AtomicBool::new(false),
             handshake: Mutex::new(None),
-            events_tx,
+            events_tx: Mutex::new(Some(events_tx)),
             events_rx: Mutex::new(Some(events_rx)),
             dropped_events: AtomicU64::new(0),
-            invocations_tx,
+            invocations_tx: Mutex::new(Some(invocations_tx)),
             invocations_rx: Mutex::new(Some(invocations_rx)),
             shutdown: watch::channel(None).0,
         });
@@ -188,10 +198,48 @@ impl ModuleIpcClient {
     }
 
     /// Sends a log line for the node to record under this module's name.
+    ///
+    /// Written at once when nothing else is being written, else queued
+    /// behind what is. A module about to exit should await
+    /// [`ModuleIpcClient::flush`] first, or its last lines may be lost.
     pub fn log(&self, record: &LogRecord) -> Result<(), SdkError> {
         let mut frame = Vec::new();
         encode::control(&mut frame, "log", record)?;
-        self.send_frame(&frame, false)
+        self.send_frame(&frame, true)
+    }
+
+    /// Waits until every frame sent or queued before this call (requests,
+    /// logs, answers to invocations) has been written to the socket. It
+    /// does not wait for the node to handle them, only for the bytes to
+    /// leave this process, which is what a module needs before it exits:
+    ///
+    /// ```no_run
+    /// # async fn run(client: blvm_sdk::ModuleIpcClient, record: blvm_sdk::protocol::LogRecord) -> Result<(), blvm_sdk::SdkError> {
+    /// client.log(&record)?;
+    /// client.flush().await?;
+    /// std::process::exit(0);
+    /// # }
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// [`SdkError::ConnectionClosed`] if the connection ended before all
+    /// of it was written.
+    pub async fn flush(&self) -> Result<(), SdkError> {
+        let target = lock(&self.inner.out).appended;
+        let mut written = self.inner.written.subscribe();
+        // `close_inner` and a failed writer wake this watch, so a dead
+        // connection ends the wait.
+        let reached = written
+            .wait_for(|w| *w >= target || self.is_closed())
+            .await
+            .map(|w| *w >= target)
+            .unwrap_or(false);
+        if reached {
+            Ok(())
+        } else {
+            Err(SdkError::ConnectionClosed)
+        }
     }
 
     /// Answers a node invocation.
@@ -201,7 +249,7 @@ impl ModuleIpcClient {
             Ok(bytes) => encode::response_raw(&mut frame, id, &bytes),
             Err(e) => encode::response_err(&mut frame, id, &e)?,
         }
-        self.send_frame(&frame, false)
+        self.send_frame(&frame, true)
     }
 
     /// Appends a complete frame and makes sure it gets written.
@@ -219,6 +267,7 @@ impl ModuleIpcClient {
             out.buf.truncate(start);
             return Err(SdkError::ConnectionClosed);
         }
+        out.appended += (out.buf.len() - start) as u64;
         if out.flushing {
             return Ok(());
         }
@@ -226,13 +275,16 @@ impl ModuleIpcClient {
             match self.inner.fd.get_ref().write(&out.buf) {
                 Ok(n) if n == out.buf.len() => {
                     out.buf.clear();
+                    self.inner.written.send_modify(|w| *w += n as u64);
                     return Ok(());
                 }
                 Ok(n) => {
                     out.buf.drain(..n);
+                    self.inner.written.send_modify(|w| *w += n as u64);
                 }
                 Err(e) if e.kind() == ErrorKind::WouldBlock || e.kind() == ErrorKind::Interrupted => {}
                 Err(e) => {
+                    out.appended -= (out.buf.len() - start) as u64;
                     out.buf.truncate(start);
                     return Err(SdkError::Io(e));
                 }
@@ -306,10 +358,12 @@ async fn write_loop(inner: Arc<Inner>) {
                 std::mem::swap(&mut out.buf, &mut chunk);
             }
             if write_all(&inner.fd, &chunk).await.is_err() {
-                // The reader notices the dead socket and fails what waits.
+                // The reader notices the dead socket and fails what waits
+                // (`close_inner` also wakes `flush`).
                 let _ = inner.fd.get_ref().shutdown(std::net::Shutdown::Both);
                 return;
             }
+            inner.written.send_modify(|w| *w += chunk.len() as u64);
             chunk.clear();
         }
         if inner.closed.load(Ordering::SeqCst) {
@@ -393,7 +447,13 @@ fn close_inner(inner: &Inner) {
     if let Some(tx) = lock(&inner.handshake).take() {
         let _ = tx.send(Err(SdkError::ConnectionClosed));
     }
+    // Dropping the senders ends both receivers once they are drained.
+    // Invocations still queued hold a client (and so `Inner`), which is why
+    // the senders must go rather than wait for `Inner` to drop.
+    lock(&inner.events_tx).take();
+    lock(&inner.invocations_tx).take();
     inner.shutdown.send_modify(|_| {});
+    inner.written.send_modify(|_| {});
     inner.flush.notify_one();
 }
 
@@ -414,7 +474,11 @@ fn dispatch(client: &ModuleIpcClient, frame: Frame) {
                     return;
                 }
             };
-            if inner.events_tx.try_send(ReceivedEvent { seq: e.seq, event }).is_err() {
+            let sent = match lock(&inner.events_tx).as_ref() {
+                Some(tx) => tx.try_send(ReceivedEvent { seq: e.seq, event }).is_ok(),
+                None => false,
+            };
+            if !sent {
                 inner.dropped_events.fetch_add(1, Ordering::Relaxed);
             }
         }
@@ -442,7 +506,13 @@ fn dispatch(client: &ModuleIpcClient, frame: Frame) {
 fn dispatch_invocation(client: &ModuleIpcClient, request: Request) {
     let inner = &client.inner;
     let invocation = Invocation::new(client.clone(), request);
-    if let Err(mpsc::error::SendError(invocation)) = inner.invocations_tx.send(invocation) {
+    // Sent under the lock so that `close_inner` cannot drop the sender in
+    // between; a rejected invocation is answered after the lock is gone.
+    let rejected = match lock(&inner.invocations_tx).as_ref() {
+        Some(tx) => tx.send(invocation).err().map(|mpsc::error::SendError(i)| i),
+        None => Some(invocation),
+    };
+    if let Some(invocation) = rejected {
         let error = RemoteError::method_not_found(invocation.method());
         invocation.reject(error);
     }

@@ -64,6 +64,7 @@ async fn main() {
         "stall" => stall(&mut integration).await,
         "invoke" => invoke(&integration).await,
         "log" => log(&integration).await,
+        "log-exit" => log_exit(&integration).await,
         "crash" => std::process::exit(3),
         "serve" => serve(&integration).await,
         other => {
@@ -220,6 +221,19 @@ async fn log(integration: &ModuleIntegration) -> Result<(), SdkError> {
     integration.node_api().ping().await?;
     say("LOGGED");
     Ok(())
+}
+
+/// Sends a log line, flushes, and exits at once, with no request after it
+/// and without dropping the runtime: only `flush` can get the line out.
+async fn log_exit(integration: &ModuleIntegration) -> Result<(), SdkError> {
+    integration.ipc().log(&LogRecord {
+        level: LogLevel::Warn,
+        target: "test_module::log_exit".into(),
+        message: "last words before exit".into(),
+        fields: Default::default(),
+    })?;
+    integration.flush().await?;
+    std::process::exit(0);
 }
 
 /// Answers `module_call` invocations by asking the node for its height
