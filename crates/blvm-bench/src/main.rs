@@ -42,7 +42,7 @@ fn main() -> Result<(), Error> {
     let parts: Vec<&str> = args[1..]
         .iter()
         .map(String::as_str)
-        .filter(|a| ["codec", "rtt", "inflight", "events"].contains(a))
+        .filter(|a| ["codec", "rtt", "inflight", "events", "import"].contains(a))
         .collect();
     let wants = |part: &str| parts.is_empty() || parts.contains(&part);
     let scale = if quick { 10 } else { 1 };
@@ -57,6 +57,9 @@ fn main() -> Result<(), Error> {
         if quick { "quick run" } else { "full run" }
     );
     let n = 200_000 / scale;
+    if wants("import") {
+        import(&dir)?;
+    }
     if wants("codec") {
         codec(&bench.chain, 1_000_000 / scale);
     }
@@ -84,6 +87,34 @@ fn main() -> Result<(), Error> {
     }
     drop(bench);
     let _ = std::fs::remove_dir_all(&dir);
+    Ok(())
+}
+
+/// Import speed of the reference node's chain: real mainnet blocks
+/// 0..438 from genesis, every check on, one durable commit per block.
+fn import(dir: &Path) -> Result<(), Error> {
+    let file = Path::new(env!("CARGO_MANIFEST_DIR")).join("../blvm-node/tests/data/blocks-000000-000438.dat");
+    let mut best: Option<blvm_node::chain::ImportStats> = None;
+    for round in 0..3 {
+        let store = dir.join(format!("import-{round}"));
+        let chain = blvm_node::chain::Chain::open(&store, bitcoin::Network::Bitcoin)?;
+        let stats = chain.import_blk_file(&file)?;
+        if best.is_none_or(|b| stats.elapsed < b.elapsed) {
+            best = Some(stats);
+        }
+        drop(chain);
+        let _ = std::fs::remove_dir_all(&store);
+    }
+    if let Some(s) = best {
+        println!(
+            "import     mainnet 0..438 (best of 3): {} blocks, {} txs in {:.2?}: {:.0} blocks/s, {:.0} tx/s",
+            s.blocks,
+            s.txs,
+            s.elapsed,
+            s.blocks_per_second(),
+            s.txs_per_second()
+        );
+    }
     Ok(())
 }
 

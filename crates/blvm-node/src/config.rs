@@ -11,6 +11,7 @@
 //! modules_dir = "modules"      # --modules-dir (default <datadir>/modules)
 //! block_interval = 10          # --block-interval, seconds; 0 = no timer
 //! mining_address = "bcrt1..."  # --mining-address (default: P2WSH(OP_TRUE))
+//! minrelaytxfee = 1.0          # --minrelaytxfee, sat/vB (Core: -minrelaytxfee)
 //! log = "info"                 # --log
 //!
 //! [modules.block-stats]        # merged over the module's config.toml
@@ -58,6 +59,9 @@ pub struct Settings {
     /// Log filter (`info`, `debug`, `blvm_node=debug,warn` …).
     #[arg(long)]
     pub log: Option<String>,
+    /// Minimum relay fee rate, sat/vB.
+    #[arg(long)]
+    pub minrelaytxfee: Option<f64>,
     /// Per-module configuration, `[modules.<name>]` (file only).
     #[arg(skip)]
     #[serde(default)]
@@ -78,7 +82,12 @@ impl Settings {
             block_interval: self.block_interval.or(other.block_interval),
             mining_address: self.mining_address.or(other.mining_address),
             log: self.log.or(other.log),
-            modules: if self.modules.is_empty() { other.modules } else { self.modules },
+            minrelaytxfee: self.minrelaytxfee.or(other.minrelaytxfee),
+            modules: if self.modules.is_empty() {
+                other.modules
+            } else {
+                self.modules
+            },
         }
     }
 
@@ -144,6 +153,8 @@ pub struct NodeConfig {
     pub mining_address: Option<String>,
     /// Log filter.
     pub log: String,
+    /// Minimum relay fee rate, sat/vB.
+    pub min_relay_fee: f64,
     /// `[modules.<name>]` sections, flattened to dotted keys.
     pub module_configs: BTreeMap<String, BTreeMap<String, String>>,
 }
@@ -163,7 +174,9 @@ impl NodeConfig {
                 })
             }
         };
-        let datadir = s.datadir.unwrap_or_else(|| PathBuf::from(".blvm").join(core_name(network)));
+        let datadir = s
+            .datadir
+            .unwrap_or_else(|| PathBuf::from(".blvm").join(core_name(network)));
         let default_port = match network {
             Network::Bitcoin => 8332,
             Network::Testnet => 18332,
@@ -202,6 +215,16 @@ impl NodeConfig {
                 .unwrap_or(if network == Network::Regtest { 10 } else { 0 }),
             mining_address: s.mining_address,
             log: s.log.unwrap_or_else(|| "info".into()),
+            min_relay_fee: match s.minrelaytxfee {
+                Some(f) if !(f >= 0.0 && f.is_finite()) => {
+                    return Err(ConfigError::Invalid {
+                        key: "minrelaytxfee",
+                        message: format!("expected a fee rate in sat/vB, at least 0, got {f}"),
+                    })
+                }
+                Some(f) => f,
+                None => 1.0,
+            },
             module_configs,
         })
     }
@@ -232,10 +255,9 @@ mod tests {
 
     #[test]
     fn flags_win_over_the_file_and_module_sections_flatten() {
-        let file: Settings = toml::from_str(
-            "rpcport = 1000\nblock_interval = 3\n[modules.block-stats]\nlimits = { depth = 5 }\n",
-        )
-        .expect("parses");
+        let file: Settings =
+            toml::from_str("rpcport = 1000\nblock_interval = 3\n[modules.block-stats]\nlimits = { depth = 5 }\n")
+                .expect("parses");
         let flags = Settings {
             rpcport: Some(2000),
             ..Settings::default()

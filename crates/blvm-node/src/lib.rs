@@ -12,9 +12,11 @@
 //! - [`rpc`]: the JSON-RPC server.
 
 pub mod chain;
+pub mod cli;
 pub mod config;
 pub mod mempool;
 pub mod miner;
+pub mod node;
 pub mod rpc;
 
 /// The module system, under the path the seed uses

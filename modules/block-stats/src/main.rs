@@ -21,8 +21,9 @@ struct BlockStats {
     outputs: Amount,
 }
 
+/// Logs through the node (a `Log` frame), which records the line under
+/// this module's name.
 fn log(integration: &ModuleIntegration, level: LogLevel, message: String) {
-    println!("{message}");
     let _ = integration.ipc().log(&LogRecord {
         level,
         target: "block_stats".into(),
@@ -40,7 +41,11 @@ async fn main() -> Result<(), SdkError> {
     let api = integration.node_api();
     let mut events = integration.event_receiver()?;
     let tip = api.get_chain_tip().await?;
-    log(&integration, LogLevel::Info, format!("following the chain from height {} ({})", tip.height, tip.hash));
+    log(
+        &integration,
+        LogLevel::Info,
+        format!("following the chain from height {} ({})", tip.height, tip.hash),
+    );
     let mut table: BTreeMap<u64, BlockStats> = BTreeMap::new();
     let mut last_seq = 0;
     loop {

@@ -8,8 +8,9 @@ use std::collections::BTreeMap;
 use blvm_sdk::protocol::{Event, LogLevel, LogRecord};
 use blvm_sdk::{EventType, ModuleIntegration, SdkError};
 
+/// Logs through the node (a `Log` frame), which records the line under
+/// this module's name.
 fn log(integration: &ModuleIntegration, level: LogLevel, message: String) {
-    println!("{message}");
     let _ = integration.ipc().log(&LogRecord {
         level,
         target: "fee_watcher".into(),

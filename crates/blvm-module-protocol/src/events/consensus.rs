@@ -29,23 +29,31 @@ pub struct BlockValidationCompleted {
     pub error: Option<String>,
 }
 
-/// Verification of a transaction input's script started.
+/// Verification of the input scripts of a block started.
+///
+/// One event per block, not per input: a block has thousands of inputs,
+/// and an event each would flood every subscriber with sub-millisecond
+/// timings.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ScriptVerificationStarted {
-    /// The transaction.
-    pub txid: Hash32,
-    /// Index of the input.
-    pub input_index: u32,
+    /// The block.
+    pub block_hash: Hash32,
+    /// Its height.
+    pub height: u64,
+    /// Number of inputs whose scripts are verified.
+    pub inputs: u64,
 }
 
-/// Verification of a transaction input's script finished.
+/// Verification of the input scripts of a block finished.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ScriptVerificationCompleted {
-    /// The transaction.
-    pub txid: Hash32,
-    /// Index of the input.
-    pub input_index: u32,
-    /// Whether the script succeeded.
+    /// The block.
+    pub block_hash: Hash32,
+    /// Its height.
+    pub height: u64,
+    /// Number of inputs verified.
+    pub inputs: u64,
+    /// Whether every script succeeded.
     pub success: bool,
     /// Time verification took, in milliseconds.
     pub verification_time_ms: u64,

@@ -1,0 +1,281 @@
+//! `blvm-node`: run the reference node, import blocks, or administer the
+//! modules of a running node.
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use blvm_module_protocol::events as ev;
+use blvm_node::cli::{Cli, Command, RpcClient};
+use blvm_node::config::{NodeConfig, Settings};
+use blvm_node::node::{register_methods, Node, NodeBackendImpl};
+use blvm_node::rpc::{CookieFile, MethodTable, RpcAuth, RpcServer};
+use clap::Parser;
+
+fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    let config = load_config(&cli)?;
+    tracing_subscriber::fmt()
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stdout()))
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_new(&config.log)
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .init();
+    match cli.command {
+        None | Some(Command::Run) => run(config),
+        Some(Command::Import { files }) => import(config, &files),
+        Some(Command::Module { action }) => {
+            let (method, params) = action.request();
+            let client = match &config.rpc_user_pass {
+                Some((u, p)) => RpcClient::new(config.rpc_addr, u, p),
+                None => RpcClient::from_cookie(config.rpc_addr, &config.datadir.join(".cookie"))
+                    .context("no rpcuser/rpcpassword and no cookie file: is the node running with this --datadir?")?,
+            };
+            let result = client.call(method, params)?;
+            println!("{}", serde_json::to_string_pretty(&result)?);
+            Ok(())
+        }
+    }
+}
+
+/// Flags over the config file over defaults. The file is `--conf`, or
+/// `<datadir>/blvm.toml` when it exists.
+fn load_config(cli: &Cli) -> anyhow::Result<NodeConfig> {
+    let flags = cli.settings.clone();
+    let file = match &cli.conf {
+        Some(path) => Settings::from_file(path)?,
+        None => {
+            let datadir = NodeConfig::resolve(flags.clone().or(Settings::default()))?.datadir;
+            let default = datadir.join("blvm.toml");
+            if default.exists() {
+                Settings::from_file(&default)?
+            } else {
+                Settings::default()
+            }
+        }
+    };
+    Ok(NodeConfig::resolve(flags.or(file))?)
+}
+
+fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    Ok(tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()?)
+}
+
+fn import(config: NodeConfig, files: &[std::path::PathBuf]) -> anyhow::Result<()> {
+    std::fs::create_dir_all(&config.datadir)?;
+    let node = Node::open(config)?;
+    let stats = node.import(files)?;
+    let tip = node.chain.tip();
+    println!(
+        "imported {} blocks ({} transactions) in {:.2?}: {:.0} blocks/s, {:.0} tx/s; tip {} at height {} ({} already known, {} rejected, {} orphans)",
+        stats.blocks,
+        stats.txs,
+        stats.elapsed,
+        stats.blocks_per_second(),
+        stats.txs_per_second(),
+        tip.hash,
+        tip.height,
+        stats.duplicates,
+        stats.rejected,
+        stats.orphans
+    );
+    Ok(())
+}
+
+fn run(config: NodeConfig) -> anyhow::Result<()> {
+    let started = Instant::now();
+    std::fs::create_dir_all(&config.datadir).with_context(|| format!("creating {}", config.datadir.display()))?;
+    let rt = runtime()?;
+    rt.block_on(async move {
+        let node = Node::open(config.clone())?;
+        let socket = config.datadir.join("sockets").join("node.sock");
+        node.manager
+            .start(&socket, Arc::new(NodeBackendImpl::new(&node)))
+            .await?;
+        let table = MethodTable::new();
+        register_methods(&table, &node);
+        let cookie = match &config.rpc_user_pass {
+            Some(_) => None,
+            None => Some(CookieFile::create(&config.datadir)?),
+        };
+        let auth = RpcAuth {
+            user_pass: config.rpc_user_pass.clone(),
+            cookie,
+        };
+        let rpc = RpcServer::bind(config.rpc_addr, auth, Arc::new(table))?;
+        tracing::info!(
+            network = blvm_node::config::core_name(config.network),
+            rpc = %rpc.local_addr(),
+            datadir = %config.datadir.display(),
+            height = node.chain.tip().height,
+            "blvm-node started"
+        );
+        let report = node.manager.auto_load_modules().await?;
+        for name in &report.loaded {
+            tracing::info!(module = %name, "module loaded");
+        }
+        for (name, why) in &report.failed {
+            tracing::warn!(module = %name, "module not loaded: {why}");
+        }
+        node.publish(ev::ConfigLoaded {
+            changed_sections: vec!["network".into(), "rpc".into(), "modules".into(), "mining".into()],
+            reload: false,
+        });
+        node.publish(ev::NodeStartupCompleted {
+            duration_ms: started.elapsed().as_millis() as u64,
+            components: vec![
+                "chain".into(),
+                "mempool".into(),
+                "miner".into(),
+                "rpc".into(),
+                "modules".into(),
+            ],
+        });
+        let tasks = background_tasks(&node, &config);
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => tracing::info!("interrupted"),
+            _ = term.recv() => tracing::info!("terminated"),
+            _ = node.stopped() => tracing::info!("stop requested over RPC"),
+        }
+        let shutdown_started = Instant::now();
+        node.publish(ev::NodeShutdown {
+            reason: "requested".into(),
+            timeout_ms: 10_000,
+        });
+        for t in tasks {
+            t.abort();
+        }
+        node.publish(ev::DataMaintenance {
+            operation: "flush".into(),
+            urgency: "high".into(),
+            reason: "node shutting down".into(),
+            target_age_ms: None,
+            timeout_ms: Some(5_000),
+        });
+        rpc.shutdown().await;
+        node.publish(ev::NodeShutdownCompleted {
+            duration_ms: shutdown_started.elapsed().as_millis() as u64,
+        });
+        node.manager.shutdown().await;
+        tracing::info!("blvm-node stopped");
+        Ok::<_, anyhow::Error>(())
+    })
+}
+
+/// The block timer, health checks and maintenance.
+fn background_tasks(node: &Arc<Node>, config: &NodeConfig) -> Vec<tokio::task::JoinHandle<()>> {
+    let mut tasks = Vec::new();
+    if config.block_interval > 0 {
+        if config.network != bitcoin::Network::Regtest {
+            tracing::warn!("the block timer only runs on regtest");
+        } else {
+            let node = Arc::clone(node);
+            let every = Duration::from_secs(config.block_interval);
+            tasks.push(tokio::spawn(async move {
+                let mut tick = tokio::time::interval(every);
+                tick.tick().await;
+                loop {
+                    tick.tick().await;
+                    let n = Arc::clone(&node);
+                    let mined = tokio::task::spawn_blocking(move || {
+                        let script = n.coinbase_script().clone();
+                        n.generate(1, &script, 10_000_000)
+                    })
+                    .await;
+                    match mined {
+                        Ok(Ok(hashes)) => {
+                            tracing::info!(height = node.chain.tip().height, hash = ?hashes.first(), "block produced")
+                        }
+                        Ok(Err(e)) => tracing::warn!("block timer: {e}"),
+                        Err(e) => tracing::error!("block timer task: {e}"),
+                    }
+                }
+            }));
+        }
+    }
+    let health = Arc::clone(node);
+    let datadir = config.datadir.clone();
+    tasks.push(tokio::spawn(async move {
+        let mut tick = tokio::time::interval(Duration::from_secs(60));
+        loop {
+            tick.tick().await;
+            health_check(&health, &datadir);
+        }
+    }));
+    let audit = Arc::clone(node);
+    tasks.push(tokio::spawn(async move {
+        let mut tick = tokio::time::interval(Duration::from_secs(3600));
+        loop {
+            tick.tick().await;
+            let n = Arc::clone(&audit);
+            let _ = tokio::task::spawn_blocking(move || utxo_audit(&n)).await;
+        }
+    }));
+    tasks
+}
+
+/// `HealthCheck`, and `DiskSpaceLow` under 10% free.
+fn health_check(node: &Node, datadir: &Path) {
+    let tip = node.chain.tip();
+    let modules = node.manager.status();
+    let failed = modules.iter().filter(|m| m.state.as_str() == "failed").count();
+    node.publish(ev::HealthCheck {
+        check_type: "periodic".into(),
+        node_healthy: true,
+        health_report: Some(format!(
+            "height {}, mempool {} txs, {} modules ({failed} failed)",
+            tip.height,
+            node.mempool.len(),
+            modules.len()
+        )),
+    });
+    if let Ok(fs) = rustix::fs::statvfs(datadir) {
+        let total = fs.f_blocks.saturating_mul(fs.f_frsize);
+        let free = fs.f_bavail.saturating_mul(fs.f_frsize);
+        let percent = if total == 0 {
+            100.0
+        } else {
+            free as f64 / total as f64 * 100.0
+        };
+        if percent < 10.0 {
+            node.publish(ev::DiskSpaceLow {
+                available_bytes: free,
+                total_bytes: total,
+                percent_free: percent,
+                disk_path: datadir.display().to_string(),
+            });
+        }
+    }
+}
+
+/// Recounts the UTXO set and compares it with the running counters.
+fn utxo_audit(node: &Node) {
+    let started = Instant::now();
+    node.publish(ev::MaintenanceStarted {
+        maintenance_type: "utxo_audit".into(),
+        estimated_duration_ms: None,
+    });
+    let counters = node.chain.utxo_stats();
+    let (success, results) = match node.chain.scan_utxo_set() {
+        Ok(scanned) => (
+            scanned == counters,
+            format!("{} outputs, {} sat (counters {:?})", scanned.0, scanned.1, counters),
+        ),
+        Err(e) => (false, e.to_string()),
+    };
+    if !success {
+        tracing::error!("UTXO audit failed: {results}");
+    }
+    node.publish(ev::MaintenanceCompleted {
+        maintenance_type: "utxo_audit".into(),
+        success,
+        duration_ms: started.elapsed().as_millis() as u64,
+        results: Some(results),
+    });
+}

@@ -1,0 +1,405 @@
+//! [`Node`]: the chain, the mempool, the miner and the module manager,
+//! wired together, and every node event published where it happens.
+//!
+//! Every change to the chain goes through the node (`submit_block`,
+//! `generate`, `invalidate_block`, `import`), which then drains the chain's
+//! event queue before returning: a caller that mined a block sees the
+//! mempool already without its transactions, and modules get `NewBlock`
+//! in chain order.
+
+mod backend;
+pub mod bridge;
+pub mod convert;
+mod rpc;
+
+use std::path::Path;
+use std::sync::mpsc::Receiver;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use bitcoin::{Block, BlockHash, ScriptBuf, Transaction};
+use blvm_module_host::manager::{ManagerConfig, ModuleManager};
+use blvm_module_protocol::events as ev;
+use blvm_module_protocol::events::Event;
+
+pub use backend::NodeBackendImpl;
+pub use rpc::register_methods;
+
+use crate::chain::{BlockError, Chain, ChainError, ChainEvent, ChainOptions, ProcessOutcome, ReorgSummary};
+use crate::config::NodeConfig;
+use crate::mempool::{Accepted, Mempool, MempoolError};
+use crate::miner;
+
+/// The node.
+pub struct Node {
+    /// Settings.
+    pub config: NodeConfig,
+    /// The chain.
+    pub chain: Arc<Chain>,
+    /// The mempool.
+    pub mempool: Arc<Mempool>,
+    /// The module manager (and, through it, the event bus).
+    pub manager: ModuleManager,
+    events: Mutex<Receiver<ChainEvent>>,
+    /// Serialises chain changes with the draining of their events.
+    writer: Mutex<()>,
+    started: Instant,
+    last_fee_rate: Mutex<Option<f64>>,
+    sync: Mutex<Option<SyncProgress>>,
+    coinbase_script: ScriptBuf,
+    stop: tokio::sync::Notify,
+}
+
+/// An import in progress, for `BlockSync*` events.
+struct SyncProgress {
+    started: Instant,
+    start_height: u32,
+    target_height: u32,
+}
+
+/// Why a node operation failed.
+#[derive(Debug, thiserror::Error)]
+pub enum NodeError {
+    /// The chain store failed.
+    #[error(transparent)]
+    Chain(#[from] ChainError),
+    /// A block was refused.
+    #[error(transparent)]
+    Block(#[from] BlockError),
+    /// A transaction was refused.
+    #[error(transparent)]
+    Mempool(#[from] MempoolError),
+    /// The miner found no valid nonce within its tries.
+    #[error("no block found within {0} tries")]
+    NotMined(u64),
+}
+
+fn now() -> u32 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| u32::try_from(d.as_secs()).unwrap_or(u32::MAX))
+}
+
+impl Node {
+    /// Opens the chain in `<datadir>/chain` and prepares the module manager.
+    pub fn open(config: NodeConfig) -> Result<Arc<Node>, NodeError> {
+        Self::open_with(config, ChainOptions::default())
+    }
+
+    /// The same with explicit chain options (the listener is the node's).
+    pub fn open_with(config: NodeConfig, mut options: ChainOptions) -> Result<Arc<Node>, NodeError> {
+        let (listener, events) = bridge::QueueListener::new();
+        options.listener = Some(Arc::new(listener));
+        let chain = Arc::new(Chain::open_with(
+            &config.datadir.join("chain"),
+            config.network,
+            options,
+        )?);
+        let mut manager_config = ManagerConfig::new(
+            &config.modules_dir,
+            config.datadir.join("module-data"),
+            config.datadir.join("sockets"),
+        );
+        manager_config.module_configs = config.module_configs.clone();
+        let coinbase_script = match &config.mining_address {
+            Some(a) => a
+                .parse::<bitcoin::Address<_>>()
+                .ok()
+                .and_then(|a| a.require_network(config.network).ok())
+                .map(|a| a.script_pubkey())
+                .unwrap_or_else(anyone_can_spend),
+            None => anyone_can_spend(),
+        };
+        Ok(Arc::new(Node {
+            chain,
+            mempool: Arc::new(Mempool::new(crate::mempool::MempoolConfig {
+                min_relay_fee_sat_vb: config.min_relay_fee,
+                ..Default::default()
+            })),
+            manager: ModuleManager::with_config(manager_config),
+            events: Mutex::new(events),
+            writer: Mutex::new(()),
+            started: Instant::now(),
+            last_fee_rate: Mutex::new(None),
+            sync: Mutex::new(None),
+            coinbase_script,
+            stop: tokio::sync::Notify::new(),
+            config,
+        }))
+    }
+
+    /// Publishes an event to the modules.
+    pub fn publish(&self, event: impl Into<Event>) {
+        self.manager.events().publish(&event.into());
+    }
+
+    /// Seconds since start.
+    pub fn uptime(&self) -> Duration {
+        self.started.elapsed()
+    }
+
+    /// The script timer blocks pay to.
+    pub fn coinbase_script(&self) -> &ScriptBuf {
+        &self.coinbase_script
+    }
+
+    /// Asks the node to stop (the `stop` RPC).
+    pub fn request_stop(&self) {
+        self.stop.notify_one();
+    }
+
+    /// Resolves when a stop was requested.
+    pub async fn stopped(&self) {
+        self.stop.notified().await;
+    }
+
+    fn lock_writer(&self) -> std::sync::MutexGuard<'_, ()> {
+        // Guards no data: it only orders writers.
+        self.writer.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Validates and connects a block, then brings the mempool and the
+    /// modules up to date.
+    pub fn submit_block(&self, block: &Block) -> Result<ProcessOutcome, BlockError> {
+        let _w = self.lock_writer();
+        let outcome = self.chain.process_block(block);
+        self.drain();
+        outcome
+    }
+
+    /// `invalidateblock`.
+    pub fn invalidate_block(&self, hash: &BlockHash) -> Result<Option<ReorgSummary>, ChainError> {
+        let _w = self.lock_writer();
+        let r = self.chain.invalidate_block(hash);
+        self.drain();
+        r
+    }
+
+    /// `reconsiderblock`.
+    pub fn reconsider_block(&self, hash: &BlockHash) -> Result<Option<ReorgSummary>, ChainError> {
+        let _w = self.lock_writer();
+        let r = self.chain.reconsider_block(hash);
+        self.drain();
+        r
+    }
+
+    /// Accepts a transaction into the mempool and announces it.
+    pub fn accept_transaction(&self, tx: Transaction) -> Result<Accepted, MempoolError> {
+        let accepted = self.mempool.accept(tx.clone(), &*self.chain)?;
+        for e in bridge::accepted_events(&accepted, &tx) {
+            self.publish(e);
+        }
+        self.fee_rate_moved();
+        Ok(accepted)
+    }
+
+    /// Mines `count` blocks paying to `script` on top of the tip, with the
+    /// mempool's best transactions; returns their hashes.
+    pub fn generate(&self, count: u32, script: &ScriptBuf, max_tries: u64) -> Result<Vec<BlockHash>, NodeError> {
+        let mut hashes = Vec::new();
+        for _ in 0..count {
+            let template = miner::build_template(&*self.chain, &self.mempool, script.clone(), now());
+            hashes.push(self.mine_and_submit(&template, max_tries)?);
+        }
+        Ok(hashes)
+    }
+
+    /// Mines a template and submits the block.
+    pub fn mine_and_submit(&self, template: &miner::Template, max_tries: u64) -> Result<BlockHash, NodeError> {
+        let block = miner::mine(miner::assemble(template), max_tries).ok_or(NodeError::NotMined(max_tries))?;
+        let hash = block.block_hash();
+        let height = template.height;
+        self.submit_block(&block)?;
+        self.publish(ev::BlockMined {
+            block_hash: convert::block_hash(&hash),
+            height: u64::from(height),
+            miner_id: Some("blvm-node".into()),
+        });
+        Ok(hash)
+    }
+
+    /// Imports block files (Bitcoin Core `blk*.dat` framing, or raw blocks
+    /// when a file does not start with the network magic), publishing
+    /// `BlockSyncStarted`/`Progress`/`Completed`.
+    pub fn import(&self, files: &[impl AsRef<Path>]) -> Result<crate::chain::ImportStats, NodeError> {
+        let start = self.chain.tip().height;
+        let blocks: u32 = files
+            .iter()
+            .map(|f| count_frames(f.as_ref(), self.chain.chain_params().magic()))
+            .sum();
+        let target = start + blocks;
+        *self.sync.lock().unwrap_or_else(|p| p.into_inner()) = Some(SyncProgress {
+            started: Instant::now(),
+            start_height: start,
+            target_height: target,
+        });
+        self.publish(ev::BlockSyncStarted {
+            start_height: u64::from(start),
+            target_height: u64::from(target),
+        });
+        let mut total = crate::chain::ImportStats::default();
+        let result = (|| {
+            for file in files {
+                let file = file.as_ref();
+                let _w = self.lock_writer();
+                let stats = if is_framed(file, self.chain.chain_params().magic()) {
+                    self.chain.import_blk_file(file).map_err(NodeError::from)
+                } else {
+                    match std::fs::read(file) {
+                        Err(source) => Err(NodeError::Chain(ChainError::Io {
+                            path: file.to_path_buf(),
+                            source,
+                        })),
+                        Ok(bytes) => {
+                            let t = Instant::now();
+                            self.chain
+                                .import_raw_block(&bytes)
+                                .map(|_| crate::chain::ImportStats {
+                                    blocks: 1,
+                                    elapsed: t.elapsed(),
+                                    ..Default::default()
+                                })
+                                .map_err(NodeError::from)
+                        }
+                    }
+                };
+                self.drain();
+                let stats = stats?;
+                total.blocks += stats.blocks;
+                total.txs += stats.txs;
+                total.duplicates += stats.duplicates;
+                total.rejected += stats.rejected;
+                total.orphans += stats.orphans;
+                total.elapsed += stats.elapsed;
+            }
+            Ok::<_, NodeError>(())
+        })();
+        let progress = self.sync.lock().unwrap_or_else(|p| p.into_inner()).take();
+        self.publish(ev::BlockSyncCompleted {
+            final_height: u64::from(self.chain.tip().height),
+            duration_ms: progress.map_or(0, |p| p.started.elapsed().as_millis() as u64),
+        });
+        result.map(|()| total)
+    }
+
+    /// Turns queued chain events into module events and keeps the mempool
+    /// in step with the chain. Called by every chain writer, with the
+    /// writer lock held, so events keep their order.
+    fn drain(&self) {
+        let events: Vec<ChainEvent> = {
+            let rx = self.events.lock().unwrap_or_else(|p| p.into_inner());
+            rx.try_iter().collect()
+        };
+        let mut tip_moved = false;
+        for event in &events {
+            for e in bridge::chain_events(event) {
+                self.publish(e);
+            }
+            match event {
+                ChainEvent::BlockConnected { block, height } => {
+                    tip_moved = true;
+                    let removed = self.mempool.remove_for_block(block, *height);
+                    let size = self.mempool.len();
+                    for (txid, reason) in &removed {
+                        self.publish(bridge::removed_event(txid, reason, size));
+                    }
+                }
+                ChainEvent::BlockDisconnected { block, .. } => {
+                    tip_moved = true;
+                    for accepted in self.mempool.readd_disconnected(block, &*self.chain) {
+                        if let Some(entry) = self.mempool.get(&accepted.txid) {
+                            for e in bridge::accepted_events(&accepted, &entry.tx) {
+                                self.publish(e);
+                            }
+                        }
+                    }
+                }
+                ChainEvent::Reorg { .. } => {
+                    let removed = self.mempool.remove_invalid_after_reorg(&*self.chain);
+                    let size = self.mempool.len();
+                    for (txid, reason) in &removed {
+                        self.publish(bridge::removed_event(txid, reason, size));
+                    }
+                }
+                ChainEvent::ImportProgress { height, .. } => self.sync_progress(*height),
+                _ => {}
+            }
+        }
+        if tip_moved {
+            let tip = self.chain.tip();
+            self.publish(ev::BlockTemplateUpdated {
+                prev_hash: convert::block_hash(&tip.hash),
+                height: u64::from(tip.height) + 1,
+                tx_count: self.mempool.len() as u32,
+            });
+            self.fee_rate_moved();
+        }
+    }
+
+    fn sync_progress(&self, height: u32) {
+        let sync = self.sync.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(p) = sync.as_ref() {
+            let done = height.saturating_sub(p.start_height);
+            let todo = p.target_height.saturating_sub(p.start_height).max(1);
+            let secs = p.started.elapsed().as_secs_f64().max(1e-9);
+            self.publish(ev::BlockSyncProgress {
+                current_height: u64::from(height),
+                target_height: u64::from(p.target_height),
+                progress_percent: (f64::from(done) / f64::from(todo) * 100.0).min(100.0),
+                blocks_per_second: f64::from(done) / secs,
+            });
+        }
+    }
+
+    /// Publishes `FeeRateChanged` when the median mempool fee rate moved.
+    fn fee_rate_moved(&self) {
+        let now = self.mempool.fee_rate_summary().map(|s| s.median);
+        let mut last = self.last_fee_rate.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(new) = now {
+            if *last != Some(new) {
+                self.publish(ev::FeeRateChanged {
+                    old_fee_rate: last.unwrap_or(0.0),
+                    new_fee_rate: new,
+                    mempool_size: self.mempool.len() as u64,
+                });
+            }
+        }
+        *last = now;
+    }
+}
+
+/// P2WSH of `OP_TRUE`: anyone can spend it with the script as witness —
+/// a sensible default payee for regtest blocks.
+fn anyone_can_spend() -> ScriptBuf {
+    let script = bitcoin::script::Builder::new()
+        .push_opcode(bitcoin::opcodes::OP_TRUE)
+        .into_script();
+    ScriptBuf::new_p2wsh(&script.wscript_hash())
+}
+
+fn is_framed(path: &Path, magic: [u8; 4]) -> bool {
+    use std::io::Read;
+    let mut head = [0u8; 4];
+    std::fs::File::open(path)
+        .and_then(|mut f| f.read_exact(&mut head))
+        .is_ok_and(|()| head == magic)
+}
+
+/// Counts the block frames of a `blk*.dat` file (1 for a raw block).
+fn count_frames(path: &Path, magic: [u8; 4]) -> u32 {
+    use std::io::{Read, Seek, SeekFrom};
+    if !is_framed(path, magic) {
+        return 1;
+    }
+    let Ok(mut f) = std::fs::File::open(path) else { return 0 };
+    let mut n = 0;
+    let mut head = [0u8; 8];
+    while f.read_exact(&mut head).is_ok() && head[..4] == magic {
+        let len = u32::from_le_bytes([head[4], head[5], head[6], head[7]]);
+        if f.seek(SeekFrom::Current(i64::from(len))).is_err() {
+            break;
+        }
+        n += 1;
+    }
+    n
+}

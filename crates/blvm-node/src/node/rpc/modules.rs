@@ -1,0 +1,135 @@
+//! Module administration: `listmodules`, `loadmodule`, `unloadmodule`,
+//! `reloadmodule`, `getmodulestatus`, `getmoduledeliverystats`.
+
+use std::sync::Arc;
+
+use blvm_module_host::api::events::DeliveryStats;
+use blvm_module_host::manager::ModuleStatus;
+use serde_json::{json, Value};
+
+use super::Method;
+use crate::node::Node;
+use crate::rpc::{Params, RpcError};
+
+pub(super) const METHODS: &[(&str, &str, Method)] = &[
+    ("listmodules", "listmodules\nLists the loaded modules with their version and state.", listmodules),
+    ("loadmodule", "loadmodule \"name\"\nVerifies and loads a module from the modules directory.", loadmodule),
+    ("unloadmodule", "unloadmodule \"name\"\nStops a module (its dependents first) and forgets it.", unloadmodule),
+    ("reloadmodule", "reloadmodule \"name\"\nRestarts a module from disk, verifying it again first.", reloadmodule),
+    ("getmodulestatus", "getmodulestatus ( \"name\" )\nStatus of one module or of all: state, pid, uptime, restarts, last error, capabilities, resource usage, delivery stats.", getmodulestatus),
+    ("getmoduledeliverystats", "getmoduledeliverystats ( \"module_id\" )\nEvent delivery counters of one module spawn or of all.", getmoduledeliverystats),
+];
+
+/// Runs a manager future from the RPC's blocking thread.
+fn block_on<F: std::future::Future>(f: F) -> F::Output {
+    tokio::runtime::Handle::current().block_on(f)
+}
+
+fn stats_json(s: &DeliveryStats) -> Value {
+    json!({
+        "module_id": s.module_id,
+        "module_name": s.module_name,
+        "delivered": s.delivered,
+        "dropped_full": s.dropped_full,
+        "dropped_closed": s.dropped_closed,
+        "encode_errors": s.encode_errors,
+        "queue_capacity": s.queue_capacity,
+    })
+}
+
+fn status_json(s: &ModuleStatus) -> Value {
+    json!({
+        "name": s.name,
+        "version": s.version,
+        "state": s.state.as_str(),
+        "module_id": s.module_id,
+        "pid": s.pid,
+        "uptime": s.uptime.map(|u| u.as_secs()),
+        "restarts": s.restarts,
+        "last_error": s.last_error,
+        "capabilities": s.capabilities.iter().map(|p| p.as_str()).collect::<Vec<_>>(),
+        "cpu_time_ms": s.usage.map(|u| u.cpu_time_ms),
+        "rss_bytes": s.usage.map(|u| u.rss_bytes),
+        "processes": s.usage.map(|u| u.processes),
+        "delivery": s.delivery.as_ref().map(stats_json),
+    })
+}
+
+fn name(p: &Params) -> Result<String, RpcError> {
+    p.required(0, "name")
+}
+
+fn listmodules(node: &Arc<Node>, _: &Params) -> Result<Value, RpcError> {
+    Ok(json!(node
+        .manager
+        .status()
+        .iter()
+        .map(|s| json!({"name": s.name, "version": s.version, "state": s.state.as_str()}))
+        .collect::<Vec<_>>()))
+}
+
+fn loadmodule(node: &Arc<Node>, p: &Params) -> Result<Value, RpcError> {
+    let name = name(p)?;
+    let discovery = blvm_module_host::registry::discover(&node.config.modules_dir);
+    let Some(module) = discovery.modules.iter().find(|m| m.name() == name) else {
+        let why = discovery
+            .errors
+            .iter()
+            .map(|e| e.to_string())
+            .find(|e| e.contains(&name))
+            .unwrap_or_else(|| format!("no module `{name}` in {}", node.config.modules_dir.display()));
+        return Err(RpcError::invalid_parameter(why));
+    };
+    block_on(node.manager.load_module(
+        &name,
+        &module.binary_path,
+        module.manifest.clone(),
+        module.config.clone(),
+    ))
+    .map_err(|e| RpcError::misc(e.to_string()))?;
+    Ok(node
+        .manager
+        .module_status(&name)
+        .map_or(Value::Null, |s| status_json(&s)))
+}
+
+fn unloadmodule(node: &Arc<Node>, p: &Params) -> Result<Value, RpcError> {
+    let name = name(p)?;
+    block_on(node.manager.unload_module(&name)).map_err(|e| RpcError::misc(e.to_string()))?;
+    Ok(Value::Null)
+}
+
+fn reloadmodule(node: &Arc<Node>, p: &Params) -> Result<Value, RpcError> {
+    let name = name(p)?;
+    block_on(node.manager.reload_module(&name)).map_err(|e| RpcError::misc(e.to_string()))?;
+    Ok(node
+        .manager
+        .module_status(&name)
+        .map_or(Value::Null, |s| status_json(&s)))
+}
+
+fn getmodulestatus(node: &Arc<Node>, p: &Params) -> Result<Value, RpcError> {
+    match p.get::<String>(0, "name")? {
+        Some(name) => node
+            .manager
+            .module_status(&name)
+            .map(|s| status_json(&s))
+            .ok_or_else(|| RpcError::invalid_parameter(format!("module `{name}` is not loaded"))),
+        None => Ok(json!(node.manager.status().iter().map(status_json).collect::<Vec<_>>())),
+    }
+}
+
+fn getmoduledeliverystats(node: &Arc<Node>, p: &Params) -> Result<Value, RpcError> {
+    let events = node.manager.events();
+    match p.get::<String>(0, "module_id")? {
+        Some(id) => events
+            .get_delivery_stats(&id)
+            .map(|s| stats_json(&s))
+            .ok_or_else(|| RpcError::invalid_parameter(format!("no delivery stats for `{id}`"))),
+        None => Ok(json!(events
+            .get_all_delivery_stats()
+            .iter()
+            .map(stats_json)
+            .collect::<Vec<_>>())),
+    }
+}
