@@ -665,7 +665,8 @@ async fn failed_module_keeps_no_cgroup_until_it_is_unloaded() {
             .flatten()
             .flatten()
             .filter_map(|e| e.file_name().into_string().ok())
-            .filter(|n| n.starts_with("lone-crasher-"))
+            // Group names carry the module id with `-` written as `_`.
+            .filter(|n| n.starts_with("lone-crasher-") || n.starts_with("lone_crasher_"))
             .collect()
     };
     if groups().is_empty() {
