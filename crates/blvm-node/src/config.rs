@@ -30,37 +30,37 @@ use serde::Deserialize;
 #[serde(deny_unknown_fields)]
 pub struct Settings {
     /// Chain: `regtest` (default) or `main` (for importing real blocks).
-    #[arg(long)]
+    #[arg(long, global = true)]
     pub network: Option<String>,
     /// Data directory.
-    #[arg(long)]
+    #[arg(long, global = true)]
     pub datadir: Option<PathBuf>,
     /// Address the JSON-RPC server binds.
-    #[arg(long)]
+    #[arg(long, global = true)]
     pub rpcbind: Option<IpAddr>,
     /// Port of the JSON-RPC server.
-    #[arg(long)]
+    #[arg(long, global = true)]
     pub rpcport: Option<u16>,
     /// JSON-RPC user (with `rpcpassword`); without it the cookie file is used.
-    #[arg(long)]
+    #[arg(long, global = true)]
     pub rpcuser: Option<String>,
     /// JSON-RPC password.
-    #[arg(long)]
+    #[arg(long, global = true)]
     pub rpcpassword: Option<String>,
     /// Where modules are discovered.
-    #[arg(long)]
+    #[arg(long, global = true)]
     pub modules_dir: Option<PathBuf>,
     /// Seconds between blocks produced by the regtest timer; 0 disables it.
-    #[arg(long)]
+    #[arg(long, global = true)]
     pub block_interval: Option<u64>,
     /// Address the timer's blocks pay to.
-    #[arg(long)]
+    #[arg(long, global = true)]
     pub mining_address: Option<String>,
     /// Log filter (`info`, `debug`, `blvm_node=debug,warn` …).
-    #[arg(long)]
+    #[arg(long, global = true)]
     pub log: Option<String>,
     /// Minimum relay fee rate, sat/vB.
-    #[arg(long)]
+    #[arg(long, global = true)]
     pub minrelaytxfee: Option<f64>,
     /// Per-module configuration, `[modules.<name>]` (file only).
     #[arg(skip)]

@@ -12,6 +12,7 @@ use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use bitcoin::consensus::{deserialize, encode::serialize_hex};
+use bitcoin::hashes::Hash;
 use bitcoin::{Block, Transaction};
 use blvm_module_protocol::frame::decode_body;
 use blvm_module_protocol::methods::invocation::{ModuleCall, ModuleCallResult, MODULE_CALL};
@@ -360,6 +361,124 @@ async fn regtest_spend_is_mined_by_generatetoaddress() {
         estimate["feerate"].as_f64().is_some(),
         "an observed fee rate: {estimate}"
     );
+    node.stop().await;
+}
+
+/// Asks the recorder module what it has seen.
+async fn recorded(node: &Running, name: &str) -> Vec<String> {
+    let id = node
+        .node
+        .manager
+        .module_status(name)
+        .and_then(|s| s.module_id)
+        .expect("id");
+    let conn = node
+        .node
+        .manager
+        .ipc_server()
+        .and_then(|s| s.connection(&id))
+        .expect("connected");
+    let call = ModuleCall {
+        caller: "test".into(),
+        method: "report".into(),
+        params: vec![],
+    };
+    let raw = tokio::time::timeout(DEADLINE, conn.invoke(MODULE_CALL, &call))
+        .await
+        .expect("in time")
+        .expect("answer");
+    String::from_utf8(decode_body::<ModuleCallResult>("result", &raw).expect("decodes").result)
+        .expect("utf8")
+        .lines()
+        .map(|l| l.split_once(' ').map_or(l, |(_, rest)| rest).to_owned())
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn node_events_reach_a_subscribed_module_from_where_they_happen() {
+    let dir = temp_dir("events");
+    let modules = dir.join("modules");
+    let wanted = [
+        "NewBlock",
+        "NewTransaction",
+        "MempoolTransactionAdded",
+        "MempoolTransactionRemoved",
+        "FeeRateChanged",
+        "BlockMined",
+        "BlockTemplateUpdated",
+        "BlockValidationStarted",
+        "BlockValidationCompleted",
+        "ScriptVerificationStarted",
+        "ScriptVerificationCompleted",
+        "UTXOValidationStarted",
+        "UTXOValidationCompleted",
+        "ConsensusRuleViolation",
+        "BlockDisconnected",
+        "ChainReorg",
+    ];
+    install(
+        &modules,
+        "recorder",
+        "name = \"recorder\"\nversion = \"1.0.0\"\nentry_point = \"recorder\"\n\
+         capabilities = [\"subscribe_events\", \"read_blockchain\", \"read_mempool\", \"read_chain_state\"]\n",
+        "recorder-module",
+        &format!("events = \"{}\"\n", wanted.join(",")),
+    );
+    let mut cfg = config(&dir, "regtest");
+    cfg.modules_dir = modules;
+    let node = start(cfg, ChainOptions::default()).await;
+    let report = node.node.manager.auto_load_modules().await.expect("modules");
+    assert_eq!(report.loaded, vec!["recorder".to_string()], "{report:?}");
+    let op_true = bitcoin::ScriptBuf::from_bytes(vec![0x51]);
+    let payee = bitcoin::Address::p2wsh(&op_true, bitcoin::Network::Regtest).to_string();
+    let hashes = node
+        .call("generatetoaddress", json!([101, payee]))
+        .await
+        .expect("mined");
+    let first: Block = {
+        let hex = node.call("getblock", json!([hashes[0], 0])).await.expect("block");
+        deserialize(&hex_bytes(hex.as_str().expect("hex"))).expect("block")
+    };
+    let coinbase = &first.txdata[0];
+    let spend = Transaction {
+        version: bitcoin::transaction::Version::TWO,
+        lock_time: bitcoin::absolute::LockTime::ZERO,
+        input: vec![bitcoin::TxIn {
+            previous_output: bitcoin::OutPoint {
+                txid: coinbase.compute_txid(),
+                vout: 0,
+            },
+            script_sig: bitcoin::ScriptBuf::new(),
+            sequence: bitcoin::Sequence::MAX,
+            witness: bitcoin::Witness::from_slice(&[op_true.as_bytes()]),
+        }],
+        output: vec![bitcoin::TxOut {
+            value: coinbase.output[0].value - bitcoin::Amount::from_sat(5_000),
+            script_pubkey: coinbase.output[0].script_pubkey.clone(),
+        }],
+    };
+    node.call("sendrawtransaction", json!([serialize_hex(&spend)]))
+        .await
+        .expect("accepted");
+    let mined = node.call("generatetoaddress", json!([1, payee])).await.expect("mined");
+    // A block that breaks a rule: the last one again with its merkle root
+    // broken.
+    let bad_hex = node.call("getblock", json!([mined[0], 0])).await.expect("block");
+    let mut bad: Block = deserialize(&hex_bytes(bad_hex.as_str().expect("hex"))).expect("block");
+    bad.header.merkle_root = bitcoin::TxMerkleNode::from_byte_array([7; 32]);
+    let _ = node.call("submitblock", json!([serialize_hex(&bad)])).await;
+    // invalidateblock disconnects the tip and puts its transaction back.
+    node.call("invalidateblock", json!([mined[0]]))
+        .await
+        .expect("invalidated");
+    let seen = recorded(&node, "recorder").await;
+    for name in wanted {
+        assert!(
+            seen.iter().any(|l| l.starts_with(name)),
+            "the module never saw {name}; it saw:\n{}",
+            seen.join("\n")
+        );
+    }
     node.stop().await;
 }
 
