@@ -351,11 +351,6 @@ fn serve(shared: Arc<Shared>, mut stream: UnixStream) {
             );
         }
     };
-    tracing::info!(module = %conn.spec.name, module_id, pid, "module connected");
-    let _ = shared.notify.send(ConnectionEvent::Connected {
-        module_id: module_id.clone(),
-        pid,
-    });
     let reason = if stream.set_read_timeout(None).is_ok() {
         connection::run_reader(&conn, &shared.hub, decoder, stream, buf)
     } else {
@@ -414,14 +409,22 @@ fn start_connection(
     };
     let mut out = Vec::new();
     encode::control(&mut out, "welcome", &welcome).map_err(std::io::Error::other)?;
+    // `welcome` goes out through the writer lock and before the connection
+    // is published, so no invocation or shutdown can precede it on the
+    // wire or interleave with it.
+    conn.write_all(&out).inspect_err(|_| conn.close())?;
     let handle = ModuleConnectionHandle {
         conn: Arc::clone(&conn),
     };
     lock(&shared.connections).insert(spec.module_id.clone(), handle);
-    if let Err(e) = (&*stream).write_all(&out) {
-        lock(&shared.connections).remove(&spec.module_id);
-        conn.close();
-        return Err(e);
-    }
+    tracing::info!(module = %spec.name, module_id = %spec.module_id, pid, "module connected");
+    // Announced as soon as `welcome` is out and the connection can be
+    // reached, before this thread reads anything more: a module may exit
+    // the moment it reads `welcome`, and whoever waits for the handshake
+    // should learn that it completed first.
+    let _ = shared.notify.send(ConnectionEvent::Connected {
+        module_id: spec.module_id.clone(),
+        pid,
+    });
     Ok(conn)
 }

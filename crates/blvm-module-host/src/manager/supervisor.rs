@@ -40,6 +40,8 @@ enum RunEnd {
     Stopped,
     /// Never got to running.
     StartFailed(String),
+    /// Exited before its handshake completed; how it exited is known.
+    ExitedBeforeHandshake(String, Option<ExitInfo>),
     /// Must not be started again (its staged binary changed): failed at
     /// once, no restart.
     Refused(String),
@@ -70,7 +72,7 @@ pub(super) async fn supervise(
                 }
                 return;
             }
-            RunEnd::StartFailed(reason) if ready.is_some() => {
+            RunEnd::StartFailed(reason) | RunEnd::ExitedBeforeHandshake(reason, _) if ready.is_some() => {
                 // The first start: the caller of load_module gets the
                 // reason; no restart loop for a module that never ran.
                 set_state(&inner, &name, ModuleState::Failed, Some(reason.clone()));
@@ -79,6 +81,7 @@ pub(super) async fn supervise(
                 }
                 return;
             }
+            RunEnd::ExitedBeforeHandshake(reason, exit) => (reason, exit),
             RunEnd::StartFailed(reason) => (reason, None),
             RunEnd::Crashed { reason, exit } => (reason, exit),
         };
@@ -211,6 +214,12 @@ async fn run_once(
             token: String::new(),
             data_dir,
             extra_env: Vec::new(),
+            // Network access is the granted capability; limits are the
+            // operator's (the stricter of default and per-module).
+            sandbox: inner
+                .config
+                .sandbox
+                .spec_for(name, e.capabilities.contains(blvm_module_protocol::Permission::NetworkAccess)),
         };
         (spec, request)
     };
@@ -270,14 +279,21 @@ async fn drive(
 ) -> RunEnd {
     let mut exited = process.exit_watch();
     let deadline = inner.config.handshake_timeout;
+    // Biased: a module that completes its handshake and exits at once has
+    // both branches ready; it did start, so its exit is a crash of a
+    // running module, with its exit status.
     tokio::select! {
+        biased;
         connected = wait_connected(connections, module_id) => {
             if !connected {
                 return RunEnd::StartFailed("the IPC server stopped".into());
             }
         }
         info = wait_exit(&mut exited) => {
-            return RunEnd::StartFailed(format!("exited before completing its handshake ({})", describe(info)));
+            return RunEnd::ExitedBeforeHandshake(
+                format!("exited before completing its handshake ({})", describe(info)),
+                info,
+            );
         }
         _ = tokio::time::sleep(deadline) => {
             return RunEnd::StartFailed(format!("no handshake within {deadline:?}; killed"));
