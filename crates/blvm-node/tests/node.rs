@@ -317,35 +317,7 @@ async fn regtest_spend_is_mined_by_generatetoaddress() {
     let dir = temp_dir("regtest-mine");
     let node = start(config(&dir, "regtest"), ChainOptions::default()).await;
     // The default payee is P2WSH(OP_TRUE): spendable with the script alone.
-    let op_true = bitcoin::ScriptBuf::from_bytes(vec![0x51]);
-    let payee = bitcoin::Address::p2wsh(&op_true, bitcoin::Network::Regtest).to_string();
-    let hashes = node
-        .call("generatetoaddress", json!([101, payee]))
-        .await
-        .expect("mined");
-    assert_eq!(hashes.as_array().map(Vec::len), Some(101));
-    let first: Block = {
-        let hex = node.call("getblock", json!([hashes[0], 0])).await.expect("block");
-        deserialize(&hex_bytes(hex.as_str().expect("hex"))).expect("block")
-    };
-    let coinbase = &first.txdata[0];
-    let spend = Transaction {
-        version: bitcoin::transaction::Version::TWO,
-        lock_time: bitcoin::absolute::LockTime::ZERO,
-        input: vec![bitcoin::TxIn {
-            previous_output: bitcoin::OutPoint {
-                txid: coinbase.compute_txid(),
-                vout: 0,
-            },
-            script_sig: bitcoin::ScriptBuf::new(),
-            sequence: bitcoin::Sequence::MAX,
-            witness: bitcoin::Witness::from_slice(&[op_true.as_bytes()]),
-        }],
-        output: vec![bitcoin::TxOut {
-            value: coinbase.output[0].value - bitcoin::Amount::from_sat(10_000),
-            script_pubkey: coinbase.output[0].script_pubkey.clone(),
-        }],
-    };
+    let (payee, spend) = mature_spend(&node, 10_000).await;
     let txid = node
         .call("sendrawtransaction", json!([serialize_hex(&spend)]))
         .await
@@ -429,34 +401,7 @@ async fn node_events_reach_a_subscribed_module_from_where_they_happen() {
     let node = start(cfg, ChainOptions::default()).await;
     let report = node.node.manager.auto_load_modules().await.expect("modules");
     assert_eq!(report.loaded, vec!["recorder".to_string()], "{report:?}");
-    let op_true = bitcoin::ScriptBuf::from_bytes(vec![0x51]);
-    let payee = bitcoin::Address::p2wsh(&op_true, bitcoin::Network::Regtest).to_string();
-    let hashes = node
-        .call("generatetoaddress", json!([101, payee]))
-        .await
-        .expect("mined");
-    let first: Block = {
-        let hex = node.call("getblock", json!([hashes[0], 0])).await.expect("block");
-        deserialize(&hex_bytes(hex.as_str().expect("hex"))).expect("block")
-    };
-    let coinbase = &first.txdata[0];
-    let spend = Transaction {
-        version: bitcoin::transaction::Version::TWO,
-        lock_time: bitcoin::absolute::LockTime::ZERO,
-        input: vec![bitcoin::TxIn {
-            previous_output: bitcoin::OutPoint {
-                txid: coinbase.compute_txid(),
-                vout: 0,
-            },
-            script_sig: bitcoin::ScriptBuf::new(),
-            sequence: bitcoin::Sequence::MAX,
-            witness: bitcoin::Witness::from_slice(&[op_true.as_bytes()]),
-        }],
-        output: vec![bitcoin::TxOut {
-            value: coinbase.output[0].value - bitcoin::Amount::from_sat(5_000),
-            script_pubkey: coinbase.output[0].script_pubkey.clone(),
-        }],
-    };
+    let (payee, spend) = mature_spend(&node, 5_000).await;
     node.call("sendrawtransaction", json!([serialize_hex(&spend)]))
         .await
         .expect("accepted");
@@ -480,6 +425,42 @@ async fn node_events_reach_a_subscribed_module_from_where_they_happen() {
         );
     }
     node.stop().await;
+}
+
+/// Mines 101 regtest blocks to P2WSH(OP_TRUE) and returns that address
+/// and a transaction spending the (now mature) first coinbase, paying
+/// `fee` sat: it needs no signature, only the script as witness.
+async fn mature_spend(node: &Running, fee: u64) -> (String, Transaction) {
+    let op_true = bitcoin::ScriptBuf::from_bytes(vec![0x51]);
+    let payee = bitcoin::Address::p2wsh(&op_true, bitcoin::Network::Regtest).to_string();
+    let hashes = node
+        .call("generatetoaddress", json!([101, payee]))
+        .await
+        .expect("mined");
+    assert_eq!(hashes.as_array().map(Vec::len), Some(101));
+    let first: Block = {
+        let hex = node.call("getblock", json!([hashes[0], 0])).await.expect("block");
+        deserialize(&hex_bytes(hex.as_str().expect("hex"))).expect("block")
+    };
+    let coinbase = &first.txdata[0];
+    let spend = Transaction {
+        version: bitcoin::transaction::Version::TWO,
+        lock_time: bitcoin::absolute::LockTime::ZERO,
+        input: vec![bitcoin::TxIn {
+            previous_output: bitcoin::OutPoint {
+                txid: coinbase.compute_txid(),
+                vout: 0,
+            },
+            script_sig: bitcoin::ScriptBuf::new(),
+            sequence: bitcoin::Sequence::MAX,
+            witness: bitcoin::Witness::from_slice(&[op_true.as_bytes()]),
+        }],
+        output: vec![bitcoin::TxOut {
+            value: coinbase.output[0].value - bitcoin::Amount::from_sat(fee),
+            script_pubkey: coinbase.output[0].script_pubkey.clone(),
+        }],
+    };
+    (payee, spend)
 }
 
 fn hex_bytes(s: &str) -> Vec<u8> {
