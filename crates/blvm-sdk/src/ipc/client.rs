@@ -60,8 +60,14 @@ struct Inner {
     out: Mutex<Outgoing>,
     flush: Notify,
     /// Bytes ever written to the socket (direct writes and the writer
-    /// task's), for [`ModuleIpcClient::flush`].
-    written: watch::Sender<u64>,
+    /// task's), for [`ModuleIpcClient::flush`]. An atomic, not a watch:
+    /// it is bumped on every request's write, where a watch's lock and
+    /// wake-up would cost the round trip for the rare caller that flushes.
+    written: AtomicU64,
+    /// Woken when `written` moves while someone is flushing.
+    written_notify: Notify,
+    /// How many `flush` calls are waiting.
+    flushing_waiters: std::sync::atomic::AtomicUsize,
     pending: Mutex<HashMap<u64, Pending>>,
     next_id: AtomicU64,
     closed: AtomicBool,
@@ -75,6 +81,16 @@ struct Inner {
     invocations_tx: Mutex<Option<mpsc::UnboundedSender<Invocation>>>,
     invocations_rx: Mutex<Option<mpsc::UnboundedReceiver<Invocation>>>,
     shutdown: watch::Sender<Option<Shutdown>>,
+}
+
+impl Inner {
+    /// Counts bytes that left for the socket and wakes `flush` callers.
+    fn wrote(&self, n: usize) {
+        self.written.fetch_add(n as u64, Ordering::SeqCst);
+        if self.flushing_waiters.load(Ordering::SeqCst) > 0 {
+            self.written_notify.notify_waiters();
+        }
+    }
 }
 
 // Each critical section is a push, take or map update with no await and
@@ -122,7 +138,9 @@ impl ModuleIpcClient {
             fd,
             out: Mutex::new(Outgoing::default()),
             flush: Notify::new(),
-            written: watch::channel(0).0,
+            written: AtomicU64::new(0),
+            written_notify: Notify::new(),
+            flushing_waiters: std::sync::atomic::AtomicUsize::new(0),
             pending: Mutex::new(HashMap::new()),
             next_id: AtomicU64::new(1),
             closed: AtomicBool::new(false),
@@ -227,14 +245,21 @@ impl ModuleIpcClient {
     /// of it was written.
     pub async fn flush(&self) -> Result<(), SdkError> {
         let target = lock(&self.inner.out).appended;
-        let mut written = self.inner.written.subscribe();
-        // `close_inner` and a failed writer wake this watch, so a dead
-        // connection ends the wait.
-        let reached = written
-            .wait_for(|w| *w >= target || self.is_closed())
-            .await
-            .map(|w| *w >= target)
-            .unwrap_or(false);
+        let inner = &self.inner;
+        inner.flushing_waiters.fetch_add(1, Ordering::SeqCst);
+        let reached = loop {
+            // Register interest before checking, so a write between the
+            // check and the await still wakes this waiter.
+            let notified = inner.written_notify.notified();
+            if inner.written.load(Ordering::SeqCst) >= target {
+                break true;
+            }
+            if self.is_closed() {
+                break false;
+            }
+            notified.await;
+        };
+        inner.flushing_waiters.fetch_sub(1, Ordering::SeqCst);
         if reached {
             Ok(())
         } else {
@@ -275,12 +300,12 @@ impl ModuleIpcClient {
             match self.inner.fd.get_ref().write(&out.buf) {
                 Ok(n) if n == out.buf.len() => {
                     out.buf.clear();
-                    self.inner.written.send_modify(|w| *w += n as u64);
+                    self.inner.wrote(n);
                     return Ok(());
                 }
                 Ok(n) => {
                     out.buf.drain(..n);
-                    self.inner.written.send_modify(|w| *w += n as u64);
+                    self.inner.wrote(n);
                 }
                 Err(e) if e.kind() == ErrorKind::WouldBlock || e.kind() == ErrorKind::Interrupted => {}
                 Err(e) => {
@@ -363,7 +388,7 @@ async fn write_loop(inner: Arc<Inner>) {
                 let _ = inner.fd.get_ref().shutdown(std::net::Shutdown::Both);
                 return;
             }
-            inner.written.send_modify(|w| *w += chunk.len() as u64);
+            inner.wrote(chunk.len());
             chunk.clear();
         }
         if inner.closed.load(Ordering::SeqCst) {
@@ -453,7 +478,7 @@ fn close_inner(inner: &Inner) {
     lock(&inner.events_tx).take();
     lock(&inner.invocations_tx).take();
     inner.shutdown.send_modify(|_| {});
-    inner.written.send_modify(|_| {});
+    inner.written_notify.notify_waiters();
     inner.flush.notify_one();
 }
 
