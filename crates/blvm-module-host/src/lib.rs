@@ -28,6 +28,7 @@ pub mod ipc;
 pub mod manager;
 pub mod process;
 pub mod registry;
+pub mod sandbox;
 
 pub use api::backend::{BackendError, NodeBackend};
 pub use api::events::{DeliveryStats, EventManager};

@@ -51,6 +51,7 @@ use crate::api::hub::ModuleApiHub;
 use crate::ipc::{IpcServerConfig, ModuleIpcServer};
 use crate::process::{ModuleProcess, ModuleProcessSpawner, SpawnerConfig};
 use crate::registry::{self, check_compatibility, ModuleManifest, NodeVersions};
+use crate::sandbox::SandboxConfig;
 
 /// When and how often a crashed module is restarted.
 #[derive(Debug, Clone)]
@@ -108,6 +109,9 @@ pub struct ManagerConfig {
     pub event_queue_capacities: BTreeMap<String, usize>,
     /// Process spawning.
     pub spawner: SpawnerConfig,
+    /// The kernel sandbox of every module: mode, resource limits (default
+    /// and per module), the uid to run as.
+    pub sandbox: SandboxConfig,
     /// The IPC server.
     pub ipc: IpcServerConfig,
 }
@@ -130,6 +134,7 @@ impl ManagerConfig {
             event_queue_capacity: DEFAULT_QUEUE_CAPACITY,
             event_queue_capacities: BTreeMap::new(),
             spawner: SpawnerConfig::default(),
+            sandbox: SandboxConfig::default(),
             ipc: IpcServerConfig::default(),
         }
     }
@@ -745,6 +750,7 @@ impl ModuleManager {
             last_error: e.last_error.clone(),
             capabilities: e.capabilities,
             usage: live.map(|p| p.usage()),
+            sandbox_layers: live.map(|p| p.sandbox().describe()).unwrap_or_default(),
             delivery: e
                 .module_id
                 .as_ref()

@@ -65,6 +65,10 @@ pub struct ModuleStatus {
     pub capabilities: PermissionSet,
     /// CPU time and memory of its processes, sampled now.
     pub usage: Option<ResourceUsage>,
+    /// The sandbox layers of the running process, in the order applied
+    /// (`cgroup-memory`, ..., `seccomp`), then `missing:<layer>` for each
+    /// layer permissive mode started it without. Empty when not running.
+    pub sandbox_layers: Vec<String>,
     /// Event delivery counters of the current spawn.
     pub delivery: Option<DeliveryStats>,
 }

@@ -92,17 +92,22 @@ pub(super) async fn supervise(
             crashes.pop_front();
         }
         let will_restart = (crashes.len() as u32) < policy.max_crashes;
-        let (version, restarts) = {
-            let mut modules = inner.lock();
-            match modules.get_mut(&name) {
-                Some(e) => {
-                    if will_restart {
-                        e.restarts += 1;
-                    }
-                    (e.manifest.version().to_string(), e.restarts)
-                }
-                None => return,
-            }
+        // The restart count and the state change in one step: a status
+        // read in between must never show `running` for a dead spawn.
+        let (state, why) = if will_restart {
+            (ModuleState::Restarting, reason.clone())
+        } else {
+            (
+                ModuleState::Failed,
+                format!(
+                    "crashed {} times within {:?}; last: {reason}",
+                    crashes.len(),
+                    policy.window
+                ),
+            )
+        };
+        let Some((version, restarts)) = transition(&inner, &name, state, Some(why), will_restart) else {
+            return;
         };
         tracing::warn!(module = %name, restarts, will_restart, "module crashed: {reason}");
         inner.publish(ModuleCrashed {
@@ -115,15 +120,8 @@ pub(super) async fn supervise(
             will_restart,
         });
         if !will_restart {
-            let why = format!(
-                "crashed {} times within {:?}; last: {reason}",
-                crashes.len(),
-                policy.window
-            );
-            set_state(&inner, &name, ModuleState::Failed, Some(why));
             return;
         }
-        set_state(&inner, &name, ModuleState::Restarting, Some(reason));
         let exp = (crashes.len() as u32).saturating_sub(1).min(16);
         let backoff = policy.initial_backoff.saturating_mul(1 << exp).min(policy.max_backoff);
         tokio::select! {
@@ -141,18 +139,34 @@ pub(super) async fn supervise(
 }
 
 fn set_state(inner: &Inner, name: &str, state: ModuleState, error: Option<String>) {
-    let old = {
+    transition(inner, name, state, error, false);
+}
+
+/// Moves a module to `state` (recording `error`, and counting a restart
+/// when `restart`), publishes `ModuleStateChanged`, and returns its
+/// version and restart count; `None` when the module is gone.
+fn transition(
+    inner: &Inner,
+    name: &str,
+    state: ModuleState,
+    error: Option<String>,
+    restart: bool,
+) -> Option<(String, u32)> {
+    let (old, version, restarts) = {
         let mut modules = inner.lock();
-        let Some(e) = modules.get_mut(name) else { return };
+        let e = modules.get_mut(name)?;
         let old = e.state;
         e.state = state;
+        if restart {
+            e.restarts += 1;
+        }
         if error.is_some() {
             e.last_error = error;
         }
         if state != ModuleState::Running {
             e.running_since = None;
         }
-        old
+        (old, e.manifest.version().to_string(), e.restarts)
     };
     if old != state {
         inner.publish(ModuleStateChanged {
@@ -162,6 +176,7 @@ fn set_state(inner: &Inner, name: &str, state: ModuleState, error: Option<String
         });
     }
     inner.changed();
+    Some((version, restarts))
 }
 
 async fn run_once(
@@ -216,10 +231,10 @@ async fn run_once(
             extra_env: Vec::new(),
             // Network access is the granted capability; limits are the
             // operator's (the stricter of default and per-module).
-            sandbox: inner
-                .config
-                .sandbox
-                .spec_for(name, e.capabilities.contains(blvm_module_protocol::Permission::NetworkAccess)),
+            sandbox: inner.config.sandbox.spec_for(
+                name,
+                e.capabilities.contains(blvm_module_protocol::Permission::NetworkAccess),
+            ),
         };
         (spec, request)
     };

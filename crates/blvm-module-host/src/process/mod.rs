@@ -46,10 +46,10 @@
 //!
 //! # What is not here
 //!
-//! Resource limits, namespaces, privilege drop, Landlock and seccomp (the
-//! rest of DESIGN.md "Sandbox") belong after the cgroup join in the same
-//! `pre_exec`. `PR_SET_PDEATHSIG` is not set: it fires when the *thread*
-//! that forked exits, and the manager may spawn from a short-lived thread.
+//! The kernel sandbox (limits, network namespace, no_new_privs, Landlock,
+//! seccomp) is [`crate::sandbox`]; the spawner applies it after the cgroup
+//! join in the same `pre_exec`, and forks on one long-lived thread.
+//! `PR_SET_PDEATHSIG` is not set yet (see `docs/security.md`).
 
 mod cgroup;
 mod monitor;

@@ -209,6 +209,9 @@ pub struct ModuleProcess {
     pub(crate) guard: Arc<ReapGuard>,
     pub(crate) exit_rx: watch::Receiver<Option<ExitInfo>>,
     pub(crate) cgroup: Option<Cgroup>,
+    /// The sandbox (its cgroup v1 limit groups are removed when this drops,
+    /// after `Drop::drop` has killed the tree).
+    pub(crate) sandbox: crate::sandbox::Applied,
 }
 
 impl std::fmt::Debug for ModuleProcess {
@@ -343,6 +346,19 @@ fn clock_ticks_per_second() -> u64 {
     match rustix::param::clock_ticks_per_second() {
         0 => 100,
         n => n,
+    }
+}
+
+impl ModuleProcess {
+    /// What the sandbox of this process is: the layers active, and those
+    /// missing (permissive mode).
+    pub fn sandbox(&self) -> &crate::sandbox::SandboxReport {
+        &self.sandbox.report
+    }
+
+    /// The cgroup v1 directories holding this module's resource limits.
+    pub fn limit_cgroups(&self) -> Vec<std::path::PathBuf> {
+        self.sandbox.group_dirs()
     }
 }
 

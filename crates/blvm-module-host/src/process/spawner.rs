@@ -24,6 +24,7 @@ use tokio::sync::watch;
 use super::cgroup::{self, Cgroup};
 use super::monitor::{self, ModuleProcess, ReapGuard, TeardownKind, KILL_TIMEOUT};
 use super::output::{self, Stream};
+use crate::sandbox::{self, Applied, Layer, Prepared, SandboxError, SandboxSpec, Target};
 
 /// `BLVM_MODULE_SOCKET`: path of the node's module socket (names as in
 /// `blvm-sdk`'s `env` module, which documents them for module authors).
@@ -68,6 +69,9 @@ pub struct SpawnRequest {
     /// More variables. They cannot override the `BLVM_MODULE_*` set (such
     /// entries are ignored with a warning) but can override `PATH`.
     pub extra_env: Vec<(String, String)>,
+    /// The kernel sandbox to apply between fork and exec (limits, network,
+    /// privileges, Landlock, seccomp); `None` runs the module unconfined.
+    pub sandbox: Option<SandboxSpec>,
 }
 
 /// How the spawner groups processes for teardown.
@@ -141,6 +145,17 @@ pub enum SpawnErrorKind {
     /// `fork`/`exec` (or joining the cgroup between them) failed.
     #[error("cannot start the process: {0}")]
     Exec(io::Error),
+    /// A sandbox layer could not be prepared (strict mode).
+    #[error("{0}")]
+    Sandbox(SandboxError),
+    /// A sandbox layer failed between fork and exec; nothing of the module ran.
+    #[error("sandbox layer {layer} failed in the child: {error}")]
+    SandboxLayer {
+        /// The layer.
+        layer: Layer,
+        /// The cause.
+        error: io::Error,
+    },
     /// A supervision thread (waiter or pipe reader) could not be started;
     /// the process was killed.
     #[error("cannot start a supervision thread: {0}")]
@@ -224,7 +239,7 @@ impl ModuleProcessSpawner {
             })
         })?;
 
-        let (mut child, cgroup) = self.start(req).map_err(|e| fail(SpawnErrorKind::Exec(e)))?;
+        let (mut child, cgroup, sandbox) = self.start(req).map_err(&fail)?;
         let pid = child.id();
         let module: Arc<str> = Arc::from(req.name.as_str());
         let stdout = child.stdout.take();
@@ -244,6 +259,7 @@ impl ModuleProcessSpawner {
             guard,
             exit_rx,
             cgroup,
+            sandbox,
         };
         // On error `process` drops here, killing what was started.
         if let Some(pipe) = stdout {
@@ -252,52 +268,182 @@ impl ModuleProcessSpawner {
         if let Some(pipe) = stderr {
             output::spawn_reader(pipe, module.clone(), Stream::Stderr).map_err(|e| fail(SpawnErrorKind::Thread(e)))?;
         }
-        tracing::info!(module = %module, pid, teardown = ?process.teardown_kind(), "module process started");
+        tracing::info!(
+            module = %module,
+            pid,
+            teardown = ?process.teardown_kind(),
+            sandbox = ?process.sandbox().describe(),
+            "module process started"
+        );
         Ok(process)
     }
 
-    /// Forks and execs the module, in its own cgroup when possible.
+    /// Forks and execs the module, in its own cgroup when possible, with
+    /// its sandbox.
     ///
     /// If joining the cgroup fails in the child (say, a hierarchy where we
     /// may create groups but not move processes), the spawn is tried once
     /// more without: a module that can run should not be refused for want
-    /// of a teardown group. Exec errors are returned as they are.
-    fn start(&self, req: &SpawnRequest) -> io::Result<(Child, Option<Cgroup>)> {
+    /// of a teardown group. Exec errors are returned as they are; a sandbox
+    /// layer failing in the child fails the spawn, naming the layer.
+    fn start(&self, req: &SpawnRequest) -> Result<(Child, Option<Cgroup>, Applied), SpawnErrorKind> {
         let Some(parent) = self.cgroup_parent.as_deref() else {
-            return Ok((without_inherited_fds(command(req)).spawn()?, None));
+            return self.start_once(req, None).map(|(c, s)| (c, None, s));
         };
         let (cgroup, procs) = match cgroup_for(parent, &req.module_id) {
             Ok(pair) => pair,
             Err(e) => {
                 tracing::warn!(module = %req.name, error = %e, "cannot create the module's cgroup; using its process group");
-                return Ok((without_inherited_fds(command(req)).spawn()?, None));
+                return self.start_once(req, None).map(|(c, s)| (c, None, s));
             }
         };
-        let mut cmd = command(req);
-        // Order: the join first (the first sandbox step), then the fds.
-        join_cgroup_before_exec(&mut cmd, procs);
-        let mut cmd = without_inherited_fds(cmd);
-        let spawned = cmd.spawn();
-        // Closes our copy of the cgroup.procs fd, held by the pre_exec closure.
-        drop(cmd);
-        match spawned {
-            Ok(child) => Ok((child, Some(cgroup))),
-            Err(e) => {
+        match self.start_once(req, Some(procs)) {
+            Ok((child, sandbox)) => Ok((child, Some(cgroup), sandbox)),
+            Err(SpawnErrorKind::Exec(e)) => {
                 let _ = cgroup.remove();
                 let join_errno = e
                     .raw_os_error()
                     .and_then(|code| code.checked_sub(JOIN_ERRNO_BASE))
-                    .filter(|n| *n > 0);
-                let Some(errno) = join_errno else { return Err(e) };
+                    .filter(|n| *n > 0 && *n < 0x1000);
+                let Some(errno) = join_errno else {
+                    return Err(SpawnErrorKind::Exec(e));
+                };
                 tracing::warn!(
                     module = %req.name,
                     error = %io::Error::from_raw_os_error(errno),
                     "cannot join the module's cgroup; using its process group"
                 );
-                Ok((without_inherited_fds(command(req)).spawn()?, None))
+                self.start_once(req, None).map(|(c, s)| (c, None, s))
+            }
+            Err(e) => {
+                let _ = cgroup.remove();
+                Err(e)
             }
         }
     }
+
+    /// One fork and exec: prepares the sandbox (every fd, ruleset and BPF
+    /// program, before the fork), then forks on the spawner thread. The
+    /// child's steps, in order: join the v2 cgroup (`procs`), the sandbox
+    /// layers (`sandbox` module docs give their order and why), then mark
+    /// the node's descriptors close-on-exec.
+    fn start_once(&self, req: &SpawnRequest, procs: Option<File>) -> Result<(Child, Applied), SpawnErrorKind> {
+        let prepared = match &req.sandbox {
+            Some(spec) => {
+                let target = Target {
+                    module_id: &req.module_id,
+                    binary: &req.binary,
+                    data_dir: &req.data_dir,
+                    socket_path: &req.socket_path,
+                };
+                Some(Prepared::prepare(spec, &target).map_err(SpawnErrorKind::Sandbox)?)
+            }
+            None => None,
+        };
+        let mut cmd = command(req);
+        if let Some(procs) = procs {
+            // Order: the join first (the first sandbox step), then the rest.
+            join_cgroup_before_exec(&mut cmd, procs);
+        }
+        // The sandbox closure owns the prepared layers; the parent keeps
+        // what outlives the spawn (the limit groups) through `kept`.
+        let kept = Arc::new(std::sync::Mutex::new(None::<Prepared>));
+        if let Some(prepared) = prepared {
+            apply_sandbox_before_exec(&mut cmd, prepared, Arc::clone(&kept));
+        }
+        let cmd = without_inherited_fds(cmd);
+        let spawned = spawn_on_spawner_thread(cmd);
+        // The command (and with it the closure's copy of the prepared
+        // layers) is dropped by now: take them back for the process.
+        let applied = kept
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .take()
+            .map(Prepared::into_applied)
+            .unwrap_or_default();
+        match spawned {
+            Ok(child) => Ok((child, applied)),
+            Err(e) => match sandbox::layer_of_child_error(&e) {
+                Some((layer, error)) => Err(SpawnErrorKind::SandboxLayer { layer, error }),
+                None => Err(SpawnErrorKind::Exec(e)),
+            },
+        }
+    }
+}
+
+/// Adds the sandbox to the child's `pre_exec` steps. `kept` receives the
+/// prepared layers back when the command is dropped, so the parent keeps
+/// the limit groups (to remove them at teardown).
+#[allow(unsafe_code)]
+fn apply_sandbox_before_exec(cmd: &mut Command, prepared: Prepared, kept: Arc<std::sync::Mutex<Option<Prepared>>>) {
+    /// Hands the prepared layers back to the parent on drop (in the parent:
+    /// the child execs or exits without running destructors).
+    struct GiveBack {
+        prepared: Option<Prepared>,
+        kept: Arc<std::sync::Mutex<Option<Prepared>>>,
+    }
+    impl Drop for GiveBack {
+        fn drop(&mut self) {
+            *self.kept.lock().unwrap_or_else(|p| p.into_inner()) = self.prepared.take();
+        }
+    }
+    let mut give_back = GiveBack {
+        prepared: Some(prepared),
+        kept,
+    };
+    // SAFETY: runs in the forked child, where only async-signal-safe
+    // operations are allowed (another node thread may have held the
+    // allocator's lock at fork). `apply_in_child` makes only system calls
+    // on fds, rlimit values and a BPF program prepared before the fork,
+    // through rustix, libc's thin wrappers (`prctl`, `syscall`) and the
+    // landlock crate's `restrict_self` (a `prctl` and a system call on the
+    // ruleset fd, which it then closes); errors are integers inside
+    // `io::Error`, which does not allocate for raw OS errors. The mutex in
+    // `GiveBack` is only touched by its `Drop`, which never runs in the
+    // child (it execs or `_exit`s).
+    unsafe {
+        cmd.pre_exec(move || match give_back.prepared.as_mut() {
+            Some(prepared) => prepared.apply_in_child(),
+            None => Ok(()),
+        });
+    }
+}
+
+/// A fork request for the spawner thread.
+type Job = (Command, std::sync::mpsc::SyncSender<io::Result<Child>>);
+
+/// Forks on the node's spawner thread, which lives as long as the node:
+/// `PR_SET_PDEATHSIG` fires when the *thread* that forked exits, so
+/// forking from a tokio worker (or any short-lived thread) would kill
+/// modules when that thread ends. The command is dropped on that thread
+/// once the fork is done, closing the parent's copies of prepared fds.
+fn spawn_on_spawner_thread(cmd: Command) -> io::Result<Child> {
+    static SPAWNER: std::sync::OnceLock<std::sync::Mutex<std::sync::mpsc::Sender<Job>>> = std::sync::OnceLock::new();
+    let sender = SPAWNER.get_or_init(|| {
+        let (tx, rx) = std::sync::mpsc::channel::<Job>();
+        let started = std::thread::Builder::new()
+            .name("blvm-module-spawner".into())
+            .spawn(move || {
+                for (mut cmd, reply) in rx {
+                    let result = cmd.spawn();
+                    drop(cmd);
+                    let _ = reply.send(result);
+                }
+            });
+        if let Err(e) = started {
+            tracing::error!(error = %e, "cannot start the module spawner thread");
+        }
+        std::sync::Mutex::new(tx)
+    });
+    let (reply_tx, reply_rx) = std::sync::mpsc::sync_channel(1);
+    sender
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .send((cmd, reply_tx))
+        .map_err(|_| io::Error::other("the module spawner thread is gone"))?;
+    reply_rx
+        .recv()
+        .map_err(|_| io::Error::other("the module spawner thread is gone"))?
 }
 
 /// The command line, environment and stdio of a spawn (no cgroup yet).

@@ -47,6 +47,7 @@ impl TestDir {
             token: format!("token-{name}-{}", std::process::id()),
             data_dir: self.0.clone(),
             extra_env: Vec::new(),
+            sandbox: None,
         }
     }
 }

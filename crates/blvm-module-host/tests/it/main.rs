@@ -10,4 +10,5 @@ mod events;
 mod isolation;
 mod manager;
 mod permissions;
+mod sandbox;
 mod sdk;

@@ -1,0 +1,422 @@
+//! The kernel sandbox of a module process (DESIGN.md "Sandbox").
+//!
+//! Everything is prepared in the node, before `fork`: cgroup v1 groups are
+//! created and their limits written, their `cgroup.procs` opened; rlimits
+//! computed; the Landlock ruleset built (its fd open); the seccomp BPF
+//! program compiled. Between fork and exec the child then makes only system
+//! calls on what was prepared ([`Prepared::apply_in_child`]), in this order,
+//! each step needing the one before or being undone by the one after:
+//!
+//! 1. join the cgroups (v2 teardown group: `process::spawner`; v1 limit
+//!    groups here): needs root's right to migrate, so before the uid drop;
+//!    first so every later instruction is accounted and limited;
+//! 2. rlimits: lowering needs nothing, but a hard limit can only be raised
+//!    by a privileged process, so before the uid drop;
+//! 3. `unshare(CLONE_NEWNET)` unless `network_access`: needs
+//!    `CAP_SYS_ADMIN`, which the uid drop takes away;
+//! 4. uid/gid drop (when configured): changing credentials clears
+//!    `PR_SET_PDEATHSIG`, so it comes before it;
+//! 5. `PR_SET_NO_NEW_PRIVS`: Landlock and seccomp need it once
+//!    `CAP_SYS_ADMIN` is gone, and a setuid binary exec'd later gains
+//!    nothing;
+//! 6. `PR_SET_PDEATHSIG(SIGKILL)`, then a check that the node did not die
+//!    before it was set;
+//! 7. Landlock;
+//! 8. seccomp last: its filter would refuse system calls the earlier steps
+//!    make (it is the narrowest, and applies to `execve` itself only as
+//!    "allowed").
+//!
+//! [`SandboxMode::Strict`] (the default) refuses to spawn when a layer the
+//! spec asks for cannot be prepared; [`SandboxMode::Permissive`] spawns
+//! without it and reports it in [`SandboxReport::missing`]. A layer that
+//! was prepared and then fails in the child always fails the spawn, with
+//! the layer's name: a layer is listed as active only if it was applied.
+
+mod landlock;
+mod limits;
+mod netns;
+mod privileges;
+mod seccomp;
+
+use std::collections::BTreeMap;
+use std::io;
+use std::path::PathBuf;
+
+pub use limits::{ResourceLimits, V1_CONTROLLERS};
+pub use privileges::RunAs;
+
+pub(crate) use limits::LimitGroups;
+
+/// What to do when a layer cannot be applied on this host.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum SandboxMode {
+    /// Refuse to start the module, naming the layer.
+    #[default]
+    Strict,
+    /// Start it without the layer, and report the layer as missing.
+    Permissive,
+}
+
+/// One layer of the sandbox, as named in status output.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Layer {
+    /// Memory limit of the module's cgroup.
+    CgroupMemory,
+    /// Process (task) count limit of the module's cgroup.
+    CgroupPids,
+    /// CPU quota of the module's cgroup.
+    CgroupCpu,
+    /// `RLIMIT_DATA`, `RLIMIT_NOFILE`, `RLIMIT_CORE`=0.
+    Rlimits,
+    /// Its own, empty network namespace.
+    NetNamespace,
+    /// Runs under an unprivileged uid/gid.
+    UidDrop,
+    /// `PR_SET_NO_NEW_PRIVS`.
+    NoNewPrivs,
+    /// `PR_SET_PDEATHSIG(SIGKILL)`: dies with the node.
+    DeathSignal,
+    /// Landlock filesystem rules.
+    Landlock,
+    /// The seccomp filter.
+    Seccomp,
+}
+
+impl Layer {
+    /// The name used in status output and logs.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Layer::CgroupMemory => "cgroup-memory",
+            Layer::CgroupPids => "cgroup-pids",
+            Layer::CgroupCpu => "cgroup-cpu",
+            Layer::Rlimits => "rlimits",
+            Layer::NetNamespace => "netns",
+            Layer::UidDrop => "uid-drop",
+            Layer::NoNewPrivs => "no-new-privs",
+            Layer::DeathSignal => "pdeathsig",
+            Layer::Landlock => "landlock",
+            Layer::Seccomp => "seccomp",
+        }
+    }
+
+    /// Index used to tell the parent which layer failed in the child.
+    fn code(self) -> i32 {
+        self as i32 + 1
+    }
+
+    fn from_code(code: i32) -> Option<Layer> {
+        const ALL: [Layer; 10] = [
+            Layer::CgroupMemory,
+            Layer::CgroupPids,
+            Layer::CgroupCpu,
+            Layer::Rlimits,
+            Layer::NetNamespace,
+            Layer::UidDrop,
+            Layer::NoNewPrivs,
+            Layer::DeathSignal,
+            Layer::Landlock,
+            Layer::Seccomp,
+        ];
+        ALL.get(usize::try_from(code.checked_sub(1)?).ok()?).copied()
+    }
+}
+
+impl std::fmt::Display for Layer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// The operator's sandbox settings (part of `ManagerConfig`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SandboxConfig {
+    /// False turns the sandbox off entirely (modules run as before it
+    /// existed); status then lists no layer.
+    pub enabled: bool,
+    /// Strict (default) or permissive.
+    pub mode: SandboxMode,
+    /// Limits of every module.
+    pub default_limits: ResourceLimits,
+    /// Per-module limits, combined with `default_limits` field by field:
+    /// the stricter value wins.
+    pub limits: BTreeMap<String, ResourceLimits>,
+    /// The uid/gid modules run as when the node runs as root; `None`
+    /// keeps the node's (see `docs/security.md` for why it is off by default).
+    pub run_as: Option<RunAs>,
+}
+
+impl Default for SandboxConfig {
+    fn default() -> SandboxConfig {
+        SandboxConfig {
+            enabled: true,
+            mode: SandboxMode::Strict,
+            default_limits: ResourceLimits::default(),
+            limits: BTreeMap::new(),
+            run_as: None,
+        }
+    }
+}
+
+impl SandboxConfig {
+    /// The spec of one module: its limits (the stricter of default and
+    /// per-module), and whether it was granted `network_access`.
+    pub fn spec_for(&self, name: &str, network_access: bool) -> Option<SandboxSpec> {
+        if !self.enabled {
+            return None;
+        }
+        let limits = match self.limits.get(name) {
+            Some(own) => self.default_limits.stricter(own),
+            None => self.default_limits,
+        };
+        Some(SandboxSpec {
+            mode: self.mode,
+            limits,
+            network_access,
+            run_as: self.run_as,
+            extra_read_only: Vec::new(),
+        })
+    }
+}
+
+/// The sandbox of one spawn.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SandboxSpec {
+    /// Strict or permissive.
+    pub mode: SandboxMode,
+    /// Resource limits.
+    pub limits: ResourceLimits,
+    /// Granted `network_access`: no network namespace, and `socket()` of
+    /// any family is allowed.
+    pub network_access: bool,
+    /// Drop to this uid/gid when the node runs as root.
+    pub run_as: Option<RunAs>,
+    /// More paths the module may read (and execute), besides its binary
+    /// and the system libraries.
+    pub extra_read_only: Vec<PathBuf>,
+}
+
+/// Which layers a spawn has, and which were asked for but missing.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SandboxReport {
+    /// Layers applied, in the order they were applied.
+    pub active: Vec<Layer>,
+    /// Layers that could not be applied (permissive mode only), with why.
+    pub missing: Vec<(Layer, String)>,
+}
+
+impl SandboxReport {
+    /// Active layer names, then `missing:<layer>` for each missing one.
+    pub fn describe(&self) -> Vec<String> {
+        self.active
+            .iter()
+            .map(|l| l.as_str().to_owned())
+            .chain(self.missing.iter().map(|(l, _)| format!("missing:{l}")))
+            .collect()
+    }
+}
+
+/// A layer the spec asks for could not be applied (strict mode).
+#[derive(Debug, thiserror::Error)]
+#[error("sandbox layer {layer} cannot be applied: {reason}")]
+pub struct SandboxError {
+    /// The layer.
+    pub layer: Layer,
+    /// Why.
+    pub reason: String,
+}
+
+/// Errors from the child are passed back as
+/// `CHILD_ERRNO_BASE + code × 0x1000 + errno` (errnos are below 4096), so
+/// the parent can name the layer; std hands the child's raw code back as is.
+const CHILD_ERRNO_BASE: i32 = 0x20000;
+
+fn child_error(layer: Layer, errno: i32) -> io::Error {
+    io::Error::from_raw_os_error(CHILD_ERRNO_BASE + layer.code() * 0x1000 + errno.clamp(0, 0xfff))
+}
+
+/// If `e` came from a sandbox step in the child, the layer and its errno.
+pub(crate) fn layer_of_child_error(e: &io::Error) -> Option<(Layer, io::Error)> {
+    let code = e.raw_os_error()?.checked_sub(CHILD_ERRNO_BASE)?;
+    if code < 0x1000 {
+        return None;
+    }
+    Some((
+        Layer::from_code(code / 0x1000)?,
+        io::Error::from_raw_os_error(code % 0x1000),
+    ))
+}
+
+/// What the spawn needs to know of the request to prepare its sandbox.
+#[derive(Debug)]
+pub(crate) struct Target<'a> {
+    pub module_id: &'a str,
+    pub binary: &'a std::path::Path,
+    pub data_dir: &'a std::path::Path,
+    pub socket_path: &'a std::path::Path,
+}
+
+/// A sandbox prepared in the parent, applied in the child.
+pub(crate) struct Prepared {
+    groups: LimitGroups,
+    rlimits: Vec<(rustix::process::Resource, rustix::process::Rlimit)>,
+    netns: bool,
+    run_as: Option<RunAs>,
+    no_new_privs: bool,
+    death_signal: bool,
+    node_pid: Option<rustix::process::Pid>,
+    landlock: Option<::landlock::RulesetCreated>,
+    seccomp: Option<seccompiler::BpfProgram>,
+    report: SandboxReport,
+}
+
+impl std::fmt::Debug for Prepared {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Prepared").field("report", &self.report).finish()
+    }
+}
+
+impl Prepared {
+    /// Prepares every layer `spec` asks for. In strict mode the first layer
+    /// that cannot be prepared is an error (and what was created is
+    /// removed); in permissive mode it is recorded as missing.
+    pub(crate) fn prepare(spec: &SandboxSpec, target: &Target<'_>) -> Result<Prepared, SandboxError> {
+        let mut report = SandboxReport::default();
+        let need = |layer: Layer, result: Result<(), String>, report: &mut SandboxReport| match result {
+            Ok(()) => {
+                report.active.push(layer);
+                Ok(true)
+            }
+            Err(reason) if spec.mode == SandboxMode::Permissive => {
+                tracing::warn!(layer = %layer, %reason, "sandbox layer missing (permissive mode)");
+                report.missing.push((layer, reason));
+                Ok(false)
+            }
+            Err(reason) => Err(SandboxError { layer, reason }),
+        };
+
+        // 1. cgroup v1 limit groups.
+        let mut groups = LimitGroups::default();
+        for (layer, wanted) in [
+            (Layer::CgroupMemory, spec.limits.memory_bytes.is_some()),
+            (Layer::CgroupPids, spec.limits.max_processes.is_some()),
+            (Layer::CgroupCpu, spec.limits.cpu_percent.is_some()),
+        ] {
+            if !wanted {
+                continue;
+            }
+            let result = groups
+                .add(layer, &spec.limits, target.module_id)
+                .map_err(|e| e.to_string());
+            need(layer, result, &mut report)?;
+        }
+        // 2. rlimits.
+        let rlimits = limits::rlimits(&spec.limits);
+        need(Layer::Rlimits, Ok(()), &mut report)?;
+        // 3. network namespace.
+        let netns = !spec.network_access && need(Layer::NetNamespace, netns::available(), &mut report)?;
+        // 4. uid drop, only when the node is root (else there is nothing to drop).
+        let run_as = match spec.run_as {
+            Some(ids) if rustix::process::geteuid().is_root() => {
+                let ok = need(
+                    Layer::UidDrop,
+                    privileges::prepare_run_as(ids, target).map_err(|e| e.to_string()),
+                    &mut report,
+                )?;
+                ok.then_some(ids)
+            }
+            _ => None,
+        };
+        // 5, 6.
+        need(Layer::NoNewPrivs, Ok(()), &mut report)?;
+        // PR_SET_PDEATHSIG is not applied yet: with it, modules were killed
+        // while the node lived (seen in the manager tests when run
+        // concurrently); until that is understood it is not claimed.
+        // 7. Landlock.
+        let landlock = match landlock::ruleset(target, &spec.extra_read_only) {
+            Ok(r) => {
+                need(Layer::Landlock, Ok(()), &mut report)?;
+                Some(r)
+            }
+            Err(reason) => {
+                need(Layer::Landlock, Err(reason), &mut report)?;
+                None
+            }
+        };
+        // 8. seccomp.
+        let seccomp = match seccomp::program(spec.network_access) {
+            Ok(p) => {
+                need(Layer::Seccomp, Ok(()), &mut report)?;
+                Some(p)
+            }
+            Err(reason) => {
+                need(Layer::Seccomp, Err(reason), &mut report)?;
+                None
+            }
+        };
+        Ok(Prepared {
+            groups,
+            rlimits,
+            netns,
+            run_as,
+            no_new_privs: true,
+            death_signal: false,
+            node_pid: Some(rustix::process::getpid()),
+            landlock,
+            seccomp,
+            report,
+        })
+    }
+
+    /// Applies every prepared layer, in the documented order. Runs in the
+    /// forked child: only system calls on what was prepared; no allocation
+    /// (an error is a plain integer inside `io::Error`).
+    pub(crate) fn apply_in_child(&mut self) -> io::Result<()> {
+        self.groups.join_in_child()?;
+        limits::apply_rlimits(&self.rlimits).map_err(|e| child_error(Layer::Rlimits, e.raw_os_error()))?;
+        if self.netns {
+            netns::unshare_in_child().map_err(|e| child_error(Layer::NetNamespace, e.raw_os_error()))?;
+        }
+        if let Some(ids) = self.run_as {
+            privileges::drop_to(ids).map_err(|e| child_error(Layer::UidDrop, e.raw_os_error()))?;
+        }
+        if self.no_new_privs {
+            privileges::no_new_privs().map_err(|e| child_error(Layer::NoNewPrivs, e.raw_os_error()))?;
+        }
+        if self.death_signal {
+            privileges::die_with_parent(self.node_pid)
+                .map_err(|e| child_error(Layer::DeathSignal, e.raw_os_error()))?;
+        }
+        if let Some(ruleset) = self.landlock.take() {
+            landlock::restrict_self(ruleset).map_err(|errno| child_error(Layer::Landlock, errno))?;
+        }
+        if let Some(program) = &self.seccomp {
+            seccomp::install(program).map_err(|errno| child_error(Layer::Seccomp, errno))?;
+        }
+        Ok(())
+    }
+
+    /// After a successful spawn: what the process keeps (the limit groups,
+    /// removed at teardown; the report).
+    pub(crate) fn into_applied(self) -> Applied {
+        Applied {
+            groups: self.groups.into_kept(),
+            report: self.report,
+        }
+    }
+}
+
+/// The sandbox of a running module: removed (its cgroup v1 groups) when
+/// dropped, which `ModuleProcess` does after its tree is dead.
+#[derive(Debug, Default)]
+pub(crate) struct Applied {
+    groups: LimitGroups,
+    /// What is active.
+    pub(crate) report: SandboxReport,
+}
+
+impl Applied {
+    /// The v1 limit groups, for tests and status.
+    pub(crate) fn group_dirs(&self) -> Vec<PathBuf> {
+        self.groups.dirs()
+    }
+}
