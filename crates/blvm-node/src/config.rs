@@ -11,7 +11,7 @@
 //! modules_dir = "modules"      # --modules-dir (default <datadir>/modules)
 //! block_interval = 10          # --block-interval, seconds; 0 = no timer
 //! mining_address = "bcrt1..."  # --mining-address (default: P2WSH(OP_TRUE))
-//! minrelaytxfee = 1.0          # --minrelaytxfee, sat/vB (Core: -minrelaytxfee)
+//! minrelaytxfee = 1.0          # --minrelaytxfee, in sat/vB (Core's -minrelaytxfee is in BTC/kvB)
 //! log = "info"                 # --log
 //!
 //! [modules.block-stats]        # merged over the module's config.toml
@@ -29,7 +29,7 @@ use serde::Deserialize;
 #[derive(Debug, Default, Clone, Deserialize, clap::Args)]
 #[serde(deny_unknown_fields)]
 pub struct Settings {
-    /// Chain: `regtest` (default) or `main` (for importing real blocks).
+    /// Chain: `regtest` (default), `main` (for importing real blocks), `test` or `signet`.
     #[arg(long, global = true)]
     pub network: Option<String>,
     /// Data directory.
@@ -213,7 +213,22 @@ impl NodeConfig {
             block_interval: s
                 .block_interval
                 .unwrap_or(if network == Network::Regtest { 10 } else { 0 }),
-            mining_address: s.mining_address,
+            mining_address: match s.mining_address {
+                Some(a) => {
+                    let valid = a
+                        .parse::<bitcoin::Address<_>>()
+                        .ok()
+                        .is_some_and(|addr| addr.is_valid_for_network(network));
+                    if !valid {
+                        return Err(ConfigError::Invalid {
+                            key: "mining_address",
+                            message: format!("`{a}` is not a valid {} address", core_name(network)),
+                        });
+                    }
+                    Some(a)
+                }
+                None => None,
+            },
             log: s.log.unwrap_or_else(|| "info".into()),
             min_relay_fee: match s.minrelaytxfee {
                 Some(f) if !(f >= 0.0 && f.is_finite()) => {
@@ -275,5 +290,11 @@ mod tests {
             ..Settings::default()
         };
         assert!(NodeConfig::resolve(bad).unwrap_err().to_string().contains("network"));
+        // A mainnet address cannot receive regtest coinbases.
+        let wrong_net = Settings {
+            mining_address: Some("1A1zP1eP5QGefi2DMPTfTL5SLmv7DivfNa".into()),
+            ..Settings::default()
+        };
+        assert!(NodeConfig::resolve(wrong_net).unwrap_err().to_string().contains("mining_address"));
     }
 }

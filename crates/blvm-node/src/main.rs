@@ -146,7 +146,8 @@ fn run(config: NodeConfig) -> anyhow::Result<()> {
         let shutdown_started = Instant::now();
         node.publish(ev::NodeShutdown {
             reason: "requested".into(),
-            timeout_ms: 10_000,
+            // What each module gets between `Shutdown` and being killed.
+            timeout_ms: node.manager.config().shutdown_grace.as_millis() as u64,
         });
         for t in tasks {
             t.abort();

@@ -52,10 +52,15 @@ async fn main() -> Result<(), SdkError> {
         tokio::select! {
             _ = integration.shutdown_requested() => {
                 log(&integration, LogLevel::Info, format!("shutting down with {} blocks in the table", table.len()));
-                return Ok(());
+                // The last log line must leave before the process exits.
+                return integration.flush().await;
             }
             received = events.recv() => {
-                let Some(received) = received else { return Ok(()) };
+                let Some(received) = received else {
+                    // The node is gone without asking us to stop: a crash
+                    // from the node's point of view, so say so.
+                    return Err(SdkError::ConnectionClosed);
+                };
                 if received.seq != last_seq + 1 && last_seq != 0 {
                     log(&integration, LogLevel::Warn, format!("missed {} events", received.seq - last_seq - 1));
                 }

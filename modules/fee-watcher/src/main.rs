@@ -39,9 +39,12 @@ async fn main() -> Result<(), SdkError> {
     let mut last = (None, None);
     loop {
         tokio::select! {
-            _ = integration.shutdown_requested() => return Ok(()),
+            _ = integration.shutdown_requested() => {
+                log(&integration, LogLevel::Info, "shutting down".into());
+                return integration.flush().await;
+            }
             received = events.recv() => {
-                let Some(received) = received else { return Ok(()) };
+                let Some(received) = received else { return Err(SdkError::ConnectionClosed) };
                 match &received.event {
                     Event::MempoolTransactionAdded(t) => {
                         log(&integration, LogLevel::Info, format!("mempool + {} ({:.2} sat/vB)", t.txid, t.fee_rate));

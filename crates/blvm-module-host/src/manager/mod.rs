@@ -393,6 +393,18 @@ impl ModuleManager {
         self.load(name, source, metadata, config).await
     }
 
+    /// Loads a module read from its folder ([`registry::discover`] or
+    /// [`registry::read_module_folder`]); unlike [`Self::load_module`], a
+    /// later reload reads that folder again (manifest, config, binary).
+    pub async fn load_discovered(&self, module: &registry::DiscoveredModule) -> Result<(), ManagerError> {
+        let source = ModuleSource {
+            binary_path: module.binary_path.clone(),
+            dir: Some(module.dir.clone()),
+        };
+        self.load(module.name(), source, module.manifest.clone(), module.config.clone())
+            .await
+    }
+
     async fn load(
         &self,
         name: &str,

@@ -20,7 +20,7 @@ pub(super) const METHODS: &[(&str, &str, Method)] = &[
     ("getblockhash", "getblockhash height\nReturns hash of block in best-block-chain at height provided.", getblockhash),
     ("getblock", "getblock \"blockhash\" ( verbosity )\nIf verbosity is 0, returns hex-encoded data for the block; 1 an object; 2 an object with transaction details.", getblock),
     ("getblockheader", "getblockheader \"blockhash\" ( verbose )\nIf verbose is false, returns hex-encoded data for the header, else an object.", getblockheader),
-    ("getrawtransaction", "getrawtransaction \"txid\" ( verbose \"blockhash\" )\nReturns the raw transaction data from the mempool or the transaction index.", getrawtransaction),
+    ("getrawtransaction", "getrawtransaction \"txid\" ( verbosity )\nReturns the raw transaction data from the mempool or the transaction index (the transaction index covers every block, so no blockhash is needed).", getrawtransaction),
     ("gettxout", "gettxout \"txid\" n ( include_mempool )\nReturns details about an unspent transaction output.", gettxout),
     ("invalidateblock", "invalidateblock \"blockhash\"\nPermanently marks a block as invalid, as if it violated a consensus rule.", invalidateblock),
     ("reconsiderblock", "reconsiderblock \"blockhash\"\nRemoves invalidity status of a block, its ancestors and its descendants.", reconsiderblock),

@@ -80,13 +80,7 @@ fn loadmodule(node: &Arc<Node>, p: &Params) -> Result<Value, RpcError> {
             .unwrap_or_else(|| format!("no module `{name}` in {}", node.config.modules_dir.display()));
         return Err(RpcError::invalid_parameter(why));
     };
-    block_on(node.manager.load_module(
-        &name,
-        &module.binary_path,
-        module.manifest.clone(),
-        module.config.clone(),
-    ))
-    .map_err(|e| RpcError::misc(e.to_string()))?;
+    block_on(node.manager.load_discovered(module)).map_err(|e| RpcError::misc(e.to_string()))?;
     Ok(node
         .manager
         .module_status(&name)
