@@ -114,3 +114,33 @@ async fn node_invocation_and_module_request_are_in_flight_together() {
         "{code}: a call made after the node saw the connection close is refused as closed"
     );
 }
+
+#[tokio::test(flavor = "current_thread")]
+async fn a_request_larger_than_the_socket_buffer_is_written_in_full() {
+    use blvm_module_protocol::Permission::SendTransactions;
+    let host = Host::start("large-request");
+    let token = host.expect_self(spec("submitter", &[SendTransactions, ReadChainState]));
+    let module = blvm_sdk::ModuleIntegration::connect_with_token(
+        host.server.socket_path(),
+        "submitter",
+        "submitter",
+        "1.0.0",
+        &token,
+    )
+    .await
+    .expect("connected");
+    // A real 1.38 MB mainnet block: far more than a socket buffer holds,
+    // so the SDK must wait for write space part-way through the frame.
+    let (block, _) = blvm_testkit::block_702861();
+    let err = tokio::time::timeout(DEADLINE, module.node_api().submit_block(block.to_vec()))
+        .await
+        .expect("answered in time")
+        .expect_err("the in-memory chain has no miner");
+    assert_eq!(
+        err.remote().map(|e| e.code.clone()),
+        Some(ErrorCode::Unavailable),
+        "{err}"
+    );
+    // The connection is intact after it.
+    assert_eq!(module.node_api().get_block_height().await.expect("height"), 438);
+}

@@ -25,6 +25,7 @@ use bytes::{Bytes, BytesMut};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 use tokio::io::unix::AsyncFd;
+use tokio::io::Interest;
 use tokio::sync::{mpsc, oneshot, watch, Notify};
 
 use crate::error::SdkError;
@@ -128,12 +129,12 @@ impl ModuleIpcClient {
         stream.set_nonblocking(true)?;
         let (events_tx, events_rx) = mpsc::channel(event_buffer.max(1));
         let (invocations_tx, invocations_rx) = mpsc::unbounded_channel();
-        // SAFETY: `register` needs the fd to stay open and the same for the
-        // AsyncFd's life. The AsyncFd owns the `UnixStream`, which owns the
-        // fd and closes it only when dropped with the AsyncFd; nothing here
-        // ever replaces or closes the fd behind it (`shutdown` keeps it open).
-        #[allow(unsafe_code)]
-        let fd = unsafe { AsyncFd::register(stream) }.map_err(std::io::Error::from)?;
+        // Registered for reading only. With write interest too, every send
+        // raises an edge-triggered EPOLLOUT that wakes the reactor for
+        // nothing: two `epoll_wait`s per round trip instead of one. Writes
+        // normally succeed at once; the rare one that would block waits on
+        // a temporary registration (`wait_writable`).
+        let fd = register(stream, Interest::READABLE)?;
         let inner = Arc::new(Inner {
             fd,
             out: Mutex::new(Outgoing::default()),
@@ -397,15 +398,37 @@ async fn write_loop(inner: Arc<Inner>) {
     }
 }
 
+/// Registers `stream` with the reactor for `interest`.
+fn register(stream: UnixStream, interest: Interest) -> std::io::Result<AsyncFd<UnixStream>> {
+    // SAFETY: `register_with_interest` needs the fd to stay open and the
+    // same for the AsyncFd's life. The AsyncFd owns the `UnixStream`, which
+    // owns the fd and closes it only when dropped with the AsyncFd; nothing
+    // here ever replaces or closes the fd behind it (`shutdown` keeps it
+    // open).
+    #[allow(unsafe_code)]
+    let fd = unsafe { AsyncFd::register_with_interest(stream, interest) };
+    fd.map_err(std::io::Error::from)
+}
+
+/// Waits until the socket can take more bytes, through a registration
+/// made for this wait only (see `connect_with` for why the connection's
+/// own registration has no write interest). Registering an edge-triggered
+/// fd that is already writable reports it at once, so space that freed up
+/// between the failed write and this call is not missed.
+async fn wait_writable(fd: &AsyncFd<UnixStream>) -> std::io::Result<()> {
+    let temporary = register(fd.get_ref().try_clone()?, Interest::WRITABLE)?;
+    let _guard = temporary.writable().await?;
+    Ok(())
+}
+
 async fn write_all(fd: &AsyncFd<UnixStream>, mut bytes: &[u8]) -> std::io::Result<()> {
     while !bytes.is_empty() {
-        let mut guard = fd.writable().await?;
-        match guard.try_io(|s| s.get_ref().write(bytes)) {
-            Ok(Ok(0)) => return Err(ErrorKind::WriteZero.into()),
-            Ok(Ok(n)) => bytes = &bytes[n..],
-            Ok(Err(e)) if e.kind() == ErrorKind::Interrupted => {}
-            Ok(Err(e)) => return Err(e),
-            Err(_would_block) => {}
+        match fd.get_ref().write(bytes) {
+            Ok(0) => return Err(ErrorKind::WriteZero.into()),
+            Ok(n) => bytes = &bytes[n..],
+            Err(e) if e.kind() == ErrorKind::Interrupted => {}
+            Err(e) if e.kind() == ErrorKind::WouldBlock => wait_writable(fd).await?,
+            Err(e) => return Err(e),
         }
     }
     Ok(())
