@@ -295,6 +295,9 @@ mod tests {
             mining_address: Some("1A1zP1eP5QGefi2DMPTfTL5SLmv7DivfNa".into()),
             ..Settings::default()
         };
-        assert!(NodeConfig::resolve(wrong_net).unwrap_err().to_string().contains("mining_address"));
+        assert!(NodeConfig::resolve(wrong_net)
+            .unwrap_err()
+            .to_string()
+            .contains("mining_address"));
     }
 }

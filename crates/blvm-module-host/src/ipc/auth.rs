@@ -136,6 +136,11 @@ impl AuthRegistry {
         self.pid_bound.notify_all();
     }
 
+    /// Whether `module_id` is still registered (not forgotten).
+    pub(crate) fn is_expected(&self, module_id: &str) -> bool {
+        self.lock().contains_key(module_id)
+    }
+
     /// Forgets a module (unloaded): its token no longer works.
     pub(crate) fn forget(&self, module_id: &str) {
         self.lock().remove(module_id);

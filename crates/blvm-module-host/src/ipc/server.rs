@@ -121,6 +121,13 @@ impl ModuleIpcServer {
             std::fs::remove_file(&path)?;
         }
         let listener = UnixListener::bind(&path)?;
+        // World-connectable (0666), so a module dropped to another uid (the
+        // sandbox's `nobody`) can connect. Connecting proves nothing: every
+        // connection must still present its one-time token from the pid it
+        // was spawned as (`auth`), so another local user gains no more than
+        // a refused handshake. The directory's mode still decides who can
+        // reach the socket at all.
+        std::fs::set_permissions(&path, std::os::unix::fs::PermissionsExt::from_mode(0o666))?;
         let (notify, _) = broadcast::channel(1024);
         let shared = Arc::new(Shared {
             config,
@@ -417,6 +424,13 @@ fn start_connection(
         conn: Arc::clone(&conn),
     };
     lock(&shared.connections).insert(spec.module_id.clone(), handle);
+    // `forget_module` may have run between the handshake and the insert,
+    // when there was no connection yet to cut: cut it now. (Forget removes
+    // the registration first, then the connection, so one of the two
+    // always sees the other.)
+    if !shared.auth.is_expected(&spec.module_id) {
+        conn.close();
+    }
     tracing::info!(module = %spec.name, module_id = %spec.module_id, pid, "module connected");
     // Announced as soon as `welcome` is out and the connection can be
     // reached, before this thread reads anything more: a module may exit

@@ -249,6 +249,9 @@ struct Entry {
     running_since: Option<std::time::Instant>,
     restarts: u32,
     last_error: Option<String>,
+    /// The latest resource limit warning per resource, newest last; kept
+    /// across restarts so a crash's warning stays visible.
+    resource_warnings: Vec<String>,
     stop: Arc<Notify>,
     stop_requested: bool,
     /// Why the stop was requested, sent in `Shutdown`: `unload`, `reload`
@@ -465,6 +468,7 @@ impl ModuleManager {
                     running_since: None,
                     restarts: 0,
                     last_error: None,
+                    resource_warnings: Vec::new(),
                     stop: Arc::clone(&stop),
                     stop_requested: false,
                     stop_reason: "unload",
@@ -763,6 +767,7 @@ impl ModuleManager {
             capabilities: e.capabilities,
             usage: live.map(|p| p.usage()),
             sandbox_layers: live.map(|p| p.sandbox().describe()).unwrap_or_default(),
+            resource_warnings: e.resource_warnings.clone(),
             delivery: e
                 .module_id
                 .as_ref()

@@ -69,6 +69,11 @@ pub struct ModuleStatus {
     /// (`cgroup-memory`, ..., `seccomp`), then `missing:<layer>` for each
     /// layer permissive mode started it without. Empty when not running.
     pub sandbox_layers: Vec<String>,
+    /// The latest resource limit warning of each resource (`memory`,
+    /// `pids`), newest last, e.g. `memory at 83% of its limit (223… of
+    /// 268435456 bytes)`: published as `ResourceLimitWarning` when usage
+    /// reached 80% of the limit. Kept across restarts.
+    pub resource_warnings: Vec<String>,
     /// Event delivery counters of the current spawn.
     pub delivery: Option<DeliveryStats>,
 }

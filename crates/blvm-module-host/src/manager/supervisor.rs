@@ -14,7 +14,10 @@
 //!    the deadline (kill), or a stop request;
 //! 4. run until the process exits, its connection is lost (kill it: a
 //!    module without its connection is broken), or a stop is requested
-//!    (`Shutdown`, grace period, kill);
+//!    (`Shutdown`, grace period, kill); meanwhile, every second, compare
+//!    its memory and task counts with its cgroup limits and publish
+//!    `ResourceLimitWarning` when one reaches 80% (once per crossing); a
+//!    death by the memory cgroup's OOM killer is reported as such;
 //! 5. kill what is left of its process tree, forget the spawn's token and
 //!    drop the process (and with it its cgroup): a failed module keeps no
 //!    process state until it is unloaded.
@@ -23,7 +26,7 @@ use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::Instant;
 
-use blvm_module_protocol::events::{ModuleCrashed, ModuleStateChanged};
+use blvm_module_protocol::events::{ModuleCrashed, ModuleStateChanged, ResourceLimitWarning};
 use tokio::sync::{broadcast, oneshot, Notify};
 
 use super::{Inner, ModuleState};
@@ -325,30 +328,114 @@ async fn drive(
     if let Some(tx) = ready.take() {
         let _ = tx.send(Ok(()));
     }
-    tokio::select! {
-        info = wait_exit(&mut exited) => RunEnd::Crashed {
-            reason: if info.is_some_and(|i| i.is_clean()) {
-                "exited with status 0 without being asked to stop".into()
-            } else {
-                describe(info)
-            },
-            exit: info,
-        },
-        () = wait_closed(connections, module_id) => {
-            // A dying process closes its socket first; give the waiter a
-            // moment to report how it died before calling it a lost link.
-            match tokio::time::timeout(LINK_LOSS_GRACE, wait_exit(&mut exited)).await {
-                Ok(info) => RunEnd::Crashed { reason: describe(info), exit: info },
-                Err(_) => RunEnd::Crashed {
-                    reason: "lost its connection to the node; killed".into(),
-                    exit: None,
-                },
+    let mut sampler = tokio::time::interval(LIMIT_SAMPLE_PERIOD);
+    sampler.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+    let mut alarms = LimitAlarms::default();
+    // Every branch but the sampler's ends the run; each one is cancel-safe
+    // (a watch, a broadcast receiver, a `Notify` that keeps its permit), so
+    // re-creating them on every tick loses nothing.
+    loop {
+        tokio::select! {
+            info = wait_exit(&mut exited) => {
+                let reason = if info.is_some_and(|i| i.is_clean()) {
+                    "exited with status 0 without being asked to stop".into()
+                } else {
+                    describe_crash(info, process)
+                };
+                return RunEnd::Crashed { reason, exit: info };
             }
+            () = wait_closed(connections, module_id) => {
+                // A dying process closes its socket first; give the waiter a
+                // moment to report how it died before calling it a lost link.
+                return match tokio::time::timeout(LINK_LOSS_GRACE, wait_exit(&mut exited)).await {
+                    Ok(info) => RunEnd::Crashed { reason: describe_crash(info, process), exit: info },
+                    Err(_) => RunEnd::Crashed {
+                        reason: "lost its connection to the node; killed".into(),
+                        exit: None,
+                    },
+                };
+            }
+            _ = stop.notified() => {
+                shutdown(inner, name, module_id, process, &mut exited).await;
+                return RunEnd::Stopped;
+            }
+            _ = sampler.tick() => check_limits(inner, name, process, &mut alarms),
         }
-        _ = stop.notified() => {
-            shutdown(inner, name, module_id, process, &mut exited).await;
-            RunEnd::Stopped
+    }
+}
+
+/// How often a running module's usage is compared with its limits.
+const LIMIT_SAMPLE_PERIOD: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// A warning is published when usage reaches this percentage of a limit.
+pub(super) const WARN_PERCENT: f64 = 80.0;
+
+/// ... and only again once usage has fallen below this one: a module
+/// hovering around 80% would otherwise publish a warning every second.
+const REARM_PERCENT: f64 = 70.0;
+
+/// Which limits have a warning outstanding (per spawn: a new process has
+/// new groups and starts with none).
+#[derive(Default)]
+struct LimitAlarms {
+    memory: bool,
+    pids: bool,
+}
+
+/// One sample: publishes `ResourceLimitWarning` for each limit that has
+/// just crossed [`WARN_PERCENT`] and records it in the module's status.
+fn check_limits(inner: &Inner, name: &str, process: &ModuleProcess, alarms: &mut LimitAlarms) {
+    let usage = process.limit_usage();
+    for (resource, gauge, raised, unit) in [
+        ("memory", usage.memory, &mut alarms.memory, "bytes"),
+        ("pids", usage.pids, &mut alarms.pids, "tasks"),
+    ] {
+        let Some(gauge) = gauge else { continue };
+        let percent = gauge.percent();
+        if *raised {
+            if percent < REARM_PERCENT {
+                *raised = false;
+            }
+            continue;
         }
+        if percent < WARN_PERCENT {
+            continue;
+        }
+        *raised = true;
+        let text = format!(
+            "{resource} at {percent:.0}% of its limit ({} of {} {unit})",
+            gauge.current, gauge.limit
+        );
+        tracing::warn!(module = %name, "resource limit warning: {text}");
+        if let Some(e) = inner.lock().get_mut(name) {
+            // The latest warning per resource, newest last.
+            e.resource_warnings.retain(|w| !w.starts_with(resource));
+            e.resource_warnings.push(text);
+        }
+        inner.publish(ResourceLimitWarning {
+            module_name: Some(name.to_owned()),
+            resource_type: resource.to_owned(),
+            usage_percent: percent,
+            current_usage: gauge.current,
+            limit: gauge.limit,
+            threshold_percent: WARN_PERCENT,
+        });
+        inner.changed();
+    }
+}
+
+/// How a running module died, naming the memory limit when the memory
+/// cgroup's OOM killer took one of its processes: a bare `SIGKILL` would
+/// not tell the operator why.
+fn describe_crash(info: Option<ExitInfo>, process: &ModuleProcess) -> String {
+    let usage = process.limit_usage();
+    match (usage.oom_kills, usage.memory) {
+        (Some(kills), Some(memory)) if kills > 0 => format!(
+            "{}: killed by its memory limit ({} bytes; the cgroup's OOM killer killed {kills} of its processes)",
+            describe(info),
+            memory.limit
+        ),
+        _ => describe(info),
     }
 }
 

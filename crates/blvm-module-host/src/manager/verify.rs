@@ -2,8 +2,8 @@
 //!
 //! The module's binary is read once into memory, its sha256 compared with
 //! the manifest's `[binary].hash` (and `size`), and those same bytes are
-//! written to a node-owned, read-and-execute-only copy, which is what gets
-//! spawned. Changing the file in the module's folder after the check
+//! written to a node-owned, read-and-execute-only copy (0555 in a 0711
+//! directory), which is what gets spawned. Changing the file in the module's folder after the check
 //! changes nothing that runs; a reload reads and checks it again.
 //!
 //! The staged copy is trusted only as far as its hash: it is hashed again
@@ -109,7 +109,13 @@ fn sha256_file(path: &Path) -> std::io::Result<String> {
 }
 
 /// Reads `binary`, checks it against `manifest`, and stages the checked
-/// bytes under `stage_dir` (created 0700).
+/// bytes under `stage_dir`.
+///
+/// Modes are chosen for a module that runs under another uid (the
+/// sandbox's uid drop): the directory is 0711 (others may reach a file
+/// whose name they know, not list the directory) and the binary 0555,
+/// both owned by the node, so the module can read and execute its binary
+/// but neither it nor any other module can change it.
 pub fn verify_and_stage(
     manifest: &ModuleManifest,
     binary: &Path,
@@ -143,7 +149,7 @@ pub fn verify_and_stage(
         }
     }
     std::fs::create_dir_all(stage_dir).map_err(io(stage_dir))?;
-    std::fs::set_permissions(stage_dir, std::fs::Permissions::from_mode(0o700)).map_err(io(stage_dir))?;
+    std::fs::set_permissions(stage_dir, std::fs::Permissions::from_mode(0o711)).map_err(io(stage_dir))?;
     let staged = stage_dir.join(format!("{}-{}", manifest.name().as_str(), &actual[..16]));
     // A file already under that name is reused only if it hashes right; a
     // corrupted or tampered one is replaced by the verified bytes.
@@ -166,7 +172,7 @@ pub fn verify_and_stage(
             .write(true)
             .create(true)
             .truncate(true)
-            .mode(0o500)
+            .mode(0o555)
             .open(&tmp)
             .map_err(io(&tmp))?;
         file.write_all(&bytes).map_err(io(&tmp))?;
@@ -174,6 +180,9 @@ pub fn verify_and_stage(
         drop(file);
         std::fs::rename(&tmp, &staged).map_err(io(&staged))?;
     }
+    // Also for a reused file, which an older node may have staged 0500
+    // (unreadable by a module's own uid); the mode is not in the hash.
+    std::fs::set_permissions(&staged, std::fs::Permissions::from_mode(0o555)).map_err(io(&staged))?;
     Ok(VerifiedBinary {
         path: staged,
         sha256: actual,

@@ -360,6 +360,15 @@ impl ModuleProcess {
     pub fn limit_cgroups(&self) -> Vec<std::path::PathBuf> {
         self.sandbox.group_dirs()
     }
+
+    /// Its memory and process counts against its cgroup limits, and how
+    /// many of its processes the memory limit's OOM killer took, read now.
+    /// The groups live as long as this handle, so this still answers right
+    /// after the process died (which is how a crash is attributed to the
+    /// memory limit).
+    pub fn limit_usage(&self) -> crate::sandbox::LimitUsage {
+        self.sandbox.limit_usage()
+    }
 }
 
 impl Drop for ModuleProcess {

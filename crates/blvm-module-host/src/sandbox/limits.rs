@@ -31,7 +31,9 @@ pub const V1_CONTROLLERS: [&str; 3] = ["memory", "pids", "cpu"];
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ResourceLimits {
     /// Memory of the module's cgroup (`memory.limit_in_bytes`); also its
-    /// `RLIMIT_DATA`, per process.
+    /// `RLIMIT_DATA`, per process: twice this when the memory cgroup
+    /// enforces the limit (see [`rlimits`]), exactly this when it does not
+    /// (permissive mode without the cgroup).
     pub memory_bytes: Option<u64>,
     /// Processes and threads in the module's cgroup (`pids.max`).
     pub max_processes: Option<u64>,
@@ -74,7 +76,14 @@ impl ResourceLimits {
 }
 
 /// The rlimits to set, computed before the fork.
-pub(super) fn rlimits(limits: &ResourceLimits) -> Vec<(Resource, Rlimit)> {
+///
+/// `memory_cgroup`: the memory cgroup enforces `memory_bytes`. Then
+/// `RLIMIT_DATA` is only a backstop at twice the limit: it counts address
+/// space reserved (thread stacks, untouched allocations), not memory used,
+/// so at the same value it would abort a module (`SIGABRT` on a failed
+/// allocation) before the cgroup, whose OOM kill the supervisor can name
+/// as "killed by its memory limit". Without the cgroup it is the limit.
+pub(super) fn rlimits(limits: &ResourceLimits, memory_cgroup: bool) -> Vec<(Resource, Rlimit)> {
     let both = |n: u64| Rlimit {
         current: Some(n),
         maximum: Some(n),
@@ -85,7 +94,8 @@ pub(super) fn rlimits(limits: &ResourceLimits) -> Vec<(Resource, Rlimit)> {
         out.push((Resource::Nofile, both(n)));
     }
     if let Some(n) = limits.memory_bytes {
-        out.push((Resource::Data, both(n)));
+        let data = if memory_cgroup { n.saturating_mul(2) } else { n };
+        out.push((Resource::Data, both(data)));
     }
     out
 }
@@ -117,13 +127,19 @@ struct Group {
 
 impl LimitGroups {
     /// Creates the group of `layer`'s controller and writes its limit.
-    pub(super) fn add(&mut self, layer: Layer, limits: &ResourceLimits, module_id: &str) -> io::Result<()> {
-        let controller = match layer {
-            Layer::CgroupMemory => "memory",
-            Layer::CgroupPids => "pids",
-            _ => "cpu",
-        };
-        let parent = v1_parent(controller)?;
+    ///
+    /// `mount` overrides where the controller's hierarchy is mounted (the
+    /// operator's `SandboxConfig::cgroup_v1_mounts`); `None` finds it in
+    /// `/proc/self/mountinfo`.
+    pub(super) fn add(
+        &mut self,
+        layer: Layer,
+        limits: &ResourceLimits,
+        module_id: &str,
+        mount: Option<&Path>,
+    ) -> io::Result<()> {
+        let controller = controller_of(layer);
+        let parent = v1_parent(controller, mount)?;
         std::fs::create_dir_all(&parent)?;
         let safe: String = module_id
             .chars()
@@ -200,6 +216,11 @@ impl LimitGroups {
     pub(super) fn dirs(&self) -> Vec<PathBuf> {
         self.groups.iter().map(|g| g.dir.clone()).collect()
     }
+
+    /// The group enforcing `layer`, if one was created.
+    pub(super) fn dir_of(&self, layer: Layer) -> Option<&Path> {
+        self.groups.iter().find(|g| g.layer == layer).map(|g| g.dir.as_path())
+    }
 }
 
 impl Drop for LimitGroups {
@@ -218,14 +239,39 @@ impl Drop for LimitGroups {
     }
 }
 
+/// The v1 controller that enforces `layer`.
+pub(super) fn controller_of(layer: Layer) -> &'static str {
+    match layer {
+        Layer::CgroupMemory => "memory",
+        Layer::CgroupPids => "pids",
+        _ => "cpu",
+    }
+}
+
 /// `<mount of controller><node's path in that hierarchy>/blvm-modules`.
-fn v1_parent(controller: &str) -> io::Result<PathBuf> {
-    let (mount, root) = v1_mount(controller).ok_or_else(|| {
-        io::Error::new(
+fn v1_parent(controller: &str, mount_override: Option<&Path>) -> io::Result<PathBuf> {
+    let (mount, root) = match mount_override {
+        // An operator-given mount is taken to show the whole hierarchy.
+        Some(path) => (path.to_path_buf(), "/".to_owned()),
+        None => v1_mount(controller).ok_or_else(|| {
+            io::Error::new(
+                io::ErrorKind::Unsupported,
+                format!("no cgroup v1 hierarchy with the {controller} controller is mounted"),
+            )
+        })?,
+    };
+    // Checked before anything is created: on a plain directory (a wrong
+    // override, an unmounted hierarchy) `create_dir_all` and the limit
+    // writes would all "succeed" and limit nothing.
+    if !mount.join("cgroup.procs").is_file() || !is_cgroup_v1_fs(&mount) {
+        return Err(io::Error::new(
             io::ErrorKind::Unsupported,
-            format!("no cgroup v1 hierarchy with the {controller} controller is mounted"),
-        )
-    })?;
+            format!(
+                "{} is not a cgroup v1 hierarchy with the {controller} controller",
+                mount.display()
+            ),
+        ));
+    }
     let own = std::fs::read_to_string("/proc/self/cgroup")?;
     let path = own
         .lines()
@@ -245,6 +291,28 @@ fn v1_parent(controller: &str) -> io::Result<PathBuf> {
         .unwrap_or(&path)
         .trim_start_matches('/');
     Ok(mount.join(rel).join(crate::process::MODULES_GROUP))
+}
+
+/// True when `path` lies on a cgroup v1 filesystem (`CGROUP_SUPER_MAGIC`).
+fn is_cgroup_v1_fs(path: &Path) -> bool {
+    const CGROUP_SUPER_MAGIC: u64 = 0x0027_e0eb;
+    // `f_type`'s width and sign differ between architectures; the magic
+    // fits in the low 32 bits everywhere.
+    rustix::fs::statfs(path).is_ok_and(|s| (s.f_type as u64) & 0xffff_ffff == CGROUP_SUPER_MAGIC)
+}
+
+/// Reads a cgroup file holding one number; `None` for `max` (no limit),
+/// a missing file or anything unparsable.
+pub(super) fn read_number(dir: &Path, file: &str) -> Option<u64> {
+    std::fs::read_to_string(dir.join(file)).ok()?.trim().parse().ok()
+}
+
+/// The `oom_kill <n>` line of a v1 `memory.oom_control` (Linux 4.13+):
+/// how many processes of the group the OOM killer has killed.
+pub(super) fn oom_kills(dir: &Path) -> Option<u64> {
+    let text = std::fs::read_to_string(dir.join("memory.oom_control")).ok()?;
+    text.lines()
+        .find_map(|l| l.strip_prefix("oom_kill ")?.trim().parse().ok())
 }
 
 /// Mount point and mounted root of the v1 hierarchy holding `controller`.

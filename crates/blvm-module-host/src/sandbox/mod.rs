@@ -140,9 +140,16 @@ pub struct SandboxConfig {
     /// Per-module limits, combined with `default_limits` field by field:
     /// the stricter value wins.
     pub limits: BTreeMap<String, ResourceLimits>,
-    /// The uid/gid modules run as when the node runs as root; `None`
-    /// keeps the node's (see `docs/security.md` for why it is off by default).
+    /// The uid/gid modules run as when the node runs as root (euid 0):
+    /// `nobody`/`nogroup` (65534/65534) by default; `None` keeps the
+    /// node's. Ignored when the node is not root (nothing to drop).
     pub run_as: Option<RunAs>,
+    /// Where a v1 controller's hierarchy is mounted (`"memory"` →
+    /// `/sys/fs/cgroup/memory`), for hosts whose `/proc/self/mountinfo`
+    /// does not show it (a container with a bind-mounted hierarchy). Empty
+    /// (default): found in mountinfo. A path that is not a cgroup v1
+    /// filesystem makes that controller's layer unavailable.
+    pub cgroup_v1_mounts: BTreeMap<String, PathBuf>,
 }
 
 impl Default for SandboxConfig {
@@ -152,7 +159,8 @@ impl Default for SandboxConfig {
             mode: SandboxMode::Strict,
             default_limits: ResourceLimits::default(),
             limits: BTreeMap::new(),
-            run_as: None,
+            run_as: Some(RunAs::default()),
+            cgroup_v1_mounts: BTreeMap::new(),
         }
     }
 }
@@ -174,6 +182,7 @@ impl SandboxConfig {
             network_access,
             run_as: self.run_as,
             extra_read_only: Vec::new(),
+            cgroup_v1_mounts: self.cgroup_v1_mounts.clone(),
         })
     }
 }
@@ -193,6 +202,9 @@ pub struct SandboxSpec {
     /// More paths the module may read (and execute), besides its binary
     /// and the system libraries.
     pub extra_read_only: Vec<PathBuf>,
+    /// Overrides of where v1 controllers are mounted (see
+    /// [`SandboxConfig::cgroup_v1_mounts`]).
+    pub cgroup_v1_mounts: BTreeMap<String, PathBuf>,
 }
 
 /// Which layers a spawn has, and which were asked for but missing.
@@ -304,13 +316,14 @@ impl Prepared {
             if !wanted {
                 continue;
             }
+            let mount = spec.cgroup_v1_mounts.get(limits::controller_of(layer));
             let result = groups
-                .add(layer, &spec.limits, target.module_id)
+                .add(layer, &spec.limits, target.module_id, mount.map(PathBuf::as_path))
                 .map_err(|e| e.to_string());
             need(layer, result, &mut report)?;
         }
         // 2. rlimits.
-        let rlimits = limits::rlimits(&spec.limits);
+        let rlimits = limits::rlimits(&spec.limits, report.active.contains(&Layer::CgroupMemory));
         need(Layer::Rlimits, Ok(()), &mut report)?;
         // 3. network namespace.
         let netns = !spec.network_access && need(Layer::NetNamespace, netns::available(), &mut report)?;
@@ -328,9 +341,12 @@ impl Prepared {
         };
         // 5, 6.
         need(Layer::NoNewPrivs, Ok(()), &mut report)?;
-        // PR_SET_PDEATHSIG is not applied yet: with it, modules were killed
-        // while the node lived (seen in the manager tests when run
-        // concurrently); until that is understood it is not claimed.
+        // PR_SET_PDEATHSIG fires when the *thread* that forked the module
+        // exits, not the node: every fork therefore happens on one
+        // process-wide thread that never exits (`process::spawner`), never on
+        // a tokio worker or blocking-pool thread (those end when idle, which
+        // is what once killed modules of a live node).
+        need(Layer::DeathSignal, Ok(()), &mut report)?;
         // 7. Landlock.
         let landlock = match landlock::ruleset(target, &spec.extra_read_only) {
             Ok(r) => {
@@ -359,7 +375,7 @@ impl Prepared {
             netns,
             run_as,
             no_new_privs: true,
-            death_signal: false,
+            death_signal: true,
             node_pid: Some(rustix::process::getpid()),
             landlock,
             seccomp,
@@ -419,4 +435,54 @@ impl Applied {
     pub(crate) fn group_dirs(&self) -> Vec<PathBuf> {
         self.groups.dirs()
     }
+
+    /// Reads the module's usage against its cgroup limits now.
+    pub(crate) fn limit_usage(&self) -> LimitUsage {
+        let gauge = |layer: Layer, current: &str, limit: &str| {
+            let dir = self.groups.dir_of(layer)?;
+            Some(Gauge {
+                current: limits::read_number(dir, current)?,
+                // `max` (no limit) does not parse: no gauge.
+                limit: limits::read_number(dir, limit)?,
+            })
+        };
+        LimitUsage {
+            memory: gauge(Layer::CgroupMemory, "memory.usage_in_bytes", "memory.limit_in_bytes"),
+            pids: gauge(Layer::CgroupPids, "pids.current", "pids.max"),
+            oom_kills: self.groups.dir_of(Layer::CgroupMemory).and_then(limits::oom_kills),
+        }
+    }
+}
+
+/// One resource's use against its limit, in the limit's unit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Gauge {
+    /// Used now.
+    pub current: u64,
+    /// The limit.
+    pub limit: u64,
+}
+
+impl Gauge {
+    /// `current` in percent of `limit` (0 for a zero limit).
+    pub fn percent(&self) -> f64 {
+        if self.limit == 0 {
+            return 0.0;
+        }
+        // Precision loss above 2^53 is irrelevant for a percentage.
+        self.current as f64 * 100.0 / self.limit as f64
+    }
+}
+
+/// A module's usage of its cgroup limits, read from its v1 groups. A field
+/// is `None` when that limit is not applied (or its group is gone).
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct LimitUsage {
+    /// `memory.usage_in_bytes` against `memory.limit_in_bytes`.
+    pub memory: Option<Gauge>,
+    /// `pids.current` against `pids.max`.
+    pub pids: Option<Gauge>,
+    /// Processes of the module the cgroup's OOM killer has killed
+    /// (`oom_kill` of `memory.oom_control`).
+    pub oom_kills: Option<u64>,
 }

@@ -2,8 +2,8 @@
 //! node is root), `PR_SET_NO_NEW_PRIVS`, and `PR_SET_PDEATHSIG(SIGKILL)`.
 
 use std::io;
-use std::os::unix::fs::{MetadataExt, PermissionsExt};
-use std::path::Path;
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
 
 use rustix::fs::{Gid, Uid};
 use rustix::process::{Pid, Signal};
@@ -26,54 +26,132 @@ impl Default for RunAs {
     }
 }
 
-/// Makes what the module needs reachable by `ids`, in the parent: its
-/// data dir is given to it; the socket and the staged binary get `ids.gid`
-/// as their group, with group connect / read+exec rights (and the staging
-/// directory group search); then every directory above the binary, the
-/// data dir and the socket must be searchable by `ids`, else the module
-/// could not even start, and this says which one is not.
-pub(super) fn prepare_run_as(ids: RunAs, target: &Target<'_>) -> io::Result<()> {
+/// Makes what the module needs reachable by `ids`, in the parent, and
+/// nothing more: the data dir (and what is in it) is given to `ids`; the
+/// binary and the socket are only *checked*, never changed, because
+/// loosening them is the business of whoever created them (the staging
+/// in `manager::verify` makes binaries 0555 in a 0711 directory, owned by
+/// the node; the IPC server makes its socket 0666). A path that `ids`
+/// could not use is an error naming it, so strict mode refuses the spawn
+/// with the reason instead of starting a module that cannot even exec.
+pub(super) fn prepare_run_as(ids: RunAs, target: &Target<'_>) -> Result<(), RunAsError> {
     let uid = Uid::from_raw(ids.uid);
     let gid = Gid::from_raw(ids.gid);
-    std::fs::create_dir_all(target.data_dir)?;
-    rustix::fs::chown(target.data_dir, Some(uid), Some(gid))?;
+    std::fs::create_dir_all(target.data_dir).map_err(RunAsError::io(target.data_dir))?;
+    chown_tree(target.data_dir, uid, gid).map_err(RunAsError::io(target.data_dir))?;
+    let binary = std::fs::metadata(target.binary).map_err(RunAsError::io(target.binary))?;
+    if rights(&binary, ids) & 0o5 != 0o5 {
+        return Err(RunAsError::Unreachable {
+            path: target.binary.to_path_buf(),
+            needs: "read and execute",
+            ids,
+        });
+    }
+    // A binary the module may rewrite would run changed at its next
+    // restart (the re-hash would catch it, but it must not be possible).
+    if rights(&binary, ids) & 0o2 != 0 {
+        return Err(RunAsError::WritableBinary {
+            path: target.binary.to_path_buf(),
+            ids,
+        });
+    }
     // Connecting to a Unix socket needs write permission on its file.
-    rustix::fs::chown(target.socket_path, None, Some(gid))?;
-    add_mode(target.socket_path, 0o060)?;
-    rustix::fs::chown(target.binary, None, Some(gid))?;
-    add_mode(target.binary, 0o050)?;
-    if let Some(dir) = target.binary.parent() {
-        rustix::fs::chown(dir, None, Some(gid))?;
-        add_mode(dir, 0o010)?;
+    let socket = std::fs::metadata(target.socket_path).map_err(RunAsError::io(target.socket_path))?;
+    if rights(&socket, ids) & 0o2 == 0 {
+        return Err(RunAsError::Unreachable {
+            path: target.socket_path.to_path_buf(),
+            needs: "write (connect)",
+            ids,
+        });
     }
     for path in [target.binary, target.data_dir, target.socket_path] {
-        for dir in path.ancestors().skip(1) {
-            if !searchable(dir, ids)? {
-                return Err(io::Error::new(
-                    io::ErrorKind::PermissionDenied,
-                    format!("{} is not searchable by uid {} gid {}", dir.display(), ids.uid, ids.gid),
-                ));
+        for dir in path.ancestors().skip(1).filter(|d| !d.as_os_str().is_empty()) {
+            let meta = std::fs::metadata(dir).map_err(RunAsError::io(dir))?;
+            if rights(&meta, ids) & 0o1 == 0 {
+                return Err(RunAsError::Unreachable {
+                    path: dir.to_path_buf(),
+                    needs: "search",
+                    ids,
+                });
             }
         }
     }
     Ok(())
 }
 
-fn add_mode(path: &Path, bits: u32) -> io::Result<()> {
-    let mode = std::fs::metadata(path)?.permissions().mode();
-    std::fs::set_permissions(path, std::fs::Permissions::from_mode((mode | bits) & 0o7777))
+/// Why the module's files cannot be made reachable by its uid/gid.
+#[derive(Debug, thiserror::Error)]
+pub(super) enum RunAsError {
+    /// A file could not be read, created or given away.
+    #[error("{}: {source}", path.display())]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// The cause.
+        source: io::Error,
+    },
+    /// The module would lack a right it needs on a path.
+    #[error("{} lacks {needs} permission for uid {} gid {}", path.display(), ids.uid, ids.gid)]
+    Unreachable {
+        /// The path.
+        path: PathBuf,
+        /// The right missing.
+        needs: &'static str,
+        /// The module's ids.
+        ids: RunAs,
+    },
+    /// The module could change its own binary.
+    #[error("binary {} is writable by uid {} gid {}", path.display(), ids.uid, ids.gid)]
+    WritableBinary {
+        /// The binary.
+        path: PathBuf,
+        /// The module's ids.
+        ids: RunAs,
+    },
 }
 
-fn searchable(dir: &Path, ids: RunAs) -> io::Result<bool> {
-    let m = std::fs::metadata(dir)?;
-    let mode = m.mode();
-    Ok(if m.uid() == ids.uid {
-        mode & 0o100 != 0
-    } else if m.gid() == ids.gid {
-        mode & 0o010 != 0
+impl RunAsError {
+    fn io(path: &Path) -> impl FnOnce(io::Error) -> RunAsError + '_ {
+        move |source| RunAsError::Io {
+            path: path.to_path_buf(),
+            source,
+        }
+    }
+}
+
+/// Gives `dir` and everything under it to `uid`/`gid`: files a root node
+/// (or a run without the drop) left there must stay the module's. Never
+/// follows a symbolic link (the module may have planted one pointing at
+/// a node file): links are changed themselves (`AT_SYMLINK_NOFOLLOW`) and
+/// not descended into.
+fn chown_tree(dir: &Path, uid: Uid, gid: Gid) -> io::Result<()> {
+    rustix::fs::chownat(
+        rustix::fs::CWD,
+        dir,
+        Some(uid),
+        Some(gid),
+        rustix::fs::AtFlags::SYMLINK_NOFOLLOW,
+    )?;
+    if std::fs::symlink_metadata(dir)?.is_dir() {
+        for entry in std::fs::read_dir(dir)? {
+            chown_tree(&entry?.path(), uid, gid)?;
+        }
+    }
+    Ok(())
+}
+
+/// The permission bits (`rwx` as 0o7) that apply to `ids` on a file, by
+/// the kernel's rule: the owner's if it owns it, else the group's if it is
+/// the file's group (the module has no supplementary groups), else others'.
+fn rights(meta: &std::fs::Metadata, ids: RunAs) -> u32 {
+    let mode = meta.mode();
+    if meta.uid() == ids.uid {
+        (mode >> 6) & 0o7
+    } else if meta.gid() == ids.gid {
+        (mode >> 3) & 0o7
     } else {
-        mode & 0o001 != 0
-    })
+        mode & 0o7
+    }
 }
 
 /// Child side: clears supplementary groups, then sets real, effective and

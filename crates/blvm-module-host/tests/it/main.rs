@@ -10,5 +10,6 @@ mod events;
 mod isolation;
 mod manager;
 mod permissions;
+mod privileges;
 mod sandbox;
 mod sdk;

@@ -26,6 +26,16 @@ struct Node {
     data_dir: PathBuf,
 }
 
+impl Drop for Node {
+    /// Removes the test's directory (module binaries are copied into it);
+    /// the tests shut their manager down first.
+    fn drop(&mut self) {
+        if let Some(root) = self.modules_dir.parent() {
+            let _ = std::fs::remove_dir_all(root);
+        }
+    }
+}
+
 async fn node(tag: &str) -> Node {
     // Generous: several tests spawn modules at once on a 2-core machine.
     node_with(tag, Duration::from_secs(30)).await

@@ -5,11 +5,14 @@
 
 use std::net::TcpListener;
 use std::path::PathBuf;
+use std::sync::mpsc::{Receiver, RecvTimeoutError};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
+use blvm_module_host::api::events::Outbound;
 use blvm_module_host::manager::{ManagerConfig, ModuleManager, ModuleState};
-use blvm_module_host::sandbox::ResourceLimits;
+use blvm_module_host::sandbox::{ResourceLimits, SandboxMode};
+use blvm_module_protocol::events::{Event, EventType, ResourceLimitWarning};
 use blvm_module_protocol::frame::decode_body;
 use blvm_module_protocol::methods::invocation::{ModuleCall, ModuleCallResult, MODULE_CALL};
 use blvm_testkit::MemoryChain;
@@ -23,6 +26,17 @@ struct Node {
 }
 
 async fn node(tag: &str, memory: Option<u64>) -> Node {
+    let limits = ResourceLimits {
+        memory_bytes: memory,
+        max_processes: Some(64),
+        cpu_percent: Some(50),
+        max_open_files: Some(256),
+    };
+    node_with(tag, limits, |_| {}).await
+}
+
+/// A node whose module `attacker` has `limits`; `tweak` adjusts the rest.
+async fn node_with(tag: &str, limits: ResourceLimits, tweak: impl FnOnce(&mut ManagerConfig)) -> Node {
     let root = temp_dir(tag);
     let modules_dir = root.join("modules");
     let data_dir = root.join("data");
@@ -31,13 +45,8 @@ async fn node(tag: &str, memory: Option<u64>) -> Node {
     config.handshake_timeout = Duration::from_secs(30);
     config.shutdown_grace = Duration::from_secs(3);
     config.restart.max_crashes = 1;
-    let limits = ResourceLimits {
-        memory_bytes: memory,
-        max_processes: Some(64),
-        cpu_percent: Some(50),
-        max_open_files: Some(256),
-    };
     config.sandbox.limits.insert("attacker".into(), limits);
+    tweak(&mut config);
     let manager = ModuleManager::with_config(config);
     manager
         .start(
@@ -228,4 +237,396 @@ async fn attacks_on_files_network_fds_and_privileges_fail_and_the_node_keeps_ans
     assert!(attack(&node, "bystander", "read", "/etc/shadow")
         .await
         .starts_with("BLOCKED"));
+}
+
+/// Installs the recorder module, subscribed to `events` (comma-separated):
+/// a bystander that shows whether events still reach other modules.
+fn install_recorder(node: &Node, name: &str, events: &str) {
+    let dir = node.modules_dir.join(name);
+    std::fs::create_dir_all(&dir).expect("module dir");
+    std::fs::copy(module_bin("recorder-module"), dir.join(name)).expect("copy binary");
+    let manifest = format!(
+        "name = \"{name}\"\nversion = \"1.0.0\"\nentry_point = \"{name}\"\ncapabilities = [\"subscribe_events\"]\n"
+    );
+    std::fs::write(dir.join("module.toml"), manifest).expect("manifest");
+    std::fs::write(dir.join("config.toml"), format!("events = \"{events}\"\n")).expect("config");
+}
+
+/// A bus subscriber inside the test.
+fn observe(manager: &ModuleManager, types: &[EventType]) -> Receiver<Outbound> {
+    let (_tx, rx) = manager.events().register("observer", "observer", "0.0.0", 10_000);
+    manager.events().subscribe("observer", types);
+    rx
+}
+
+/// The next `ResourceLimitWarning` for `resource`, within the deadline.
+/// Runs `meanwhile` on every event and every 100 ms while it waits.
+#[track_caller]
+fn next_warning(rx: &Receiver<Outbound>, resource: &str, mut meanwhile: impl FnMut()) -> ResourceLimitWarning {
+    let deadline = Instant::now() + DEADLINE;
+    loop {
+        meanwhile();
+        let left = deadline.saturating_duration_since(Instant::now());
+        assert!(
+            !left.is_zero(),
+            "no ResourceLimitWarning for {resource} within {DEADLINE:?}"
+        );
+        match rx.recv_timeout(left.min(Duration::from_millis(100))) {
+            Ok(Outbound::Event(q)) if q.event.name == EventType::ResourceLimitWarning.name() => {
+                match Event::decode(q.event.name, &q.event.payload).expect("decodes") {
+                    Event::ResourceLimitWarning(w) if w.resource_type == resource => return w,
+                    _ => {}
+                }
+            }
+            Ok(_) | Err(RecvTimeoutError::Timeout) => {}
+            Err(RecvTimeoutError::Disconnected) => panic!("the bus dropped the observer"),
+        }
+    }
+}
+
+/// The module's group in the v1 hierarchy of `controller`: its mount
+/// point (from our mountinfo) plus the path in `/proc/<pid>/cgroup`.
+fn v1_group(pid: u32, controller: &str) -> PathBuf {
+    let info = std::fs::read_to_string("/proc/self/mountinfo").expect("mountinfo");
+    let (root, point) = info
+        .lines()
+        .find_map(|line| {
+            let (left, right) = line.split_once(" - ")?;
+            let mut r = right.split_ascii_whitespace();
+            if r.next()? != "cgroup" || !r.nth(1)?.split(',').any(|o| o == controller) {
+                return None;
+            }
+            let mut f = left.split_ascii_whitespace();
+            Some((f.nth(3)?.to_owned(), f.next()?.to_owned()))
+        })
+        .unwrap_or_else(|| panic!("no v1 {controller} hierarchy"));
+    let own = std::fs::read_to_string(format!("/proc/{pid}/cgroup")).expect("cgroup of the module");
+    let path = own
+        .lines()
+        .find_map(|l| {
+            let mut f = l.splitn(3, ':');
+            let (_, ctrls, path) = (f.next()?, f.next()?, f.next()?);
+            ctrls.split(',').any(|c| c == controller).then(|| path.to_owned())
+        })
+        .unwrap_or_else(|| panic!("module in no {controller} group"));
+    let rel = path
+        .strip_prefix(root.as_str())
+        .unwrap_or(&path)
+        .trim_start_matches('/');
+    PathBuf::from(point).join(rel)
+}
+
+fn read_number(path: PathBuf) -> u64 {
+    std::fs::read_to_string(&path)
+        .unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+        .trim()
+        .parse()
+        .unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
+
+fn process_exists(pid: u32) -> bool {
+    // A zombie has exited; only a live process counts.
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Ok(stat) => !stat.rsplit(')').next().unwrap_or("").trim_start().starts_with('Z'),
+        Err(_) => false,
+    }
+}
+
+/// Asks the recorder what it saw until it reports a `ResourceLimitWarning`
+/// (the bus keeps delivering to other modules during the attack).
+async fn recorder_saw_a_warning(node: &Node, name: &str) {
+    let deadline = Instant::now() + DEADLINE;
+    loop {
+        let report = attack(node, name, "report", "").await;
+        if report.contains("ResourceLimitWarning") {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{name} received no ResourceLimitWarning: {report}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+fn limits(memory: u64, processes: u64, cpu: u32) -> ResourceLimits {
+    ResourceLimits {
+        memory_bytes: Some(memory),
+        max_processes: Some(processes),
+        cpu_percent: Some(cpu),
+        max_open_files: Some(256),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fork_bomb_is_held_at_pids_max_with_a_warning_and_the_node_keeps_answering() {
+    let node = node_with("forkbomb", limits(256 << 20, 32, 50), |_| {}).await;
+    install(&node, "attacker", "");
+    install(&node, "bystander", "");
+    install_recorder(&node, "recorder", "ResourceLimitWarning");
+    let observer = observe(&node.manager, &[EventType::ResourceLimitWarning]);
+    let report = node.manager.auto_load_modules().await.expect("loaded");
+    assert_eq!(report.loaded.len(), 3, "{report:?}");
+    let pid = node.manager.module_status("attacker").and_then(|s| s.pid).expect("pid");
+    let pids = v1_group(pid, "pids");
+    assert_eq!(read_number(pids.join("pids.max")), 32);
+
+    let answer = attack(&node, "attacker", "fork-bomb", "").await;
+    assert!(answer.starts_with("BLOCKED after"), "fork bomb: {answer}");
+    let mut peak = 0;
+    let warning = next_warning(&observer, "pids", || {
+        peak = peak.max(read_number(pids.join("pids.current")));
+    });
+    assert!(peak <= 32, "pids.current {peak} above pids.max 32");
+    assert_eq!(warning.module_name.as_deref(), Some("attacker"));
+    assert_eq!(warning.limit, 32);
+    assert!(
+        warning.current_usage <= 32 && warning.usage_percent >= 80.0,
+        "{warning:?}"
+    );
+    assert_eq!(warning.threshold_percent, 80.0);
+    let status = node
+        .manager
+        .wait_for("attacker", DEADLINE, |s| {
+            s.resource_warnings.iter().any(|w| w.starts_with("pids"))
+        })
+        .await
+        .expect("the warning is in the status");
+    assert_eq!(status.state, ModuleState::Running, "{status:?}");
+
+    // The node answers another module, events still reach a third, and
+    // the attacker itself is held, not dead.
+    blocked(
+        &attack(&node, "bystander", "read", "/etc/shadow").await,
+        "bystander answers",
+    );
+    recorder_saw_a_warning(&node, "recorder").await;
+    blocked(
+        &attack(&node, "attacker", "read", "/etc/shadow").await,
+        "attacker still answers",
+    );
+    assert!(read_number(pids.join("pids.current")) <= 32);
+
+    // Unload kills every process of the bomb.
+    node.manager.unload_module("attacker").await.expect("unloaded");
+    assert!(!process_exists(pid));
+    assert!(!pids.exists(), "the pids group {} is removed", pids.display());
+    node.manager.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn memory_near_its_limit_warns_and_allocating_past_it_is_a_crash_naming_the_limit() {
+    let node = node_with("oom", limits(128 << 20, 64, 50), |_| {}).await;
+    install(&node, "attacker", "");
+    install(&node, "bystander", "");
+    install_recorder(&node, "recorder", "ResourceLimitWarning,ModuleCrashed");
+    let observer = observe(&node.manager, &[EventType::ResourceLimitWarning]);
+    let report = node.manager.auto_load_modules().await.expect("loaded");
+    assert_eq!(report.loaded.len(), 3, "{report:?}");
+    let pid = node.manager.module_status("attacker").and_then(|s| s.pid).expect("pid");
+    let memory = v1_group(pid, "memory");
+    assert_eq!(read_number(memory.join("memory.limit_in_bytes")), 128 << 20);
+
+    // 110 of 128 MiB: past 80%, under the limit.
+    let answer = attack(&node, "attacker", "hold", "110").await;
+    assert_eq!(answer, "HELD 110 MiB");
+    let warning = next_warning(&observer, "memory", || {});
+    assert_eq!(warning.module_name.as_deref(), Some("attacker"));
+    assert_eq!(warning.limit, 128 << 20);
+    assert!(warning.usage_percent >= 80.0, "{warning:?}");
+    node.manager
+        .wait_for("attacker", DEADLINE, |s| {
+            s.resource_warnings.iter().any(|w| w.starts_with("memory"))
+        })
+        .await
+        .expect("the warning is in the status");
+    recorder_saw_a_warning(&node, "recorder").await;
+
+    // Past the limit: no answer, a crash.
+    let id = node
+        .manager
+        .module_status("attacker")
+        .and_then(|s| s.module_id)
+        .expect("id");
+    let conn = node
+        .manager
+        .ipc_server()
+        .and_then(|s| s.connection(&id))
+        .expect("connected");
+    let params = ModuleCall {
+        caller: "test".into(),
+        method: "alloc".into(),
+        params: b"1024".to_vec(),
+    };
+    let answer = tokio::time::timeout(DEADLINE, conn.invoke(MODULE_CALL, &params))
+        .await
+        .expect("in time");
+    assert!(
+        answer.is_err(),
+        "allocating 1 GiB under a 128 MiB limit must not succeed"
+    );
+    let status = node
+        .manager
+        .wait_for("attacker", DEADLINE, |s| {
+            s.restarts > 0 || s.state == ModuleState::Failed
+        })
+        .await
+        .expect("the crash is in the status");
+    let error = status.last_error.clone().unwrap_or_default();
+    assert!(
+        error.contains("memory limit"),
+        "last_error names the memory limit: {error}"
+    );
+    assert!(
+        status.resource_warnings.iter().any(|w| w.starts_with("memory")),
+        "the warning before the crash stays: {status:?}"
+    );
+    blocked(
+        &attack(&node, "bystander", "read", "/etc/shadow").await,
+        "bystander answers",
+    );
+    node.manager.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn spinning_on_every_thread_is_held_to_the_cpu_quota_and_the_node_keeps_answering() {
+    let node = node_with("spin", limits(256 << 20, 64, 20), |_| {}).await;
+    install(&node, "attacker", "");
+    install(&node, "bystander", "");
+    let report = node.manager.auto_load_modules().await.expect("loaded");
+    assert_eq!(report.loaded.len(), 2, "{report:?}");
+    let pid = node.manager.module_status("attacker").and_then(|s| s.pid).expect("pid");
+    let cpu = v1_group(pid, "cpu");
+    assert_eq!(read_number(cpu.join("cpu.cfs_quota_us")), 20_000);
+    assert_eq!(read_number(cpu.join("cpu.cfs_period_us")), 100_000);
+
+    let threads = std::thread::available_parallelism().map_or(2, |n| n.get()).max(2);
+    let answer = attack(&node, "attacker", "spin", &threads.to_string()).await;
+    assert_eq!(answer, format!("SPINNING {threads} threads"));
+    let cpu_ms = || {
+        node.manager
+            .module_status("attacker")
+            .and_then(|s| s.usage)
+            .expect("usage")
+            .cpu_time_ms
+    };
+    // A measuring span, not a synchronisation: CPU time over wall time.
+    let (cpu0, wall0) = (cpu_ms(), Instant::now());
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    // The node and another module answer while it spins.
+    blocked(
+        &attack(&node, "bystander", "read", "/etc/shadow").await,
+        "bystander answers",
+    );
+    let (cpu1, wall) = (cpu_ms(), wall0.elapsed());
+    let used = cpu1.saturating_sub(cpu0);
+    let allowed = (wall.as_millis() as u64) * 20 / 100;
+    assert!(
+        used <= allowed * 2 + 100,
+        "{threads} spinning threads used {used} ms of CPU in {wall:?}; a 20% quota allows {allowed} ms"
+    );
+    assert!(used > 0, "the threads spin");
+    let status = node.manager.module_status("attacker").expect("status");
+    assert_eq!(status.state, ModuleState::Running);
+    assert!(status.sandbox_layers.iter().any(|l| l == "cgroup-cpu"));
+    node.manager.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn setsid_grandchild_of_a_sandboxed_module_dies_at_unload() {
+    let node = node("setsid-sandboxed", Some(256 << 20)).await;
+    install(&node, "attacker", "");
+    install(&node, "bystander", "");
+    let report = node.manager.auto_load_modules().await.expect("loaded");
+    assert_eq!(report.loaded.len(), 2, "{report:?}");
+    let status = node.manager.module_status("attacker").expect("status");
+    assert!(status.sandbox_layers.iter().any(|l| l == "landlock"), "{status:?}");
+    let pid = status.pid.expect("pid");
+
+    let answer = attack(&node, "attacker", "setsid", "").await;
+    let grandchild: u32 = answer
+        .strip_prefix("ALLOWED ")
+        .and_then(|p| p.parse().ok())
+        .unwrap_or_else(|| panic!("setsid: {answer}"));
+    assert!(process_exists(grandchild));
+    // It leaves the module's session (field 6 of stat: the session id):
+    // the shell answered at fork, `setsid` runs just after.
+    let session = || -> Option<u32> {
+        let stat = std::fs::read_to_string(format!("/proc/{grandchild}/stat")).ok()?;
+        stat.rsplit(')').next()?.split_ascii_whitespace().nth(3)?.parse().ok()
+    };
+    let deadline = Instant::now() + DEADLINE;
+    while session() != Some(grandchild) {
+        assert!(Instant::now() < deadline, "the grandchild never led its own session");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+
+    node.manager.unload_module("attacker").await.expect("unloaded");
+    assert!(!process_exists(pid), "module {pid} survived");
+    assert!(!process_exists(grandchild), "setsid grandchild {grandchild} survived");
+    blocked(
+        &attack(&node, "bystander", "read", "/etc/shadow").await,
+        "bystander answers",
+    );
+    node.manager.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_layer_that_cannot_be_applied_is_refused_in_strict_mode_and_reported_in_permissive_mode() {
+    // Not a cgroup v1 hierarchy: the memory layer cannot be applied.
+    let bogus = temp_dir("bogus-memory-mount");
+    let point_memory_at = |config: &mut ManagerConfig, mode: SandboxMode| {
+        config.sandbox.mode = mode;
+        config.sandbox.cgroup_v1_mounts.insert("memory".into(), bogus.clone());
+    };
+
+    let strict = node_with("strict", limits(256 << 20, 64, 50), |c| {
+        point_memory_at(c, SandboxMode::Strict)
+    })
+    .await;
+    install(&strict, "attacker", "");
+    install(&strict, "bystander", "");
+    let report = strict.manager.auto_load_modules().await.expect("discovered");
+    let reason = report.failed.get("attacker").cloned().unwrap_or_default();
+    assert!(
+        reason.contains("cgroup-memory") && reason.contains(bogus.to_str().expect("utf8 path")),
+        "strict mode refuses naming the layer and why: {report:?}"
+    );
+    // (`bystander`'s default limits include memory too: refused alike.)
+    assert!(
+        strict
+            .manager
+            .module_status("attacker")
+            .is_none_or(|s| s.state == ModuleState::Failed),
+        "not running"
+    );
+    assert!(
+        std::fs::read_dir(&bogus).expect("bogus dir").next().is_none(),
+        "nothing was created there"
+    );
+    strict.manager.shutdown().await;
+
+    let permissive = node_with("permissive", limits(256 << 20, 64, 50), |c| {
+        point_memory_at(c, SandboxMode::Permissive)
+    })
+    .await;
+    install(&permissive, "attacker", "");
+    let report = permissive.manager.auto_load_modules().await.expect("loaded");
+    assert_eq!(report.loaded, vec!["attacker".to_string()], "{report:?}");
+    let layers = permissive
+        .manager
+        .module_status("attacker")
+        .expect("status")
+        .sandbox_layers;
+    assert!(layers.iter().any(|l| l == "missing:cgroup-memory"), "{layers:?}");
+    assert!(!layers.iter().any(|l| l == "cgroup-memory"), "{layers:?}");
+    for layer in ["cgroup-pids", "cgroup-cpu", "landlock", "seccomp"] {
+        assert!(layers.iter().any(|l| l == layer), "{layer} still active: {layers:?}");
+    }
+    // It runs, sandboxed otherwise.
+    blocked(
+        &attack(&permissive, "attacker", "read", "/etc/shadow").await,
+        "landlock still applies",
+    );
+    permissive.manager.shutdown().await;
 }

@@ -33,8 +33,31 @@ pub fn module_bin(name: &str) -> PathBuf {
     dir.join(name)
 }
 
+/// Removes the directories earlier test runs left behind (a test that
+/// panics, or sets up its own root, does not clean up; module binaries are
+/// copied into them, so they add up). Only directories of processes that
+/// no longer exist are touched.
+fn sweep_leftovers() {
+    static SWEPT: OnceLock<()> = OnceLock::new();
+    SWEPT.get_or_init(|| {
+        for entry in std::fs::read_dir(std::env::temp_dir()).into_iter().flatten().flatten() {
+            let name = entry.file_name();
+            let Some(rest) = name.to_str().and_then(|n| n.strip_prefix("blvm-it-")) else {
+                continue;
+            };
+            let Some(pid) = rest.split('-').next().and_then(|p| p.parse::<u32>().ok()) else {
+                continue;
+            };
+            if !Path::new(&format!("/proc/{pid}")).exists() {
+                let _ = std::fs::remove_dir_all(entry.path());
+            }
+        }
+    });
+}
+
 /// A fresh directory for one test.
 pub fn temp_dir(tag: &str) -> PathBuf {
+    sweep_leftovers();
     static N: AtomicUsize = AtomicUsize::new(0);
     let dir = std::env::temp_dir().join(format!(
         "blvm-it-{}-{}-{tag}",
@@ -52,6 +75,14 @@ pub struct Host {
     pub events: Arc<EventManager>,
     pub chain: Arc<MemoryChain>,
     pub dir: PathBuf,
+}
+
+impl Drop for Host {
+    /// Removes the test's directory: module binaries are copied into it.
+    fn drop(&mut self) {
+        self.server.shutdown();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
 }
 
 impl Host {

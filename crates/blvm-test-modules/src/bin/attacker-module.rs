@@ -64,8 +64,118 @@ fn attack(method: &str, arg: &str) -> Option<String> {
             }
             format!("ALLOWED {} MiB", blocks.len())
         }
+        "hold" => {
+            // Touches `arg` MiB and keeps it for the life of the process
+            // (leaked on purpose), so the node sees the usage stay up.
+            let mib: usize = arg.parse().unwrap_or(0);
+            for _ in 0..mib {
+                let b = Box::leak(vec![0u8; 1 << 20].into_boxed_slice());
+                for i in (0..b.len()).step_by(4096) {
+                    b[i] = 1;
+                }
+            }
+            format!("HELD {mib} MiB")
+        }
+        "fork-bomb" => {
+            // Starts processes until the kernel refuses; keeps every one
+            // (never waited for), so the task count stays at the limit.
+            let mut started = 0u32;
+            let err = loop {
+                let child = std::process::Command::new("/bin/sleep")
+                    .arg("600")
+                    .stdin(std::process::Stdio::null())
+                    .stdout(std::process::Stdio::null())
+                    .stderr(std::process::Stdio::null())
+                    .spawn();
+                match child {
+                    Ok(c) => {
+                        std::mem::forget(c);
+                        started += 1;
+                    }
+                    Err(e) => break e,
+                }
+                if started >= 10_000 {
+                    return Some(format!("ALLOWED {started} processes"));
+                }
+            };
+            format!("BLOCKED after {started} processes: {err}")
+        }
+        "spin" => {
+            // Busy threads, `arg` of them (default: one per CPU), forever.
+            let n: usize = arg
+                .parse()
+                .unwrap_or_else(|_| std::thread::available_parallelism().map_or(2, |n| n.get()));
+            let mut spinning = 0;
+            for _ in 0..n {
+                let spawned = std::thread::Builder::new().spawn(|| loop {
+                    std::hint::spin_loop();
+                });
+                if spawned.is_ok() {
+                    spinning += 1;
+                }
+            }
+            format!("SPINNING {spinning} threads")
+        }
+        "setsid" => {
+            // A grandchild in its own session, its parent (the shell)
+            // gone: it has left the module's process group and tree.
+            let out = std::process::Command::new("/bin/sh")
+                .args(["-c", "setsid sleep 600 >/dev/null 2>&1 & echo $!"])
+                .stdin(std::process::Stdio::null())
+                .output();
+            outcome(out, |o| String::from_utf8_lossy(&o.stdout).trim().to_owned())
+        }
+        "signal-node" => {
+            // SIGTERM to the node: `arg` is its pid, or empty for the parent.
+            let pid = node_pid(arg);
+            // SAFETY: kill(2) takes two integers and touches no memory.
+            #[allow(unsafe_code)]
+            let r = unsafe { libc::kill(pid, libc::SIGTERM) };
+            outcome(errno_result(r), |_| format!("SIGTERM sent to {pid}"))
+        }
+        "ptrace-node" => {
+            // PTRACE_ATTACH to the node (`arg` as for signal-node).
+            let pid = node_pid(arg);
+            // SAFETY: PTRACE_ATTACH reads no memory of ours; the address
+            // and data arguments are ignored (null).
+            #[allow(unsafe_code)]
+            let r = unsafe {
+                libc::ptrace(
+                    libc::PTRACE_ATTACH,
+                    pid,
+                    std::ptr::null_mut::<libc::c_void>(),
+                    std::ptr::null_mut::<libc::c_void>(),
+                )
+            };
+            outcome(errno_result(r as libc::c_int), |_| format!("attached to {pid}"))
+        }
+        "exec" => {
+            // Runs the program `arg` (say, a setuid copy of `id`) and
+            // answers `RAN <its stdout>`, or BLOCKED if it cannot start.
+            match std::process::Command::new(arg).output() {
+                Ok(out) => format!("RAN {}", String::from_utf8_lossy(&out.stdout).trim()),
+                Err(e) => format!("BLOCKED {e}"),
+            }
+        }
         _ => return None,
     })
+}
+
+/// The pid in `arg`, or the parent's (the node spawned the module).
+fn node_pid(arg: &str) -> libc::pid_t {
+    // SAFETY: getppid(2) cannot fail and touches no memory.
+    #[allow(unsafe_code)]
+    let parent = unsafe { libc::getppid() };
+    arg.trim().parse().unwrap_or(parent)
+}
+
+/// A libc return value as a result: -1 is the errno.
+fn errno_result(r: libc::c_int) -> std::io::Result<libc::c_int> {
+    if r == -1 {
+        Err(std::io::Error::last_os_error())
+    } else {
+        Ok(r)
+    }
 }
 
 #[tokio::main(flavor = "current_thread")]
