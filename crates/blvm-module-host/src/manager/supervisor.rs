@@ -233,9 +233,10 @@ async fn run_once(
             data_dir,
             extra_env: Vec::new(),
             // Network access is the granted capability; limits are the
-            // operator's (the stricter of default and per-module).
+            // stricter of the operator's and the manifest's `[resources]`.
             sandbox: inner.config.sandbox.spec_for(
                 name,
+                &e.manifest.resources(),
                 e.capabilities.contains(blvm_module_protocol::Permission::NetworkAccess),
             ),
         };

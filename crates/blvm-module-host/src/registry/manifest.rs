@@ -46,6 +46,9 @@
 //! accepted and ignored: governance is registry policy the node records but
 //! does not enforce, and registries may add fields there without breaking
 //! installed nodes. `config_schema` is a free table of key → description.
+//! `[resources]` (`memory_mb`, `max_processes`, `cpu_percent`,
+//! `max_open_files`) refuses unknown keys too: a misspelt limit would
+//! silently not apply.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
@@ -82,6 +85,7 @@ const TOP_LEVEL_KEYS: &[&str] = &[
     "compatibility",
     "capabilities",
     "config_schema",
+    "resources",
 ];
 
 // ---------------------------------------------------------------------------
@@ -282,6 +286,37 @@ pub struct RawManifest {
     pub capabilities: Option<Vec<String>>,
     /// `[config_schema]`: config key → description.
     pub config_schema: Option<BTreeMap<String, String>>,
+    /// `[resources]`: the limits the module asks to run under.
+    pub resources: Option<RawResources>,
+}
+
+/// `[resources]` as written.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawResources {
+    /// `memory_mb`: memory of all its processes together, MiB.
+    pub memory_mb: Option<u64>,
+    /// `max_processes`: processes and threads.
+    pub max_processes: Option<u64>,
+    /// `cpu_percent`: CPU in percent of one core.
+    pub cpu_percent: Option<u32>,
+    /// `max_open_files`: open files per process.
+    pub max_open_files: Option<u64>,
+}
+
+/// `[resources]`, validated: the limits a module declares it needs. The
+/// node applies the stricter of these and the operator's own limits, so a
+/// manifest can tighten its sandbox but never loosen the operator's.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Resources {
+    /// Memory of all its processes together, bytes.
+    pub memory_bytes: Option<u64>,
+    /// Processes and threads.
+    pub max_processes: Option<u64>,
+    /// CPU, percent of one core.
+    pub cpu_percent: Option<u32>,
+    /// Open files per process.
+    pub max_open_files: Option<u64>,
 }
 
 /// `[governance]` as written. Unknown keys are ignored (see the module doc).
@@ -494,6 +529,27 @@ impl RawManifest {
 
         let config_schema = self.config_schema.unwrap_or_default();
 
+        let resources = match self.resources {
+            None => Resources::default(),
+            Some(r) => {
+                let positive = |field: &str, v: Option<u64>, max: u64| match v {
+                    Some(n) if n == 0 || n > max => Err(invalid(
+                        field,
+                        "a whole number above 0 within the host's range",
+                        &n.to_string(),
+                    )),
+                    other => Ok(other),
+                };
+                Resources {
+                    memory_bytes: positive("resources.memory_mb", r.memory_mb, 1 << 30)?.map(|mb| mb << 20),
+                    max_processes: positive("resources.max_processes", r.max_processes, 1 << 22)?,
+                    cpu_percent: positive("resources.cpu_percent", r.cpu_percent.map(u64::from), 100_000)?
+                        .map(|p| p as u32),
+                    max_open_files: positive("resources.max_open_files", r.max_open_files, 1 << 20)?,
+                }
+            }
+        };
+
         Ok(ModuleManifest {
             name,
             version,
@@ -507,6 +563,7 @@ impl RawManifest {
             compatibility,
             capabilities,
             config_schema,
+            resources,
         })
     }
 }
@@ -781,6 +838,7 @@ pub struct ModuleManifest {
     compatibility: Compatibility,
     capabilities: PermissionSet,
     config_schema: BTreeMap<String, String>,
+    resources: Resources,
 }
 
 impl ModuleManifest {
@@ -897,6 +955,11 @@ impl ModuleManifest {
     /// `[config_schema]`: config key → description.
     pub fn config_schema(&self) -> &BTreeMap<String, String> {
         &self.config_schema
+    }
+
+    /// `[resources]`: the limits the module asks to run under.
+    pub fn resources(&self) -> Resources {
+        self.resources
     }
 }
 

@@ -40,5 +40,5 @@ pub use discovery::{
 };
 pub use manifest::{
     BinaryHash, BinaryInfo, Compatibility, Dependency, Governance, MaintainerSignature, ManifestError,
-    ManifestErrorKind, ModuleManifest, ModuleName, RawManifest, Signatures, Threshold,
+    ManifestErrorKind, ModuleManifest, ModuleName, RawManifest, RawResources, Resources, Signatures, Threshold,
 };

@@ -166,16 +166,30 @@ impl Default for SandboxConfig {
 }
 
 impl SandboxConfig {
-    /// The spec of one module: its limits (the stricter of default and
-    /// per-module), and whether it was granted `network_access`.
-    pub fn spec_for(&self, name: &str, network_access: bool) -> Option<SandboxSpec> {
+    /// The spec of one module: its limits — the stricter, field by field,
+    /// of the operator's (default and per-module) and what its manifest's
+    /// `[resources]` asks for, so a manifest can tighten its sandbox but
+    /// never loosen the operator's — and whether it was granted
+    /// `network_access`.
+    pub fn spec_for(
+        &self,
+        name: &str,
+        requested: &crate::registry::Resources,
+        network_access: bool,
+    ) -> Option<SandboxSpec> {
         if !self.enabled {
             return None;
         }
-        let limits = match self.limits.get(name) {
+        let operator = match self.limits.get(name) {
             Some(own) => self.default_limits.stricter(own),
             None => self.default_limits,
         };
+        let limits = operator.stricter(&ResourceLimits {
+            memory_bytes: requested.memory_bytes,
+            max_processes: requested.max_processes,
+            cpu_percent: requested.cpu_percent,
+            max_open_files: requested.max_open_files,
+        });
         Some(SandboxSpec {
             mode: self.mode,
             limits,

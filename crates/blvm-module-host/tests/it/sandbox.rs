@@ -630,3 +630,30 @@ async fn a_layer_that_cannot_be_applied_is_refused_in_strict_mode_and_reported_i
     );
     permissive.manager.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn manifest_resources_tighten_the_operators_limits_but_never_loosen_them() {
+    // Operator: 64 tasks, 50% CPU, 256 files for `attacker`.
+    let node = node("manifest-limits", Some(256 << 20)).await;
+    install(&node, "attacker", "");
+    // The module asks for fewer tasks and more CPU than the operator gives.
+    let manifest_path = node.modules_dir.join("attacker").join("module.toml");
+    let manifest = std::fs::read_to_string(&manifest_path).expect("manifest");
+    std::fs::write(
+        &manifest_path,
+        format!("{manifest}\n[resources]\nmax_processes = 16\ncpu_percent = 400\nmemory_mb = 4096\n"),
+    )
+    .expect("write");
+    let report = node.manager.auto_load_modules().await.expect("loaded");
+    assert_eq!(report.loaded, vec!["attacker".to_string()], "{report:?}");
+    let pid = node.manager.module_status("attacker").and_then(|s| s.pid).expect("pid");
+    // Tighter than the operator: the manifest's 16 tasks apply.
+    assert_eq!(read_number(v1_group(pid, "pids").join("pids.max")), 16);
+    // Looser than the operator: the operator's 50% and 256 MiB stay.
+    assert_eq!(read_number(v1_group(pid, "cpu").join("cpu.cfs_quota_us")), 50_000);
+    assert_eq!(
+        read_number(v1_group(pid, "memory").join("memory.limit_in_bytes")),
+        256 << 20
+    );
+    node.manager.shutdown().await;
+}

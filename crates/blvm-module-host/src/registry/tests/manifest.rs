@@ -437,3 +437,30 @@ fn seed_layout_with_capabilities_last_is_refused_with_a_hint() {
     let e = assert_refused_at(&after_governance, "governance.capabilities");
     assert!(matches!(e.kind(), ManifestErrorKind::MisplacedKey { key } if key == "capabilities"));
 }
+
+#[test]
+fn resources_section_is_parsed_and_bad_limits_are_refused_naming_the_field() {
+    let m = parse(&manifest(
+        "foo",
+        "1.0.0",
+        "[resources]\nmemory_mb = 256\nmax_processes = 16\ncpu_percent = 25\nmax_open_files = 128",
+    ))
+    .expect("valid");
+    let r = m.resources();
+    assert_eq!(
+        (r.memory_bytes, r.max_processes, r.cpu_percent, r.max_open_files),
+        (Some(256 << 20), Some(16), Some(25), Some(128))
+    );
+    assert_refused_at(
+        &manifest("foo", "1.0.0", "[resources]\nmemory_mb = 0"),
+        "resources.memory_mb",
+    );
+    assert_refused_at(
+        &manifest("foo", "1.0.0", "[resources]\ncpu_percent = 0"),
+        "resources.cpu_percent",
+    );
+    assert_refused_at(
+        &manifest("foo", "1.0.0", "[resources]\nmax_threads = 4"),
+        "resources.max_threads",
+    );
+}
