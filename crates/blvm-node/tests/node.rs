@@ -615,3 +615,77 @@ fn is_zombie(pid: &str) -> bool {
         .map(|s| s.rsplit(')').next().unwrap_or("").trim_start().starts_with('Z'))
         .unwrap_or(true)
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sandboxed_attacker_does_not_stop_the_node_answering_rpc_or_other_modules_getting_events() {
+    let dir = temp_dir("attacker");
+    let modules = dir.join("modules");
+    install(
+        &modules,
+        "attacker",
+        "name = \"attacker\"\nversion = \"1.0.0\"\nentry_point = \"attacker\"\ncapabilities = []\n\n[resources]\nmax_processes = 64\n",
+        "attacker-module",
+        "",
+    );
+    install(
+        &modules,
+        "recorder",
+        "name = \"recorder\"\nversion = \"1.0.0\"\nentry_point = \"recorder\"\ncapabilities = [\"subscribe_events\", \"read_blockchain\"]\n",
+        "recorder-module",
+        "events = \"NewBlock\"\n",
+    );
+    let mut cfg = config(&dir, "regtest");
+    cfg.modules_dir = modules;
+    let node = start(cfg, ChainOptions::default()).await;
+    let report = node.node.manager.auto_load_modules().await.expect("modules");
+    assert_eq!(report.loaded.len(), 2, "{report:?}");
+    let attack = |method: &'static str, arg: &'static str| {
+        let id = node
+            .node
+            .manager
+            .module_status("attacker")
+            .and_then(|s| s.module_id)
+            .expect("id");
+        let conn = node
+            .node
+            .manager
+            .ipc_server()
+            .and_then(|s| s.connection(&id))
+            .expect("connected");
+        async move {
+            let call = ModuleCall {
+                caller: "test".into(),
+                method: method.into(),
+                params: arg.as_bytes().to_vec(),
+            };
+            let raw = tokio::time::timeout(DEADLINE, conn.invoke(MODULE_CALL, &call))
+                .await
+                .expect("in time")
+                .expect("answer");
+            String::from_utf8(decode_body::<ModuleCallResult>("result", &raw).expect("decodes").result).expect("utf8")
+        }
+    };
+    // The host's secrets are out of the module's reach (Landlock).
+    let read = attack("read", "/etc/shadow").await;
+    assert!(read.starts_with("BLOCKED"), "{read}");
+    // A fork bomb stops at the manifest's 64 tasks.
+    let bomb = attack("fork-bomb", "").await;
+    assert!(bomb.starts_with("BLOCKED after"), "{bomb}");
+    // Meanwhile the node answers RPC, mines, and the other module hears of it.
+    assert_eq!(node.call("getblockcount", json!([])).await.expect("count"), json!(0));
+    let op_true = bitcoin::ScriptBuf::from_bytes(vec![0x51]);
+    let payee = bitcoin::Address::p2wsh(&op_true, bitcoin::Network::Regtest).to_string();
+    let mined = node.call("generatetoaddress", json!([1, payee])).await.expect("mined");
+    let seen = recorded(&node, "recorder").await;
+    assert!(
+        seen.iter().any(|l| l.contains(mined[0].as_str().expect("hash"))),
+        "the recorder did not see the new block: {seen:?}"
+    );
+    let status = node.call("getmodulestatus", json!(["attacker"])).await.expect("status");
+    assert_eq!(status["state"], json!("running"), "{status}");
+    let layers = status["sandbox_layers"].as_array().expect("layers");
+    for layer in ["cgroup-pids", "landlock", "seccomp", "netns", "no-new-privs"] {
+        assert!(layers.contains(&json!(layer)), "{layer} missing from {status}");
+    }
+    node.stop().await;
+}

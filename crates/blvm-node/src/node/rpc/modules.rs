@@ -52,6 +52,8 @@ fn status_json(s: &ModuleStatus) -> Value {
         "rss_bytes": s.usage.map(|u| u.rss_bytes),
         "processes": s.usage.map(|u| u.processes),
         "delivery": s.delivery.as_ref().map(stats_json),
+        "sandbox_layers": s.sandbox_layers,
+        "resource_warnings": s.resource_warnings,
     })
 }
 
