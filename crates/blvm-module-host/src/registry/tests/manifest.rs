@@ -345,8 +345,9 @@ fn unknown_top_level_key_is_refused_with_a_suggestion() {
     let e = refused("nmae = \"foo\"\nname = \"foo\"\nversion = \"1.0.0\"");
     assert_eq!(e.field(), "nmae");
     assert!(e.to_string().ends_with("unknown key (did you mean `name`?)"), "{e}");
+    // `[resources]` is known; a misspelt limit inside it is refused by name.
     let e = refused(&manifest("foo", "1.0.0", "[resources]\nmemory = 1"));
-    assert_eq!(e.field(), "resources");
+    assert_eq!(e.field(), "resources.memory");
 }
 
 #[test]
