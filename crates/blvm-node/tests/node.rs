@@ -226,33 +226,8 @@ async fn reorg_chain_makes_the_subscribed_module_see_disconnects_then_new_blocks
         json!(new[2].block_hash().to_string())
     );
     // What did the module see?
-    let id = node
-        .node
-        .manager
-        .module_status("recorder")
-        .and_then(|s| s.module_id)
-        .expect("id");
-    let conn = node
-        .node
-        .manager
-        .ipc_server()
-        .and_then(|s| s.connection(&id))
-        .expect("connected");
-    let call = ModuleCall {
-        caller: "test".into(),
-        method: "report".into(),
-        params: vec![],
-    };
-    let raw = tokio::time::timeout(DEADLINE, conn.invoke(MODULE_CALL, &call))
-        .await
-        .expect("in time")
-        .expect("answer");
-    let report =
-        String::from_utf8(decode_body::<ModuleCallResult>("result", &raw).expect("decodes").result).expect("utf8");
-    let lines: Vec<&str> = report
-        .lines()
-        .map(|l| l.split_once(' ').map_or(l, |(_, rest)| rest))
-        .collect();
+    let seen = recorded(&node, "recorder").await;
+    let report = seen.join("\n");
     let expected = [
         format!("BlockDisconnected 4 {}", old[4].block_hash()),
         format!("BlockDisconnected 3 {}", old[3].block_hash()),
@@ -261,7 +236,6 @@ async fn reorg_chain_makes_the_subscribed_module_see_disconnects_then_new_blocks
         format!("NewBlock 5 {}", new[2].block_hash()),
         format!("ChainReorg {} {}", old[4].block_hash(), new[2].block_hash()),
     ];
-    let seen: Vec<String> = lines.iter().map(|l| l.to_string()).collect();
     // Submitting 3A and 4A may not reorg yet (equal work); the first reorg
     // happens when the branch gets more work. Find the disconnects.
     let start = seen
@@ -353,8 +327,8 @@ async fn regtest_spend_is_mined_by_generatetoaddress() {
     node.stop().await;
 }
 
-/// Asks the recorder module what it has seen.
-async fn recorded(node: &Running, name: &str) -> Vec<String> {
+/// Sends module `name` a `module_call` of `method` and returns its answer.
+async fn module_call(node: &Running, name: &str, method: &str, params: &[u8]) -> Vec<u8> {
     let id = node
         .node
         .manager
@@ -369,14 +343,19 @@ async fn recorded(node: &Running, name: &str) -> Vec<String> {
         .expect("connected");
     let call = ModuleCall {
         caller: "test".into(),
-        method: "report".into(),
-        params: vec![],
+        method: method.into(),
+        params: params.to_vec(),
     };
     let raw = tokio::time::timeout(DEADLINE, conn.invoke(MODULE_CALL, &call))
         .await
         .expect("in time")
         .expect("answer");
-    String::from_utf8(decode_body::<ModuleCallResult>("result", &raw).expect("decodes").result)
+    decode_body::<ModuleCallResult>("result", &raw).expect("decodes").result
+}
+
+/// Asks the recorder module what it has seen (without sequence numbers).
+async fn recorded(node: &Running, name: &str) -> Vec<String> {
+    String::from_utf8(module_call(node, name, "report", &[]).await)
         .expect("utf8")
         .lines()
         .map(|l| l.split_once(' ').map_or(l, |(_, rest)| rest).to_owned())
@@ -640,30 +619,8 @@ async fn a_sandboxed_attacker_does_not_stop_the_node_answering_rpc_or_other_modu
     let report = node.node.manager.auto_load_modules().await.expect("modules");
     assert_eq!(report.loaded.len(), 2, "{report:?}");
     let attack = |method: &'static str, arg: &'static str| {
-        let id = node
-            .node
-            .manager
-            .module_status("attacker")
-            .and_then(|s| s.module_id)
-            .expect("id");
-        let conn = node
-            .node
-            .manager
-            .ipc_server()
-            .and_then(|s| s.connection(&id))
-            .expect("connected");
-        async move {
-            let call = ModuleCall {
-                caller: "test".into(),
-                method: method.into(),
-                params: arg.as_bytes().to_vec(),
-            };
-            let raw = tokio::time::timeout(DEADLINE, conn.invoke(MODULE_CALL, &call))
-                .await
-                .expect("in time")
-                .expect("answer");
-            String::from_utf8(decode_body::<ModuleCallResult>("result", &raw).expect("decodes").result).expect("utf8")
-        }
+        let node = &node;
+        async move { String::from_utf8(module_call(node, "attacker", method, arg.as_bytes()).await).expect("utf8") }
     };
     // The host's secrets are out of the module's reach (Landlock).
     let read = attack("read", "/etc/shadow").await;

@@ -11,8 +11,6 @@ use std::time::Duration;
 use blvm_module_host::api::events::Outbound;
 use blvm_module_host::manager::{ManagerConfig, ManagerError, ModuleManager, ModuleState, RestartPolicy};
 use blvm_module_protocol::events::{Event, EventType};
-use blvm_module_protocol::frame::decode_body;
-use blvm_module_protocol::methods::invocation::{ModuleCall, ModuleCallResult, MODULE_CALL};
 use blvm_module_protocol::ErrorCode;
 use blvm_testkit::MemoryChain;
 use sha2::{Digest, Sha256};
@@ -108,25 +106,7 @@ fn next_event(rx: &Receiver<Outbound>, ty: EventType) -> Event {
 }
 
 async fn call(node: &Node, name: &str, method: &str) -> Result<Vec<u8>, blvm_module_protocol::RemoteError> {
-    let id = node
-        .manager
-        .module_status(name)
-        .and_then(|s| s.module_id)
-        .expect("module id");
-    let conn = node
-        .manager
-        .ipc_server()
-        .and_then(|s| s.connection(&id))
-        .expect("connected");
-    let params = ModuleCall {
-        caller: "test".into(),
-        method: method.into(),
-        params: vec![],
-    };
-    let raw = tokio::time::timeout(DEADLINE, conn.invoke(MODULE_CALL, &params))
-        .await
-        .expect("answered in time")?;
-    Ok(decode_body::<ModuleCallResult>("result", &raw).expect("decodes").result)
+    crate::support::module_call(&node.manager, name, method, &[]).await
 }
 
 fn process_exists(pid: u32) -> bool {

@@ -13,8 +13,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use blvm_module_host::manager::{ManagerConfig, ModuleManager, ModuleState};
-use blvm_module_protocol::frame::decode_body;
-use blvm_module_protocol::methods::invocation::{ModuleCall, ModuleCallResult, MODULE_CALL};
 use blvm_testkit::MemoryChain;
 
 use crate::support::{module_bin, temp_dir, DEADLINE};
@@ -63,22 +61,7 @@ async fn start_node(root: &Path) -> (ModuleManager, PathBuf) {
 
 /// Asks module `name` to run `method` on `arg`; its answer.
 async fn call(manager: &ModuleManager, name: &str, method: &str, arg: &str) -> String {
-    let id = manager
-        .module_status(name)
-        .and_then(|s| s.module_id)
-        .expect("module id");
-    let conn = manager.ipc_server().and_then(|s| s.connection(&id)).expect("connected");
-    let params = ModuleCall {
-        caller: "test".into(),
-        method: method.into(),
-        params: arg.as_bytes().to_vec(),
-    };
-    let raw = tokio::time::timeout(DEADLINE, conn.invoke(MODULE_CALL, &params))
-        .await
-        .expect("answered in time")
-        .expect("answered");
-    let result = decode_body::<ModuleCallResult>("result", &raw).expect("decodes").result;
-    String::from_utf8(result).expect("utf8")
+    crate::support::module_call_text(manager, name, method, arg).await
 }
 
 /// The node still serves another module: a request to the bystander is

@@ -13,8 +13,6 @@ use blvm_module_host::api::events::Outbound;
 use blvm_module_host::manager::{ManagerConfig, ModuleManager, ModuleState};
 use blvm_module_host::sandbox::{ResourceLimits, SandboxMode};
 use blvm_module_protocol::events::{Event, EventType, ResourceLimitWarning};
-use blvm_module_protocol::frame::decode_body;
-use blvm_module_protocol::methods::invocation::{ModuleCall, ModuleCallResult, MODULE_CALL};
 use blvm_testkit::MemoryChain;
 
 use crate::support::{module_bin, temp_dir, DEADLINE};
@@ -72,27 +70,7 @@ fn install(node: &Node, name: &str, caps: &str) {
 }
 
 async fn attack(node: &Node, name: &str, method: &str, arg: &str) -> String {
-    let id = node
-        .manager
-        .module_status(name)
-        .and_then(|s| s.module_id)
-        .expect("module id");
-    let conn = node
-        .manager
-        .ipc_server()
-        .and_then(|s| s.connection(&id))
-        .expect("connected");
-    let params = ModuleCall {
-        caller: "test".into(),
-        method: method.into(),
-        params: arg.as_bytes().to_vec(),
-    };
-    let raw = tokio::time::timeout(DEADLINE, conn.invoke(MODULE_CALL, &params))
-        .await
-        .expect("answered in time")
-        .expect("answered");
-    let result = decode_body::<ModuleCallResult>("result", &raw).expect("decodes").result;
-    String::from_utf8(result).expect("utf8")
+    crate::support::module_call_text(&node.manager, name, method, arg).await
 }
 
 fn blocked(answer: &str, what: &str) {
@@ -205,24 +183,7 @@ async fn attacks_on_files_network_fds_and_privileges_fail_and_the_node_keeps_ans
         .starts_with("BLOCKED"));
 
     // Allocating past the 256 MiB memory limit ends the module: a crash.
-    let id = node
-        .manager
-        .module_status("attacker")
-        .and_then(|s| s.module_id)
-        .expect("id");
-    let conn = node
-        .manager
-        .ipc_server()
-        .and_then(|s| s.connection(&id))
-        .expect("connected");
-    let params = ModuleCall {
-        caller: "test".into(),
-        method: "alloc".into(),
-        params: b"1024".to_vec(),
-    };
-    let answer = tokio::time::timeout(DEADLINE, conn.invoke(MODULE_CALL, &params))
-        .await
-        .expect("in time");
+    let answer = crate::support::module_call(&node.manager, "attacker", "alloc", b"1024").await;
     assert!(
         answer.is_err(),
         "allocating 1 GiB under a 256 MiB limit must not succeed"
@@ -443,24 +404,7 @@ async fn memory_near_its_limit_warns_and_allocating_past_it_is_a_crash_naming_th
     recorder_saw_a_warning(&node, "recorder").await;
 
     // Past the limit: no answer, a crash.
-    let id = node
-        .manager
-        .module_status("attacker")
-        .and_then(|s| s.module_id)
-        .expect("id");
-    let conn = node
-        .manager
-        .ipc_server()
-        .and_then(|s| s.connection(&id))
-        .expect("connected");
-    let params = ModuleCall {
-        caller: "test".into(),
-        method: "alloc".into(),
-        params: b"1024".to_vec(),
-    };
-    let answer = tokio::time::timeout(DEADLINE, conn.invoke(MODULE_CALL, &params))
-        .await
-        .expect("in time");
+    let answer = crate::support::module_call(&node.manager, "attacker", "alloc", b"1024").await;
     assert!(
         answer.is_err(),
         "allocating 1 GiB under a 128 MiB limit must not succeed"

@@ -267,3 +267,42 @@ pub fn wait_for_log(what: &str, pred: impl Fn(&str) -> bool) -> String {
         std::thread::sleep(Duration::from_millis(10));
     }
 }
+
+/// Sends the running module `name` a `module_call` invocation of `method`
+/// with `params`, and returns its raw result (or its error answer).
+pub async fn module_call(
+    manager: &blvm_module_host::manager::ModuleManager,
+    name: &str,
+    method: &str,
+    params: &[u8],
+) -> Result<Vec<u8>, blvm_module_protocol::RemoteError> {
+    use blvm_module_protocol::frame::decode_body;
+    use blvm_module_protocol::methods::invocation::{ModuleCall, ModuleCallResult, MODULE_CALL};
+    let id = manager
+        .module_status(name)
+        .and_then(|s| s.module_id)
+        .expect("module id");
+    let conn = manager.ipc_server().and_then(|s| s.connection(&id)).expect("connected");
+    let call = ModuleCall {
+        caller: "test".into(),
+        method: method.into(),
+        params: params.to_vec(),
+    };
+    let raw = tokio::time::timeout(DEADLINE, conn.invoke(MODULE_CALL, &call))
+        .await
+        .expect("answered in time")?;
+    Ok(decode_body::<ModuleCallResult>("result", &raw).expect("decodes").result)
+}
+
+/// [`module_call`] for modules that answer text and always answer.
+pub async fn module_call_text(
+    manager: &blvm_module_host::manager::ModuleManager,
+    name: &str,
+    method: &str,
+    arg: &str,
+) -> String {
+    let result = module_call(manager, name, method, arg.as_bytes())
+        .await
+        .expect("answered");
+    String::from_utf8(result).expect("utf8")
+}
