@@ -1,8 +1,8 @@
 //! `kill -9` during import leaves a store that reopens consistent.
 //!
-//! The test re-runs its own binary with a filter selecting the ignored
-//! helper below, which imports mainnet blocks one by one and prints each
-//! height; the parent SIGKILLs it at different points, reopens the store
+//! The test re-runs its own binary, selecting itself, with an environment
+//! variable that turns the child into an importer: it imports mainnet
+//! blocks one by one and prints each height; the parent SIGKILLs it at different points, reopens the store
 //! and checks the tip and the UTXO set against a clean import to the same
 //! height. Several rounds continue from the store the previous kill left.
 
@@ -19,14 +19,17 @@ const DIR_VAR: &str = "BLVM_CHAIN_CRASH_DIR";
 
 #[test]
 fn kill_9_mid_import_restarts_consistent() {
+    if let Some(dir) = std::env::var_os(DIR_VAR) {
+        // This process is the child the test below starts and kills.
+        import_until_killed(std::path::Path::new(&dir));
+    }
     let dir = tempdir();
     let blocks = framed_blocks("blocks-000000-000438.dat");
     for kill_after in [40u32, 160, 300] {
         let mut child = Command::new(std::env::current_exe().unwrap())
             .args([
-                "--ignored",
                 "--exact",
-                "crash_helper_import",
+                "kill_9_mid_import_restarts_consistent",
                 "--nocapture",
                 "--test-threads=1",
             ])
@@ -66,12 +69,9 @@ fn kill_9_mid_import_restarts_consistent() {
     }
 }
 
-/// Not a test on its own: the child process of the test above.
-#[test]
-#[ignore]
-fn crash_helper_import() {
-    let Some(dir) = std::env::var_os(DIR_VAR) else { return };
-    let chain = Chain::open(std::path::Path::new(&dir), Network::Bitcoin).unwrap();
+/// The child process: imports until it is killed; never returns.
+fn import_until_killed(dir: &std::path::Path) -> ! {
+    let chain = Chain::open(dir, Network::Bitcoin).unwrap();
     let blocks = framed_blocks("blocks-000000-000438.dat");
     let start = chain.tip().height as usize + 1;
     for b in &blocks[start..] {

@@ -296,18 +296,9 @@ fn process_exists(pid: u32) -> bool {
 /// Asks the recorder what it saw until it reports a `ResourceLimitWarning`
 /// (the bus keeps delivering to other modules during the attack).
 async fn recorder_saw_a_warning(node: &Node, name: &str) {
-    let deadline = Instant::now() + DEADLINE;
-    loop {
-        let report = attack(node, name, "report", "").await;
-        if report.contains("ResourceLimitWarning") {
-            return;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "{name} received no ResourceLimitWarning: {report}"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    // The recorder answers `wait` once such an event has reached it.
+    let line = attack(node, name, "wait", "ResourceLimitWarning").await;
+    assert!(line.contains("ResourceLimitWarning"), "{name}: {line}");
 }
 
 fn limits(memory: u64, processes: u64, cpu: u32) -> ResourceLimits {
@@ -493,17 +484,23 @@ async fn setsid_grandchild_of_a_sandboxed_module_dies_at_unload() {
         .and_then(|p| p.parse().ok())
         .unwrap_or_else(|| panic!("setsid: {answer}"));
     assert!(process_exists(grandchild));
-    // It leaves the module's session (field 6 of stat: the session id):
-    // the shell answered at fork, `setsid` runs just after.
-    let session = || -> Option<u32> {
-        let stat = std::fs::read_to_string(format!("/proc/{grandchild}/stat")).ok()?;
-        stat.rsplit(')').next()?.split_ascii_whitespace().nth(3)?.parse().ok()
-    };
-    let deadline = Instant::now() + DEADLINE;
-    while session() != Some(grandchild) {
-        assert!(Instant::now() < deadline, "the grandchild never led its own session");
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+    // It leads its own session (field 6 of stat: the session id): the
+    // attacker answers only once `setsid` has run.
+    let session = std::fs::read_to_string(format!("/proc/{grandchild}/stat"))
+        .ok()
+        .and_then(|stat| {
+            stat.rsplit(')')
+                .next()?
+                .split_ascii_whitespace()
+                .nth(3)?
+                .parse::<u32>()
+                .ok()
+        });
+    assert_eq!(
+        session,
+        Some(grandchild),
+        "the grandchild does not lead its own session"
+    );
 
     node.manager.unload_module("attacker").await.expect("unloaded");
     assert!(!process_exists(pid), "module {pid} survived");

@@ -226,13 +226,21 @@ impl Drop for ModuleProc {
 /// Everything the host logged through `tracing` in this test binary, as
 /// formatted text. Installs the capturing subscriber on first use.
 pub fn captured_logs() -> String {
-    use std::sync::Mutex;
+    let (logs, _) = capture();
+    String::from_utf8_lossy(&logs.lock().unwrap_or_else(|p| p.into_inner())).into_owned()
+}
+
+/// The capture buffer, and a condvar notified on every write to it.
+fn capture() -> (&'static std::sync::Mutex<Vec<u8>>, &'static std::sync::Condvar) {
+    use std::sync::{Condvar, Mutex};
     static LOGS: Mutex<Vec<u8>> = Mutex::new(Vec::new());
+    static WRITTEN: Condvar = Condvar::new();
     static INSTALL: OnceLock<()> = OnceLock::new();
     struct Capture;
     impl std::io::Write for Capture {
         fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
             LOGS.lock().unwrap_or_else(|p| p.into_inner()).extend_from_slice(buf);
+            WRITTEN.notify_all();
             Ok(buf.len())
         }
         fn flush(&mut self) -> std::io::Result<()> {
@@ -246,25 +254,28 @@ pub fn captured_logs() -> String {
             .with_writer(|| Capture)
             .try_init();
     });
-    String::from_utf8_lossy(&LOGS.lock().unwrap_or_else(|p| p.into_inner())).into_owned()
+    (&LOGS, &WRITTEN)
 }
 
 /// Waits until a captured log line satisfies `pred` and returns it. For
 /// lines logged by a thread the test cannot join (a module's stdout
-/// reader), so it re-reads the capture until the deadline.
+/// reader): woken by every write to the capture, until the deadline.
 #[track_caller]
 pub fn wait_for_log(what: &str, pred: impl Fn(&str) -> bool) -> String {
     let deadline = Instant::now() + DEADLINE;
+    let (logs, written) = capture();
+    let mut guard = logs.lock().unwrap_or_else(|p| p.into_inner());
     loop {
-        let logs = captured_logs();
-        if let Some(line) = logs.lines().find(|l| pred(l)) {
+        let text = String::from_utf8_lossy(&guard).into_owned();
+        if let Some(line) = text.lines().find(|l| pred(l)) {
             return line.to_owned();
         }
+        let left = deadline.saturating_duration_since(Instant::now());
         assert!(
-            Instant::now() < deadline,
-            "no log line {what} within {DEADLINE:?}; captured:\n{logs}"
+            !left.is_zero(),
+            "no log line {what} within {DEADLINE:?}; captured:\n{text}"
         );
-        std::thread::sleep(Duration::from_millis(10));
+        guard = written.wait_timeout(guard, left).unwrap_or_else(|p| p.into_inner()).0;
     }
 }
 

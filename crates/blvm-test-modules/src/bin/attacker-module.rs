@@ -118,9 +118,11 @@ fn attack(method: &str, arg: &str) -> Option<String> {
         }
         "setsid" => {
             // A grandchild in its own session, its parent (the shell)
-            // gone: it has left the module's process group and tree.
+            // gone: it has left the module's process group and tree. It
+            // prints its pid only after `setsid` ran (it is the program
+            // `setsid` executes), so the answer means "escaped".
             let out = std::process::Command::new("/bin/sh")
-                .args(["-c", "setsid sleep 600 >/dev/null 2>&1 & echo $!"])
+                .args(["-c", "setsid /bin/sh -c 'echo $$; exec sleep 600 >/dev/null 2>&1' &"])
                 .stdin(std::process::Stdio::null())
                 .output();
             outcome(out, |o| String::from_utf8_lossy(&o.stdout).trim().to_owned())

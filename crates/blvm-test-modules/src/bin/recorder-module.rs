@@ -27,11 +27,14 @@ async fn main() -> Result<(), SdkError> {
     integration.subscribe_events(types).await?;
     let mut events = integration.event_receiver()?;
     let seen: Arc<Mutex<Vec<String>>> = Arc::default();
+    let arrived = Arc::new(tokio::sync::Notify::new());
     let record = Arc::clone(&seen);
+    let announce = Arc::clone(&arrived);
     tokio::spawn(async move {
         while let Some(e) = events.recv().await {
             let line = format!("{} {}", e.seq, describe(&e.event));
             record.lock().unwrap_or_else(|p| p.into_inner()).push(line);
+            announce.notify_waiters();
         }
     });
     loop {
@@ -43,6 +46,27 @@ async fn main() -> Result<(), SdkError> {
                 if call.method == "report" {
                     let text = seen.lock().unwrap_or_else(|p| p.into_inner()).join("\n");
                     inv.respond(&ModuleCallResult { result: text.into_bytes() })?;
+                } else if call.method == "wait" {
+                    // Answers once an event whose line contains the params
+                    // has been seen: a test waits on this, not on a timer.
+                    let needle = String::from_utf8_lossy(&call.params).into_owned();
+                    let (seen, arrived) = (Arc::clone(&seen), Arc::clone(&arrived));
+                    tokio::spawn(async move {
+                        loop {
+                            let notified = arrived.notified();
+                            let found = seen
+                                .lock()
+                                .unwrap_or_else(|p| p.into_inner())
+                                .iter()
+                                .find(|l| l.contains(&needle))
+                                .cloned();
+                            if let Some(line) = found {
+                                let _ = inv.respond(&ModuleCallResult { result: line.into_bytes() });
+                                return;
+                            }
+                            notified.await;
+                        }
+                    });
                 } else {
                     let error = RemoteError::method_not_found(&call.method);
                     inv.reject(error);
