@@ -53,14 +53,7 @@ async fn node_with(tag: &str, handshake_timeout: Duration) -> Node {
     };
     config.handshake_timeout = handshake_timeout;
     config.shutdown_grace = Duration::from_secs(3);
-    let manager = ModuleManager::with_config(config);
-    manager
-        .start(
-            root.join("sock").join("node.sock"),
-            Arc::new(MemoryChain::mainnet_0_438()),
-        )
-        .await
-        .expect("start");
+    let manager = crate::support::start_manager(&root, config).await;
     Node {
         manager,
         modules_dir,
@@ -239,14 +232,7 @@ async fn node_config_section_is_merged_over_the_modules_own_config() {
         "tuned".into(),
         BTreeMap::from([("mode".to_string(), "serve".to_string())]),
     );
-    let manager = ModuleManager::with_config(config);
-    manager
-        .start(
-            root.join("sock").join("node.sock"),
-            Arc::new(MemoryChain::mainnet_0_438()),
-        )
-        .await
-        .expect("start");
+    let manager = crate::support::start_manager(&root, config).await;
     let node = Node {
         manager,
         modules_dir,

@@ -9,11 +9,9 @@ use std::io::{BufRead, BufReader};
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::sync::Arc;
 use std::time::Duration;
 
 use blvm_module_host::manager::{ManagerConfig, ModuleManager, ModuleState};
-use blvm_testkit::MemoryChain;
 
 use crate::support::{module_bin, temp_dir, DEADLINE};
 
@@ -46,14 +44,7 @@ async fn start_node(root: &Path) -> (ModuleManager, PathBuf) {
     let mut config = ManagerConfig::new(root.join("modules"), &data_dir, root.join("sock"));
     config.handshake_timeout = Duration::from_secs(30);
     config.shutdown_grace = Duration::from_secs(3);
-    let manager = ModuleManager::with_config(config);
-    manager
-        .start(
-            root.join("sock").join("node.sock"),
-            Arc::new(MemoryChain::mainnet_0_438()),
-        )
-        .await
-        .expect("start");
+    let manager = crate::support::start_manager(root, config).await;
     let report = manager.auto_load_modules().await.expect("loaded");
     assert!(report.failed.is_empty(), "{report:?}");
     (manager, data_dir)

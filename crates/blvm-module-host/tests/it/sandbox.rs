@@ -6,14 +6,12 @@
 use std::net::TcpListener;
 use std::path::PathBuf;
 use std::sync::mpsc::{Receiver, RecvTimeoutError};
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use blvm_module_host::api::events::Outbound;
 use blvm_module_host::manager::{ManagerConfig, ModuleManager, ModuleState};
 use blvm_module_host::sandbox::{ResourceLimits, SandboxMode};
 use blvm_module_protocol::events::{Event, EventType, ResourceLimitWarning};
-use blvm_testkit::MemoryChain;
 
 use crate::support::{module_bin, temp_dir, DEADLINE};
 
@@ -45,14 +43,7 @@ async fn node_with(tag: &str, limits: ResourceLimits, tweak: impl FnOnce(&mut Ma
     config.restart.max_crashes = 1;
     config.sandbox.limits.insert("attacker".into(), limits);
     tweak(&mut config);
-    let manager = ModuleManager::with_config(config);
-    manager
-        .start(
-            root.join("sock").join("node.sock"),
-            Arc::new(MemoryChain::mainnet_0_438()),
-        )
-        .await
-        .expect("start");
+    let manager = crate::support::start_manager(&root, config).await;
     Node {
         manager,
         modules_dir,

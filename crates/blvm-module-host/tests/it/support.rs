@@ -317,3 +317,20 @@ pub async fn module_call_text(
         .expect("answered");
     String::from_utf8(result).expect("utf8")
 }
+
+/// Starts a module manager with `config` over real mainnet blocks 0..438,
+/// its socket in `root/sock`.
+pub async fn start_manager(
+    root: &Path,
+    config: blvm_module_host::manager::ManagerConfig,
+) -> blvm_module_host::manager::ModuleManager {
+    let manager = blvm_module_host::manager::ModuleManager::with_config(config);
+    manager
+        .start(
+            root.join("sock").join("node.sock"),
+            Arc::new(MemoryChain::mainnet_0_438()),
+        )
+        .await
+        .expect("start");
+    manager
+}
