@@ -82,6 +82,17 @@ impl Connection {
         lock(&self.writer).write_all(bytes)
     }
 
+    /// Writes the connection's first frame while `publish` makes the
+    /// connection reachable. The writer lock is held across both, so a
+    /// frame queued by someone who found the connection through `publish`
+    /// is written after `bytes`, and once `publish` has run the module can
+    /// be reached by whoever reads `bytes` and reacts to it.
+    pub(crate) fn write_first(&self, bytes: &[u8], publish: impl FnOnce()) -> std::io::Result<()> {
+        let mut writer = lock(&self.writer);
+        publish();
+        writer.write_all(bytes)
+    }
+
     /// Queues a node→module frame for the writer thread; never blocks.
     fn send_control(&self, frame: Vec<u8>) {
         lock(&self.control).push_back(frame);

@@ -416,14 +416,23 @@ fn start_connection(
     };
     let mut out = Vec::new();
     encode::control(&mut out, "welcome", &welcome).map_err(std::io::Error::other)?;
-    // `welcome` goes out through the writer lock and before the connection
-    // is published, so no invocation or shutdown can precede it on the
-    // wire or interleave with it.
-    conn.write_all(&out).inspect_err(|_| conn.close())?;
+    // The connection is published while `welcome` is written under the
+    // writer lock: no invocation or shutdown can precede `welcome` on the
+    // wire, and a module that reacts to `welcome` (say, by telling its
+    // operator it is ready) is already reachable through `connection()`.
     let handle = ModuleConnectionHandle {
         conn: Arc::clone(&conn),
     };
-    lock(&shared.connections).insert(spec.module_id.clone(), handle);
+    conn.write_first(&out, || {
+        lock(&shared.connections).insert(spec.module_id.clone(), handle);
+    })
+    .inspect_err(|_| {
+        conn.close();
+        let mut conns = lock(&shared.connections);
+        if conns.get(&spec.module_id).is_some_and(|h| Arc::ptr_eq(&h.conn, &conn)) {
+            conns.remove(&spec.module_id);
+        }
+    })?;
     // `forget_module` may have run between the handshake and the insert,
     // when there was no connection yet to cut: cut it now. (Forget removes
     // the registration first, then the connection, so one of the two

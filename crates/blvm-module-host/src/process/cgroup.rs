@@ -97,8 +97,10 @@ pub(crate) fn prepare_parent(parent: &Path) -> io::Result<()> {
 
 /// Removes empty groups left by a node that died without tearing down
 /// (named `<id>-<node pid>-<n>`, that pid no longer running). Populated ones
-/// are left alone and reported: they hold a dead node's modules.
-fn remove_stale(parent: &Path) {
+/// cannot be removed (`EBUSY`) and are reported: they hold a dead node's
+/// modules. Works on v1 hierarchies too, where the limit groups follow the
+/// same naming.
+pub(crate) fn remove_stale(parent: &Path) {
     let Ok(dir) = std::fs::read_dir(parent) else { return };
     let me = std::process::id();
     for entry in dir.flatten() {
@@ -110,13 +112,10 @@ fn remove_stale(parent: &Path) {
         if node_pid == me || Path::new(&format!("/proc/{node_pid}")).exists() {
             continue;
         }
-        let group = Cgroup { path: entry.path() };
-        match group.is_populated() {
-            Ok(false) => {
-                let _ = group.remove();
+        if let Err(e) = std::fs::remove_dir(entry.path()) {
+            if e.raw_os_error() == Some(rustix::io::Errno::BUSY.raw_os_error()) {
+                tracing::warn!(cgroup = %entry.path().display(), "stale module cgroup still has processes");
             }
-            Ok(true) => tracing::warn!(cgroup = %group.path.display(), "stale module cgroup still has processes"),
-            Err(_) => {}
         }
     }
 }

@@ -60,6 +60,7 @@ mod tree;
 #[cfg(test)]
 mod tests;
 
+pub(crate) use cgroup::remove_stale as remove_stale_cgroups;
 pub use cgroup::{detect_parent as detect_cgroup_parent, MODULES_GROUP};
 pub use monitor::{ExitInfo, ModuleProcess, ResourceUsage, TeardownKind, KILL_TIMEOUT};
 pub use output::{MAX_LINE, TRUNCATED_MARKER};

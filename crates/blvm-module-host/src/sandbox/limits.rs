@@ -141,6 +141,9 @@ impl LimitGroups {
         let controller = controller_of(layer);
         let parent = v1_parent(controller, mount)?;
         std::fs::create_dir_all(&parent)?;
+        // Groups of a node killed without teardown (SIGKILL, OOM) are
+        // left behind; the next node to use the hierarchy removes them.
+        crate::process::remove_stale_cgroups(&parent);
         let safe: String = module_id
             .chars()
             .take(64)
@@ -333,4 +336,34 @@ fn v1_mount(controller: &str) -> Option<(PathBuf, String)> {
         let point = f.next()?;
         Some((Path::new(point).to_path_buf(), root.to_owned()))
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn groups_left_by_a_dead_node_are_removed_by_the_next_spawn() {
+        let Ok(parent) = v1_parent("pids", None) else {
+            // Not a host with a v1 pids hierarchy: the integration suite
+            // (tests/it/sandbox.rs) says so loudly; nothing to sweep here.
+            return;
+        };
+        std::fs::create_dir_all(&parent).expect("parent");
+        // A pid that is certainly dead: a child we reaped.
+        let mut child = std::process::Command::new("true").spawn().expect("spawn true");
+        let dead = child.id();
+        child.wait().expect("reap");
+        let stale = parent.join(format!("gone-{dead}-0"));
+        std::fs::create_dir(&stale).expect("stale group");
+        let mut groups = LimitGroups::default();
+        let limits = ResourceLimits::default();
+        groups
+            .add(Layer::CgroupPids, &limits, "sweeper", None)
+            .expect("pids group");
+        assert!(!stale.exists(), "{} survived", stale.display());
+        let mine = groups.dirs();
+        drop(groups);
+        assert!(mine.iter().all(|d| !d.exists()), "own group removed on drop");
+    }
 }
