@@ -326,7 +326,9 @@ impl ModuleManager {
                 Err(e) => tracing::warn!(dir = %dir.display(), "cannot make the directory absolute: {e}"),
             }
         }
-        let spawner = ModuleProcessSpawner::new(config.spawner.clone());
+        let mut spawner_config = config.spawner.clone();
+        spawner_config.delegate_controllers &= config.sandbox.enabled;
+        let spawner = ModuleProcessSpawner::new(spawner_config);
         ModuleManager {
             inner: Arc::new(Inner {
                 config,
@@ -767,6 +769,21 @@ impl ModuleManager {
             capabilities: e.capabilities,
             usage: live.map(|p| p.usage()),
             sandbox_layers: live.map(|p| p.sandbox().describe()).unwrap_or_default(),
+            limit_cgroups: live
+                .map(|p| {
+                    p.limit_cgroups()
+                        .into_iter()
+                        .map(|(layer, version, dir)| {
+                            format!(
+                                "{} {} {}",
+                                layer.controller().unwrap_or("?"),
+                                version.as_str(),
+                                dir.display()
+                            )
+                        })
+                        .collect()
+                })
+                .unwrap_or_default(),
             resource_warnings: e.resource_warnings.clone(),
             delivery: e
                 .module_id

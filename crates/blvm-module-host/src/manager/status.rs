@@ -69,6 +69,10 @@ pub struct ModuleStatus {
     /// (`cgroup-memory`, ..., `seccomp`), then `missing:<layer>` for each
     /// layer permissive mode started it without. Empty when not running.
     pub sandbox_layers: Vec<String>,
+    /// Where each cgroup limit is enforced: `<controller> <v1|v2> <group
+    /// directory>`, e.g. `pids v2 /sys/fs/cgroup/…/blvm-modules/x-812-0`.
+    /// Empty when not running.
+    pub limit_cgroups: Vec<String>,
     /// The latest resource limit warning of each resource (`memory`,
     /// `pids`), newest last, e.g. `memory at 83% of its limit (223… of
     /// 268435456 bytes)`: published as `ResourceLimitWarning` when usage

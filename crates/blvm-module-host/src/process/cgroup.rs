@@ -37,6 +37,13 @@ pub fn detect_parent() -> Option<PathBuf> {
     if rel.ends_with(" (deleted)") {
         return None;
     }
+    // A node that moved itself into its leaf to delegate controllers
+    // (`sandbox::delegate_controllers`) keeps its modules beside the leaf.
+    let rel = rel
+        .strip_suffix(crate::sandbox::NODE_LEAF)
+        .filter(|r| r.is_empty() || r.ends_with('/'))
+        .unwrap_or(rel)
+        .trim_end_matches('/');
     Some(mount.join(rel).join(MODULES_GROUP))
 }
 

@@ -356,9 +356,10 @@ impl ModuleProcess {
         &self.sandbox.report
     }
 
-    /// The cgroup v1 directories holding this module's resource limits.
-    pub fn limit_cgroups(&self) -> Vec<std::path::PathBuf> {
-        self.sandbox.group_dirs()
+    /// The cgroups holding this module's resource limits: each limit's
+    /// layer, the hierarchy version enforcing it, and the group directory.
+    pub fn limit_cgroups(&self) -> Vec<(crate::sandbox::Layer, crate::sandbox::CgroupVersion, std::path::PathBuf)> {
+        self.sandbox.limit_groups()
     }
 
     /// Its memory and process counts against its cgroup limits, and how

@@ -24,7 +24,7 @@ use tokio::sync::watch;
 use super::cgroup::{self, Cgroup};
 use super::monitor::{self, ModuleProcess, ReapGuard, TeardownKind, KILL_TIMEOUT};
 use super::output::{self, Stream};
-use crate::sandbox::{self, Applied, Layer, Prepared, SandboxError, SandboxSpec, Target};
+use crate::sandbox::{self, Applied, Delegation, Layer, Prepared, SandboxError, SandboxSpec, Target};
 
 /// `BLVM_MODULE_SOCKET`: path of the node's module socket (names as in
 /// `blvm-sdk`'s `env` module, which documents them for module authors).
@@ -80,6 +80,13 @@ pub struct SpawnerConfig {
     /// The cgroup v2 directory under which each spawn gets its own group;
     /// `None` disables cgroups (process-group teardown only).
     pub cgroup_parent: Option<PathBuf>,
+    /// Enable the memory, pids and cpu controllers of cgroup v2 for the
+    /// modules' groups where the hierarchy offers them (see
+    /// [`crate::sandbox::delegate_controllers`]), so their limits are
+    /// enforced there rather than in v1 hierarchies. This may move the
+    /// node into its own leaf group. On by default; off when the sandbox
+    /// is off.
+    pub delegate_controllers: bool,
 }
 
 impl Default for SpawnerConfig {
@@ -88,6 +95,7 @@ impl Default for SpawnerConfig {
     fn default() -> SpawnerConfig {
         SpawnerConfig {
             cgroup_parent: cgroup::detect_parent(),
+            delegate_controllers: true,
         }
     }
 }
@@ -95,7 +103,10 @@ impl Default for SpawnerConfig {
 impl SpawnerConfig {
     /// No cgroups: every module is torn down by process group.
     pub fn without_cgroup() -> SpawnerConfig {
-        SpawnerConfig { cgroup_parent: None }
+        SpawnerConfig {
+            cgroup_parent: None,
+            delegate_controllers: false,
+        }
     }
 }
 
@@ -167,6 +178,8 @@ pub enum SpawnErrorKind {
 pub struct ModuleProcessSpawner {
     /// A cgroup parent known to be usable, or `None` for process groups.
     cgroup_parent: Option<PathBuf>,
+    /// Which v2 controllers the modules' groups have, and why not others.
+    delegation: Delegation,
 }
 
 impl ModuleProcessSpawner {
@@ -194,7 +207,33 @@ impl ModuleProcessSpawner {
                     None
                 }
             });
-        ModuleProcessSpawner { cgroup_parent }
+        let mut delegation = Delegation::default();
+        if let (Some(parent), true) = (&cgroup_parent, config.delegate_controllers) {
+            delegation = sandbox::delegate_controllers(parent, &sandbox::CONTROLLERS);
+            tracing::info!(
+                cgroup = %parent.display(),
+                enabled = ?delegation.enabled,
+                moved_node = delegation.moved_node,
+                "cgroup v2 controllers for module limits"
+            );
+            for (controller, reason) in &delegation.unavailable {
+                tracing::debug!(
+                    controller,
+                    reason,
+                    "cgroup v2 controller not available; its limit uses cgroup v1"
+                );
+            }
+        }
+        ModuleProcessSpawner {
+            cgroup_parent,
+            delegation,
+        }
+    }
+
+    /// The cgroup v2 controllers modules' groups have (their limits are
+    /// enforced in v2), and why the others are not there.
+    pub fn delegation(&self) -> &Delegation {
+        &self.delegation
     }
 
     /// How this spawner's processes are torn down.
@@ -297,7 +336,7 @@ impl ModuleProcessSpawner {
                 return self.start_once(req, None).map(|(c, s)| (c, None, s));
             }
         };
-        match self.start_once(req, Some(procs)) {
+        match self.start_once(req, Some((cgroup.path(), procs))) {
             Ok((child, sandbox)) => Ok((child, Some(cgroup), sandbox)),
             Err(SpawnErrorKind::Exec(e)) => {
                 let _ = cgroup.remove();
@@ -327,7 +366,11 @@ impl ModuleProcessSpawner {
     /// child's steps, in order: join the v2 cgroup (`procs`), the sandbox
     /// layers (`sandbox` module docs give their order and why), then mark
     /// the node's descriptors close-on-exec.
-    fn start_once(&self, req: &SpawnRequest, procs: Option<File>) -> Result<(Child, Applied), SpawnErrorKind> {
+    fn start_once(&self, req: &SpawnRequest, group: Option<(&Path, File)>) -> Result<(Child, Applied), SpawnErrorKind> {
+        let (group_dir, procs) = match group {
+            Some((dir, procs)) => (Some(dir), Some(procs)),
+            None => (None, None),
+        };
         let prepared = match &req.sandbox {
             Some(spec) => {
                 let target = Target {
@@ -335,6 +378,7 @@ impl ModuleProcessSpawner {
                     binary: &req.binary,
                     data_dir: &req.data_dir,
                     socket_path: &req.socket_path,
+                    cgroup_v2: group_dir,
                 };
                 Some(Prepared::prepare(spec, &target).map_err(SpawnErrorKind::Sandbox)?)
             }

@@ -1,14 +1,16 @@
 //! The kernel sandbox of a module process (DESIGN.md "Sandbox").
 //!
-//! Everything is prepared in the node, before `fork`: cgroup v1 groups are
-//! created and their limits written, their `cgroup.procs` opened; rlimits
+//! Everything is prepared in the node, before `fork`: limits are written
+//! into the module's cgroup v2 group or into new cgroup v1 groups (whose
+//! `cgroup.procs` are opened), per controller, see [`groups`]; rlimits
 //! computed; the Landlock ruleset built (its fd open); the seccomp BPF
 //! program compiled. Between fork and exec the child then makes only system
 //! calls on what was prepared ([`Prepared::apply_in_child`]), in this order,
 //! each step needing the one before or being undone by the one after:
 //!
-//! 1. join the cgroups (v2 teardown group: `process::spawner`; v1 limit
-//!    groups here): needs root's right to migrate, so before the uid drop;
+//! 1. join the cgroups (the v2 group, teardown unit and holder of v2
+//!    limits: `process::spawner`; v1 limit groups here): needs root's
+//!    right to migrate, so before the uid drop;
 //!    first so every later instruction is accounted and limited;
 //! 2. rlimits: lowering needs nothing, but a hard limit can only be raised
 //!    by a privileged process, so before the uid drop;
@@ -32,6 +34,9 @@
 //! was prepared and then fails in the child always fails the spawn, with
 //! the layer's name: a layer is listed as active only if it was applied.
 
+mod cgroup_v1;
+mod cgroup_v2;
+mod groups;
 mod landlock;
 mod limits;
 mod netns;
@@ -42,10 +47,10 @@ use std::collections::BTreeMap;
 use std::io;
 use std::path::PathBuf;
 
-pub use limits::{ResourceLimits, V1_CONTROLLERS};
+pub use cgroup_v2::{delegate_controllers, Delegation, NODE_LEAF};
+pub use groups::{CgroupVersion, CONTROLLERS};
+pub use limits::ResourceLimits;
 pub use privileges::RunAs;
-
-pub(crate) use limits::LimitGroups;
 
 /// What to do when a layer cannot be applied on this host.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -96,6 +101,17 @@ impl Layer {
             Layer::DeathSignal => "pdeathsig",
             Layer::Landlock => "landlock",
             Layer::Seccomp => "seccomp",
+        }
+    }
+
+    /// The cgroup controller enforcing this layer, for the three cgroup
+    /// limits.
+    pub fn controller(self) -> Option<&'static str> {
+        match self {
+            Layer::CgroupMemory => Some("memory"),
+            Layer::CgroupPids => Some("pids"),
+            Layer::CgroupCpu => Some("cpu"),
+            _ => None,
         }
     }
 
@@ -279,11 +295,14 @@ pub(crate) struct Target<'a> {
     pub binary: &'a std::path::Path,
     pub data_dir: &'a std::path::Path,
     pub socket_path: &'a std::path::Path,
+    /// The module's cgroup v2 group (its teardown group), if it has one:
+    /// limits whose controller it has are written there.
+    pub cgroup_v2: Option<&'a std::path::Path>,
 }
 
 /// A sandbox prepared in the parent, applied in the child.
 pub(crate) struct Prepared {
-    groups: LimitGroups,
+    groups: groups::LimitGroups,
     rlimits: Vec<(rustix::process::Resource, rustix::process::Rlimit)>,
     netns: bool,
     run_as: Option<RunAs>,
@@ -320,8 +339,9 @@ impl Prepared {
             Err(reason) => Err(SandboxError { layer, reason }),
         };
 
-        // 1. cgroup v1 limit groups.
-        let mut groups = LimitGroups::default();
+        // 1. cgroup limits, v2 where the module's group has the
+        //    controller, else v1.
+        let mut groups = groups::LimitGroups::default();
         for (layer, wanted) in [
             (Layer::CgroupMemory, spec.limits.memory_bytes.is_some()),
             (Layer::CgroupPids, spec.limits.max_processes.is_some()),
@@ -330,9 +350,16 @@ impl Prepared {
             if !wanted {
                 continue;
             }
-            let mount = spec.cgroup_v1_mounts.get(limits::controller_of(layer));
+            let mount = layer.controller().and_then(|c| spec.cgroup_v1_mounts.get(c));
             let result = groups
-                .add(layer, &spec.limits, target.module_id, mount.map(PathBuf::as_path))
+                .add(
+                    layer,
+                    &spec.limits,
+                    target.module_id,
+                    target.cgroup_v2,
+                    mount.map(PathBuf::as_path),
+                )
+                .map(|_| ())
                 .map_err(|e| e.to_string());
             need(layer, result, &mut report)?;
         }
@@ -439,31 +466,29 @@ impl Prepared {
 /// dropped, which `ModuleProcess` does after its tree is dead.
 #[derive(Debug, Default)]
 pub(crate) struct Applied {
-    groups: LimitGroups,
+    groups: groups::LimitGroups,
     /// What is active.
     pub(crate) report: SandboxReport,
 }
 
 impl Applied {
-    /// The v1 limit groups, for tests and status.
-    pub(crate) fn group_dirs(&self) -> Vec<PathBuf> {
-        self.groups.dirs()
+    /// Each cgroup limit: its layer, the hierarchy enforcing it and the
+    /// group's directory, for status and tests.
+    pub(crate) fn limit_groups(&self) -> Vec<(Layer, CgroupVersion, PathBuf)> {
+        self.groups.describe()
     }
 
     /// Reads the module's usage against its cgroup limits now.
     pub(crate) fn limit_usage(&self) -> LimitUsage {
-        let gauge = |layer: Layer, current: &str, limit: &str| {
-            let dir = self.groups.dir_of(layer)?;
-            Some(Gauge {
-                current: limits::read_number(dir, current)?,
-                // `max` (no limit) does not parse: no gauge.
-                limit: limits::read_number(dir, limit)?,
-            })
+        let gauge = |layer| {
+            self.groups
+                .gauge(layer)
+                .map(|(current, limit)| Gauge { current, limit })
         };
         LimitUsage {
-            memory: gauge(Layer::CgroupMemory, "memory.usage_in_bytes", "memory.limit_in_bytes"),
-            pids: gauge(Layer::CgroupPids, "pids.current", "pids.max"),
-            oom_kills: self.groups.dir_of(Layer::CgroupMemory).and_then(limits::oom_kills),
+            memory: gauge(Layer::CgroupMemory),
+            pids: gauge(Layer::CgroupPids),
+            oom_kills: self.groups.oom_kills(),
         }
     }
 }
@@ -488,15 +513,16 @@ impl Gauge {
     }
 }
 
-/// A module's usage of its cgroup limits, read from its v1 groups. A field
+/// A module's usage of its cgroup limits, read from its groups. A field
 /// is `None` when that limit is not applied (or its group is gone).
 #[derive(Debug, Clone, Copy, Default, PartialEq)]
 pub struct LimitUsage {
-    /// `memory.usage_in_bytes` against `memory.limit_in_bytes`.
+    /// `memory.current` against `memory.max` (v1: `memory.usage_in_bytes`
+    /// against `memory.limit_in_bytes`).
     pub memory: Option<Gauge>,
     /// `pids.current` against `pids.max`.
     pub pids: Option<Gauge>,
     /// Processes of the module the cgroup's OOM killer has killed
-    /// (`oom_kill` of `memory.oom_control`).
+    /// (`oom_kill` of `memory.events`, v1 `memory.oom_control`).
     pub oom_kills: Option<u64>,
 }

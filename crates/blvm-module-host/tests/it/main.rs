@@ -5,6 +5,7 @@
 mod support;
 
 mod auth;
+mod cgroup_v2;
 mod concurrency;
 mod events;
 mod isolation;

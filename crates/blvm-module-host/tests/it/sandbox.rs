@@ -4,7 +4,7 @@
 //! cgroup v1 memory/pids/cpu controllers (CI's machine).
 
 use std::net::TcpListener;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::mpsc::{Receiver, RecvTimeoutError};
 use std::time::{Duration, Instant};
 
@@ -268,6 +268,57 @@ fn v1_group(pid: u32, controller: &str) -> PathBuf {
     PathBuf::from(point).join(rel)
 }
 
+/// The group enforcing `controller`'s limit on module `name` and its
+/// hierarchy version (`"v1"`/`"v2"`), as the module's status reports it,
+/// checked against the kernel's view in `/proc/<pid>/cgroup`.
+fn limit_group(node: &Node, name: &str, controller: &str) -> (String, PathBuf) {
+    let status = node.manager.module_status(name).expect("status");
+    let pid = status.pid.expect("running");
+    let entry = status
+        .limit_cgroups
+        .iter()
+        .find_map(|l| l.strip_prefix(controller)?.strip_prefix(' '))
+        .unwrap_or_else(|| panic!("no {controller} limit in {:?}", status.limit_cgroups));
+    let (version, dir) = entry.split_once(' ').expect("`<version> <dir>`");
+    let dir = PathBuf::from(dir);
+    let kernel = if version == "v1" {
+        v1_group(pid, controller)
+    } else {
+        let own = std::fs::read_to_string(format!("/proc/{pid}/cgroup")).expect("cgroup of the module");
+        let rel = own
+            .lines()
+            .find_map(|l| l.strip_prefix("0::"))
+            .expect("v2 line")
+            .to_owned();
+        let group = dir.to_string_lossy().into_owned();
+        assert!(group.ends_with(&rel), "status says {group}, the kernel {rel}");
+        dir.clone()
+    };
+    assert_eq!(kernel, dir, "status and kernel agree on the {controller} group");
+    (version.to_owned(), dir)
+}
+
+/// The memory limit file of a group of `version`.
+fn memory_limit_file(version: &str) -> &'static str {
+    if version == "v1" {
+        "memory.limit_in_bytes"
+    } else {
+        "memory.max"
+    }
+}
+
+/// The CPU quota of a group, in microseconds per 100 ms period.
+fn cpu_quota_us(version: &str, dir: &Path) -> u64 {
+    if version == "v1" {
+        assert_eq!(read_number(dir.join("cpu.cfs_period_us")), 100_000);
+        return read_number(dir.join("cpu.cfs_quota_us"));
+    }
+    let max = std::fs::read_to_string(dir.join("cpu.max")).expect("cpu.max");
+    let (quota, period) = max.trim().split_once(' ').expect("`<quota> <period>`");
+    assert_eq!(period, "100000");
+    quota.parse().expect("a quota")
+}
+
 fn read_number(path: PathBuf) -> u64 {
     std::fs::read_to_string(&path)
         .unwrap_or_else(|e| panic!("{}: {e}", path.display()))
@@ -311,7 +362,7 @@ async fn fork_bomb_is_held_at_pids_max_with_a_warning_and_the_node_keeps_answeri
     let report = node.manager.auto_load_modules().await.expect("loaded");
     assert_eq!(report.loaded.len(), 3, "{report:?}");
     let pid = node.manager.module_status("attacker").and_then(|s| s.pid).expect("pid");
-    let pids = v1_group(pid, "pids");
+    let (_, pids) = limit_group(&node, "attacker", "pids");
     assert_eq!(read_number(pids.join("pids.max")), 32);
 
     let answer = attack(&node, "attacker", "fork-bomb", "").await;
@@ -366,9 +417,8 @@ async fn memory_near_its_limit_warns_and_allocating_past_it_is_a_crash_naming_th
     let observer = observe(&node.manager, &[EventType::ResourceLimitWarning]);
     let report = node.manager.auto_load_modules().await.expect("loaded");
     assert_eq!(report.loaded.len(), 3, "{report:?}");
-    let pid = node.manager.module_status("attacker").and_then(|s| s.pid).expect("pid");
-    let memory = v1_group(pid, "memory");
-    assert_eq!(read_number(memory.join("memory.limit_in_bytes")), 128 << 20);
+    let (version, memory) = limit_group(&node, "attacker", "memory");
+    assert_eq!(read_number(memory.join(memory_limit_file(&version))), 128 << 20);
 
     // 110 of 128 MiB: past 80%, under the limit.
     let answer = attack(&node, "attacker", "hold", "110").await;
@@ -421,10 +471,8 @@ async fn spinning_on_every_thread_is_held_to_the_cpu_quota_and_the_node_keeps_an
     install(&node, "bystander", "");
     let report = node.manager.auto_load_modules().await.expect("loaded");
     assert_eq!(report.loaded.len(), 2, "{report:?}");
-    let pid = node.manager.module_status("attacker").and_then(|s| s.pid).expect("pid");
-    let cpu = v1_group(pid, "cpu");
-    assert_eq!(read_number(cpu.join("cpu.cfs_quota_us")), 20_000);
-    assert_eq!(read_number(cpu.join("cpu.cfs_period_us")), 100_000);
+    let (version, cpu) = limit_group(&node, "attacker", "cpu");
+    assert_eq!(cpu_quota_us(&version, &cpu), 20_000);
 
     let threads = std::thread::available_parallelism().map_or(2, |n| n.get()).max(2);
     let answer = attack(&node, "attacker", "spin", &threads.to_string()).await;
@@ -578,14 +626,13 @@ async fn manifest_resources_tighten_the_operators_limits_but_never_loosen_them()
     .expect("write");
     let report = node.manager.auto_load_modules().await.expect("loaded");
     assert_eq!(report.loaded, vec!["attacker".to_string()], "{report:?}");
-    let pid = node.manager.module_status("attacker").and_then(|s| s.pid).expect("pid");
     // Tighter than the operator: the manifest's 16 tasks apply.
-    assert_eq!(read_number(v1_group(pid, "pids").join("pids.max")), 16);
+    let (_, pids) = limit_group(&node, "attacker", "pids");
+    assert_eq!(read_number(pids.join("pids.max")), 16);
     // Looser than the operator: the operator's 50% and 256 MiB stay.
-    assert_eq!(read_number(v1_group(pid, "cpu").join("cpu.cfs_quota_us")), 50_000);
-    assert_eq!(
-        read_number(v1_group(pid, "memory").join("memory.limit_in_bytes")),
-        256 << 20
-    );
+    let (version, cpu) = limit_group(&node, "attacker", "cpu");
+    assert_eq!(cpu_quota_us(&version, &cpu), 50_000);
+    let (version, memory) = limit_group(&node, "attacker", "memory");
+    assert_eq!(read_number(memory.join(memory_limit_file(&version))), 256 << 20);
     node.manager.shutdown().await;
 }
