@@ -102,7 +102,11 @@ fn example_manifest(name: &str) -> String {
 }
 
 fn config(datadir: &Path, network: &str) -> NodeConfig {
-    NodeConfig::resolve(Settings {
+    NodeConfig::resolve(settings(datadir, network)).expect("config")
+}
+
+fn settings(datadir: &Path, network: &str) -> Settings {
+    Settings {
         network: Some(network.into()),
         datadir: Some(datadir.to_path_buf()),
         rpcport: Some(0),
@@ -110,8 +114,7 @@ fn config(datadir: &Path, network: &str) -> NodeConfig {
         rpcpassword: Some("p".into()),
         block_interval: Some(0),
         ..Settings::default()
-    })
-    .expect("config")
+    }
 }
 
 /// A node with modules and RPC running inside the test's runtime.
@@ -613,7 +616,9 @@ async fn a_sandboxed_attacker_does_not_stop_the_node_answering_rpc_or_other_modu
         "recorder-module",
         "events = \"NewBlock\"\n",
     );
-    let mut cfg = config(&dir, "regtest");
+    // The operator's file is stricter than the manifest's 64 tasks.
+    let file: Settings = toml::from_str("[sandbox.limits.attacker]\nmax_processes = 48\n").expect("config file");
+    let mut cfg = NodeConfig::resolve(settings(&dir, "regtest").or(file)).expect("config");
     cfg.modules_dir = modules;
     let node = start(cfg, ChainOptions::default()).await;
     let report = node.node.manager.auto_load_modules().await.expect("modules");
@@ -625,7 +630,7 @@ async fn a_sandboxed_attacker_does_not_stop_the_node_answering_rpc_or_other_modu
     // The host's secrets are out of the module's reach (Landlock).
     let read = attack("read", "/etc/shadow").await;
     assert!(read.starts_with("BLOCKED"), "{read}");
-    // A fork bomb stops at the manifest's 64 tasks.
+    // A fork bomb stops at the operator's 48 tasks.
     let bomb = attack("fork-bomb", "").await;
     assert!(bomb.starts_with("BLOCKED after"), "{bomb}");
     // Meanwhile the node answers RPC, mines, and the other module hears of it.
@@ -644,5 +649,15 @@ async fn a_sandboxed_attacker_does_not_stop_the_node_answering_rpc_or_other_modu
     for layer in ["cgroup-pids", "landlock", "seccomp", "netns", "no-new-privs"] {
         assert!(layers.contains(&json!(layer)), "{layer} missing from {status}");
     }
+    // `pids <v1|v2> <group>`: the group the kernel enforces 48 in.
+    let pids_group = status["limit_cgroups"]
+        .as_array()
+        .expect("limit_cgroups")
+        .iter()
+        .filter_map(|g| g.as_str()?.strip_prefix("pids "))
+        .find_map(|g| g.split_once(' ').map(|(_, dir)| std::path::PathBuf::from(dir)))
+        .unwrap_or_else(|| panic!("no pids group in {status}"));
+    let max = std::fs::read_to_string(pids_group.join("pids.max")).expect("pids.max");
+    assert_eq!(max.trim(), "48", "{status}");
     node.stop().await;
 }

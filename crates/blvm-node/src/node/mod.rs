@@ -101,6 +101,7 @@ impl Node {
             config.datadir.join("sockets"),
         );
         manager_config.module_configs = config.module_configs.clone();
+        manager_config.sandbox = config.sandbox.clone();
         let coinbase_script = match &config.mining_address {
             Some(a) => a
                 .parse::<bitcoin::Address<_>>()

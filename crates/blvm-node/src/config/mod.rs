@@ -16,7 +16,14 @@
 //!
 //! [modules.block-stats]        # merged over the module's config.toml
 //! verbose = "true"
+//!
+//! [sandbox]                    # limits, mode, uid of modules: see `sandbox`
+//! memory_mb = 1024
 //! ```
+
+mod sandbox;
+
+pub use sandbox::{LimitSettings, SandboxSettings};
 
 use std::collections::BTreeMap;
 use std::net::{IpAddr, SocketAddr};
@@ -66,6 +73,10 @@ pub struct Settings {
     #[arg(skip)]
     #[serde(default)]
     pub modules: BTreeMap<String, toml::Table>,
+    /// The modules' sandbox, `[sandbox]` (file only).
+    #[arg(skip)]
+    #[serde(default)]
+    pub sandbox: SandboxSettings,
 }
 
 impl Settings {
@@ -87,6 +98,11 @@ impl Settings {
                 other.modules
             } else {
                 self.modules
+            },
+            sandbox: if self.sandbox == SandboxSettings::default() {
+                other.sandbox
+            } else {
+                self.sandbox
             },
         }
     }
@@ -157,6 +173,8 @@ pub struct NodeConfig {
     pub min_relay_fee: f64,
     /// `[modules.<name>]` sections, flattened to dotted keys.
     pub module_configs: BTreeMap<String, BTreeMap<String, String>>,
+    /// The modules' sandbox.
+    pub sandbox: blvm_module_host::sandbox::SandboxConfig,
 }
 
 impl NodeConfig {
@@ -201,7 +219,9 @@ impl NodeConfig {
             })?;
             module_configs.insert(name, flat);
         }
+        let sandbox = s.sandbox.resolve()?;
         Ok(NodeConfig {
+            sandbox,
             network,
             modules_dir: s.modules_dir.unwrap_or_else(|| datadir.join("modules")),
             datadir,

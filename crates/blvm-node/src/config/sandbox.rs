@@ -1,0 +1,232 @@
+//! The `[sandbox]` section: the operator's side of every module's kernel
+//! sandbox (limits, mode, the uid modules run as).
+//!
+//! ```toml
+//! [sandbox]
+//! enabled = true            # false runs modules unconfined (testing only)
+//! mode = "strict"           # or "permissive": start a module without a layer the host lacks
+//! memory_mb = 2048          # per module, its whole process tree
+//! max_processes = 512       # processes and threads
+//! cpu_percent = 100         # of one core; absent = no quota
+//! max_open_files = 1024     # per process
+//! run_as = "65534:65534"    # uid:gid under a root node; "node" keeps the node's
+//!
+//! [sandbox.limits.block-stats]   # one module: the stricter of this and the above
+//! memory_mb = 256
+//!
+//! [sandbox.cgroup_v1_mounts]     # only where /proc/self/mountinfo does not show them
+//! memory = "/sys/fs/cgroup/memory"
+//! ```
+//!
+//! A module's manifest (`[resources]`) can tighten these, never loosen them.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use blvm_module_host::sandbox::{ResourceLimits, RunAs, SandboxConfig, SandboxMode};
+use serde::Deserialize;
+
+use super::ConfigError;
+
+/// `[sandbox]` as written; `None` = the built-in default.
+#[derive(Debug, Default, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SandboxSettings {
+    /// False turns the sandbox off.
+    pub enabled: Option<bool>,
+    /// `strict` (default) or `permissive`.
+    pub mode: Option<String>,
+    /// Memory of every module, MiB.
+    pub memory_mb: Option<u64>,
+    /// Processes and threads of every module.
+    pub max_processes: Option<u64>,
+    /// CPU of every module, percent of one core.
+    pub cpu_percent: Option<u32>,
+    /// Open files per process of every module.
+    pub max_open_files: Option<u64>,
+    /// `uid:gid`, or `node` to keep the node's.
+    pub run_as: Option<String>,
+    /// Where a v1 controller's hierarchy is mounted.
+    #[serde(default)]
+    pub cgroup_v1_mounts: BTreeMap<String, PathBuf>,
+    /// Per-module limits, `[sandbox.limits.<name>]`.
+    #[serde(default, rename = "limits")]
+    pub modules: BTreeMap<String, LimitSettings>,
+}
+
+/// Resource limits as written; `None` = not set here.
+#[derive(Debug, Default, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LimitSettings {
+    /// Memory, MiB.
+    pub memory_mb: Option<u64>,
+    /// Processes and threads.
+    pub max_processes: Option<u64>,
+    /// CPU, percent of one core.
+    pub cpu_percent: Option<u32>,
+    /// Open files per process.
+    pub max_open_files: Option<u64>,
+}
+
+impl LimitSettings {
+    /// `self`'s values over `base`, checked: each must be above zero.
+    fn over(&self, base: ResourceLimits, section: &str) -> Result<ResourceLimits, ConfigError> {
+        let positive = |name: &str, v: Option<u64>| -> Result<Option<u64>, ConfigError> {
+            match v {
+                Some(0) => Err(ConfigError::Invalid {
+                    key: "sandbox",
+                    message: format!("[{section}] {name}: expected a number above 0, got 0"),
+                }),
+                other => Ok(other),
+            }
+        };
+        let memory = positive("memory_mb", self.memory_mb)?
+            .map(|mb| {
+                mb.checked_mul(1 << 20).ok_or_else(|| ConfigError::Invalid {
+                    key: "sandbox",
+                    message: format!("[{section}] memory_mb: {mb} MiB does not fit in 64 bits of bytes"),
+                })
+            })
+            .transpose()?;
+        let cpu = positive("cpu_percent", self.cpu_percent.map(u64::from))?;
+        Ok(ResourceLimits {
+            memory_bytes: memory.or(base.memory_bytes),
+            max_processes: positive("max_processes", self.max_processes)?.or(base.max_processes),
+            cpu_percent: cpu.and_then(|c| u32::try_from(c).ok()).or(base.cpu_percent),
+            max_open_files: positive("max_open_files", self.max_open_files)?.or(base.max_open_files),
+        })
+    }
+
+    /// Only what is written, for per-module sections (combined with the
+    /// defaults by the host, the stricter value winning).
+    fn only(&self, section: &str) -> Result<ResourceLimits, ConfigError> {
+        self.over(
+            ResourceLimits {
+                memory_bytes: None,
+                max_processes: None,
+                cpu_percent: None,
+                max_open_files: None,
+            },
+            section,
+        )
+    }
+}
+
+impl SandboxSettings {
+    /// The host's sandbox configuration.
+    pub fn resolve(&self) -> Result<SandboxConfig, ConfigError> {
+        let defaults = SandboxConfig::default();
+        let mode = match self.mode.as_deref() {
+            None | Some("strict") => SandboxMode::Strict,
+            Some("permissive") => SandboxMode::Permissive,
+            Some(other) => {
+                return Err(ConfigError::Invalid {
+                    key: "sandbox",
+                    message: format!("[sandbox] mode: expected strict or permissive, got `{other}`"),
+                })
+            }
+        };
+        let run_as = match self.run_as.as_deref() {
+            None => defaults.run_as,
+            Some("node") => None,
+            Some(ids) => Some(parse_run_as(ids)?),
+        };
+        let mut limits = BTreeMap::new();
+        for (name, l) in &self.modules {
+            limits.insert(name.clone(), l.only(&format!("sandbox.limits.{name}"))?);
+        }
+        for controller in self.cgroup_v1_mounts.keys() {
+            if !blvm_module_host::sandbox::CONTROLLERS.contains(&controller.as_str()) {
+                return Err(ConfigError::Invalid {
+                    key: "sandbox",
+                    message: format!("[sandbox.cgroup_v1_mounts] {controller}: expected memory, pids or cpu"),
+                });
+            }
+        }
+        Ok(SandboxConfig {
+            enabled: self.enabled.unwrap_or(defaults.enabled),
+            mode,
+            default_limits: self.defaults().over(defaults.default_limits, "sandbox")?,
+            limits,
+            run_as,
+            cgroup_v1_mounts: self.cgroup_v1_mounts.clone(),
+        })
+    }
+}
+
+impl SandboxSettings {
+    /// The limits of every module, as written.
+    fn defaults(&self) -> LimitSettings {
+        LimitSettings {
+            memory_mb: self.memory_mb,
+            max_processes: self.max_processes,
+            cpu_percent: self.cpu_percent,
+            max_open_files: self.max_open_files,
+        }
+    }
+}
+
+fn parse_run_as(ids: &str) -> Result<RunAs, ConfigError> {
+    let bad = || ConfigError::Invalid {
+        key: "sandbox",
+        message: format!("[sandbox] run_as: expected `uid:gid` (e.g. 65534:65534) or `node`, got `{ids}`"),
+    };
+    let (uid, gid) = ids.split_once(':').ok_or_else(bad)?;
+    Ok(RunAs {
+        uid: uid.trim().parse().map_err(|_| bad())?,
+        gid: gid.trim().parse().map_err(|_| bad())?,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(text: &str) -> Result<SandboxConfig, String> {
+        #[derive(Deserialize)]
+        struct File {
+            sandbox: SandboxSettings,
+        }
+        let file: File = toml::from_str(text).map_err(|e| e.to_string())?;
+        file.sandbox.resolve().map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn absent_keys_keep_the_built_in_defaults() {
+        assert_eq!(parse("[sandbox]\n").expect("resolves"), SandboxConfig::default());
+    }
+
+    #[test]
+    fn limits_mode_and_uid_are_read_and_per_module_limits_kept_apart() {
+        let c = parse(
+            "[sandbox]\nmode = \"permissive\"\nmemory_mb = 512\ncpu_percent = 50\nrun_as = \"1000:1001\"\n\
+             [sandbox.limits.block-stats]\nmax_processes = 8\n[sandbox.cgroup_v1_mounts]\nmemory = \"/m\"\n",
+        )
+        .expect("resolves");
+        assert_eq!(c.mode, SandboxMode::Permissive);
+        assert_eq!(c.default_limits.memory_bytes, Some(512 << 20));
+        assert_eq!(c.default_limits.cpu_percent, Some(50));
+        // Not written: the built-in default stays.
+        assert_eq!(c.default_limits.max_processes, Some(512));
+        assert_eq!(c.run_as, Some(RunAs { uid: 1000, gid: 1001 }));
+        assert_eq!(c.limits["block-stats"].max_processes, Some(8));
+        assert_eq!(c.limits["block-stats"].memory_bytes, None);
+        assert_eq!(c.cgroup_v1_mounts["memory"], PathBuf::from("/m"));
+        assert_eq!(parse("[sandbox]\nrun_as = \"node\"\n").expect("resolves").run_as, None);
+    }
+
+    #[test]
+    fn bad_values_are_refused_naming_the_key() {
+        for (text, key) in [
+            ("[sandbox]\nmode = \"lax\"\n", "mode"),
+            ("[sandbox]\nmemory_mb = 0\n", "memory_mb"),
+            ("[sandbox]\nrun_as = \"nobody\"\n", "run_as"),
+            ("[sandbox.limits.x]\ncpu_percent = 0\n", "cpu_percent"),
+            ("[sandbox.cgroup_v1_mounts]\nblkio = \"/b\"\n", "blkio"),
+            ("[sandbox]\nmemory = 5\n", "memory"),
+        ] {
+            let err = parse(text).expect_err(text);
+            assert!(err.contains(key), "{text}: {err}");
+        }
+    }
+}
