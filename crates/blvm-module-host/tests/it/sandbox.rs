@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use blvm_module_host::api::events::Outbound;
 use blvm_module_host::manager::{ManagerConfig, ModuleManager, ModuleState};
 use blvm_module_host::sandbox::{ResourceLimits, SandboxMode};
-use blvm_module_protocol::events::{Event, EventType, ResourceLimitWarning};
+use blvm_module_protocol::events::{Event, EventType, NewBlock, ResourceLimitWarning};
 
 use crate::support::{module_bin, temp_dir, DEADLINE};
 
@@ -74,8 +74,9 @@ async fn attacks_on_files_network_fds_and_privileges_fail_and_the_node_keeps_ans
     install(&node, "attacker", "\"subscribe_events\"");
     install(&node, "bystander", "\"subscribe_events\"");
     install(&node, "networked", "\"network_access\"");
+    install_recorder(&node, "recorder", "NewBlock");
     let report = node.manager.auto_load_modules().await.expect("loaded");
-    assert_eq!(report.loaded.len(), 3, "{report:?}");
+    assert_eq!(report.loaded.len(), 4, "{report:?}");
     let status = node.manager.module_status("attacker").expect("status");
     for layer in [
         "cgroup-memory",
@@ -168,10 +169,31 @@ async fn attacks_on_files_network_fds_and_privileges_fail_and_the_node_keeps_ans
         "read /proc",
     );
 
-    // The node and another module keep answering.
+    // The node and another module keep answering, and events still reach
+    // a third: a real block (mainnet 438) published after every attack.
     assert!(attack(&node, "bystander", "read", "/etc/shadow")
         .await
         .starts_with("BLOCKED"));
+    let chain = blvm_testkit::MemoryChain::mainnet_0_438();
+    let hash = chain.hash_at(438);
+    node.manager.events().publish(&Event::from(NewBlock {
+        block_hash: hash,
+        height: 438,
+        header: chain.header_bytes(438),
+    }));
+    let seen = attack(&node, "recorder", "wait", &hash.to_string()).await;
+    assert!(seen.contains(&format!("NewBlock 438 {hash}")), "{seen}");
+    // The outcome in the attacker's status: every attempt failed inside
+    // the sandbox, so it is the same process, running, never restarted,
+    // with the layers that refused them listed.
+    let after = node.manager.module_status("attacker").expect("status");
+    assert_eq!(
+        (after.state, after.restarts, after.pid),
+        (ModuleState::Running, 0, status.pid),
+        "{after:?}"
+    );
+    assert_eq!(after.sandbox_layers, status.sandbox_layers);
+    assert!(after.last_error.is_none(), "{after:?}");
 
     // Allocating past the 256 MiB memory limit ends the module: a crash.
     let answer = crate::support::module_call(&node.manager, "attacker", "alloc", b"1024").await;
@@ -192,13 +214,14 @@ async fn attacks_on_files_network_fds_and_privileges_fail_and_the_node_keeps_ans
 }
 
 /// Installs the recorder module, subscribed to `events` (comma-separated):
-/// a bystander that shows whether events still reach other modules.
+/// a bystander that shows whether events still reach other modules. Block
+/// events need `read_blockchain` besides `subscribe_events`.
 fn install_recorder(node: &Node, name: &str, events: &str) {
     let dir = node.modules_dir.join(name);
     std::fs::create_dir_all(&dir).expect("module dir");
     std::fs::copy(module_bin("recorder-module"), dir.join(name)).expect("copy binary");
     let manifest = format!(
-        "name = \"{name}\"\nversion = \"1.0.0\"\nentry_point = \"{name}\"\ncapabilities = [\"subscribe_events\"]\n"
+        "name = \"{name}\"\nversion = \"1.0.0\"\nentry_point = \"{name}\"\ncapabilities = [\"subscribe_events\", \"read_blockchain\"]\n"
     );
     std::fs::write(dir.join("module.toml"), manifest).expect("manifest");
     std::fs::write(dir.join("config.toml"), format!("events = \"{events}\"\n")).expect("config");

@@ -293,7 +293,10 @@ pub async fn module_call(
         .module_status(name)
         .and_then(|s| s.module_id)
         .expect("module id");
-    let conn = manager.ipc_server().and_then(|s| s.connection(&id)).expect("connected");
+    let conn = manager
+        .ipc_server()
+        .and_then(|s| s.connection(&id))
+        .unwrap_or_else(|| panic!("{name} ({id}) is not connected: {:?}", manager.module_status(name)));
     let call = ModuleCall {
         caller: "test".into(),
         method: method.into(),
