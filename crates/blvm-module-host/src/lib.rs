@@ -29,6 +29,7 @@ pub mod manager;
 pub mod process;
 pub mod registry;
 pub mod sandbox;
+pub mod security;
 
 pub use api::backend::{BackendError, NodeBackend};
 pub use api::events::{DeliveryStats, EventManager};

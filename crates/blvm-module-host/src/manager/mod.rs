@@ -4,8 +4,10 @@
 //!
 //! 1. **discover** (`modules/` via [`ModuleManager::auto_load_modules`]) or
 //!    **install** manually ([`ModuleManager::load_module`]);
-//! 2. **verify**: compatibility with this node, dependencies loaded and in
-//!    range, binary hash — the checked bytes are staged and those run;
+//! 2. **verify**: compatibility with this node, maintainer signatures
+//!    against the operator's keyring (`crate::security`), dependencies
+//!    loaded and in range, binary hash — the checked bytes are staged and
+//!    those run;
 //! 3. **spawn** with a one-time token, and wait for the **handshake** within
 //!    a deadline (else kill, and the load fails with that reason);
 //! 4. **run**, supervised: an exit is seen at once by a waiter thread;
@@ -52,6 +54,7 @@ use crate::ipc::{IpcServerConfig, ModuleIpcServer};
 use crate::process::{ModuleProcess, ModuleProcessSpawner, SpawnerConfig};
 use crate::registry::{self, check_compatibility, ModuleManifest, NodeVersions};
 use crate::sandbox::SandboxConfig;
+use crate::security::{self, SignatureError, SignaturePolicy};
 
 /// When and how often a crashed module is restarted.
 #[derive(Debug, Clone)]
@@ -112,6 +115,10 @@ pub struct ManagerConfig {
     /// The kernel sandbox of every module: mode, resource limits (default
     /// and per module), the uid to run as.
     pub sandbox: SandboxConfig,
+    /// Whose signatures count and how many every module needs (default:
+    /// an empty keyring, none required: unsigned modules load; a signed
+    /// one must still meet its own threshold with trusted keys).
+    pub signatures: SignaturePolicy,
     /// The IPC server.
     pub ipc: IpcServerConfig,
 }
@@ -135,6 +142,7 @@ impl ManagerConfig {
             event_queue_capacities: BTreeMap::new(),
             spawner: SpawnerConfig::default(),
             sandbox: SandboxConfig::default(),
+            signatures: SignaturePolicy::default(),
             ipc: IpcServerConfig::default(),
         }
     }
@@ -198,6 +206,15 @@ pub enum ManagerError {
         /// What is wrong.
         reason: String,
     },
+    /// Its maintainer signatures do not satisfy the operator's policy.
+    #[error("module `{module}`: signatures: {source}")]
+    Signatures {
+        /// The module.
+        module: String,
+        /// Why.
+        #[source]
+        source: SignatureError,
+    },
     /// The binary failed verification.
     #[error("module `{module}`: {source}")]
     Verify {
@@ -237,11 +254,19 @@ struct ModuleSource {
 }
 
 /// One loaded module.
+/// What [`ModuleManager::check`] established about a module about to start.
+struct Checked {
+    staged: VerifiedBinary,
+    signed_by: Vec<String>,
+}
+
 struct Entry {
     manifest: ModuleManifest,
     source: ModuleSource,
     config: BTreeMap<String, String>,
     staged: VerifiedBinary,
+    /// The keyring names of the maintainers whose signatures verified.
+    signed_by: Vec<String>,
     capabilities: PermissionSet,
     state: ModuleState,
     module_id: Option<String>,
@@ -425,8 +450,8 @@ impl ModuleManager {
                 manifest: manifest.name().as_str().to_owned(),
             });
         }
-        let staged = self.check(&manifest, &source.binary_path)?;
-        self.start_checked(name, source, manifest, config, staged, false).await
+        let checked = self.check(&manifest, &source.binary_path)?;
+        self.start_checked(name, source, manifest, config, checked, false).await
     }
 
     /// Inserts a checked module's entry and starts its supervisor; waits
@@ -438,7 +463,7 @@ impl ModuleManager {
         source: ModuleSource,
         manifest: ModuleManifest,
         config: BTreeMap<String, String>,
-        staged: VerifiedBinary,
+        checked: Checked,
         replace: bool,
     ) -> Result<(), ManagerError> {
         let inner = &self.inner;
@@ -462,7 +487,8 @@ impl ModuleManager {
                     manifest,
                     source,
                     config: merged,
-                    staged,
+                    staged: checked.staged,
+                    signed_by: checked.signed_by,
                     capabilities,
                     state: ModuleState::Loading,
                     module_id: None,
@@ -510,15 +536,20 @@ impl ModuleManager {
         }
     }
 
-    /// Compatibility, dependencies, binary: everything checked before a
-    /// spawn, on every load and reload.
-    fn check(&self, manifest: &ModuleManifest, binary: &Path) -> Result<VerifiedBinary, ManagerError> {
+    /// Compatibility, signatures, dependencies, binary: everything checked
+    /// before a spawn, on every load and reload.
+    fn check(&self, manifest: &ModuleManifest, binary: &Path) -> Result<Checked, ManagerError> {
         let inner = &self.inner;
         let name = manifest.name().as_str().to_owned();
         check_compatibility(manifest, &inner.config.node_versions).map_err(|e| ManagerError::Incompatible {
             module: name.clone(),
             reason: e.to_string(),
         })?;
+        let signatures =
+            security::verify(manifest, &inner.config.signatures).map_err(|source| ManagerError::Signatures {
+                module: name.clone(),
+                source,
+            })?;
         {
             let modules = inner.lock();
             for dep in manifest.module_dependencies() {
@@ -549,8 +580,12 @@ impl ModuleManager {
                 }
             }
         }
-        verify::verify_and_stage(manifest, binary, &inner.config.data_dir.join(".staged"))
-            .map_err(|source| ManagerError::Verify { module: name, source })
+        let staged = verify::verify_and_stage(manifest, binary, &inner.config.data_dir.join(".staged"))
+            .map_err(|source| ManagerError::Verify { module: name, source })?;
+        Ok(Checked {
+            staged,
+            signed_by: signatures.signed_by,
+        })
     }
 
     /// Discovers every module in `modules/` and loads them in dependency
@@ -717,14 +752,14 @@ impl ModuleManager {
         }
         // Every check before stopping anything: a bad update leaves the
         // running module alone.
-        let staged = self.check(&manifest, &source.binary_path)?;
+        let checked = self.check(&manifest, &source.binary_path)?;
         self.stop(name, "reload").await?;
         let old_id = self.inner.lock().get(name).and_then(|e| e.module_id.clone());
         if let (Some(id), Ok(server)) = (old_id, self.inner.server()) {
             server.forget_module(&id);
         }
         if let Err(e) = self
-            .start_checked(name, source, manifest.clone(), config, staged, true)
+            .start_checked(name, source, manifest.clone(), config, checked, true)
             .await
         {
             // The entry stays, `failed` with the reason (set by its
@@ -769,6 +804,7 @@ impl ModuleManager {
             capabilities: e.capabilities,
             usage: live.map(|p| p.usage()),
             sandbox_layers: live.map(|p| p.sandbox().describe()).unwrap_or_default(),
+            signed_by: e.signed_by.clone(),
             limit_cgroups: live
                 .map(|p| {
                     p.limit_cgroups()

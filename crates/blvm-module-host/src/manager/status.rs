@@ -63,6 +63,9 @@ pub struct ModuleStatus {
     pub last_error: Option<String>,
     /// Capabilities granted.
     pub capabilities: PermissionSet,
+    /// The operator's keyring names of the maintainers whose signatures
+    /// verified when it was loaded; empty for an unsigned module.
+    pub signed_by: Vec<String>,
     /// CPU time and memory of its processes, sampled now.
     pub usage: Option<ResourceUsage>,
     /// The sandbox layers of the running process, in the order applied

@@ -288,6 +288,11 @@ pub struct RawManifest {
     pub config_schema: Option<BTreeMap<String, String>>,
     /// `[resources]`: the limits the module asks to run under.
     pub resources: Option<RawResources>,
+    /// The digest maintainers sign, computed by [`RawManifest::parse`] from
+    /// the parsed table (`crate::security::canonical`); `None` when this
+    /// value was built some other way.
+    #[serde(skip)]
+    pub signing_digest: Option<Result<[u8; 32], String>>,
 }
 
 /// `[resources]` as written.
@@ -419,7 +424,8 @@ impl RawManifest {
                 ManifestErrorKind::UnknownKey { suggestion },
             ));
         }
-        serde_path_to_error::deserialize(toml::Value::Table(table)).map_err(|e| {
+        let signing_digest = crate::security::canonical::signing_digest(&table);
+        let mut raw: RawManifest = serde_path_to_error::deserialize(toml::Value::Table(table)).map_err(|e| {
             let field = e.path().to_string();
             let message = e.inner().message().trim().to_owned();
             let kind = match classify_serde_message(message) {
@@ -430,7 +436,9 @@ impl RawManifest {
                 kind => kind,
             };
             ManifestError::new(path, field, kind)
-        })
+        })?;
+        raw.signing_digest = Some(signing_digest);
+        Ok(raw)
     }
 
     /// Validates the raw shape into a [`ModuleManifest`]. `path` is only
@@ -564,6 +572,9 @@ impl RawManifest {
             capabilities,
             config_schema,
             resources,
+            signing_digest: self
+                .signing_digest
+                .unwrap_or_else(|| Err("the manifest was not parsed from TOML text".to_owned())),
         })
     }
 }
@@ -839,6 +850,7 @@ pub struct ModuleManifest {
     capabilities: PermissionSet,
     config_schema: BTreeMap<String, String>,
     resources: Resources,
+    signing_digest: Result<[u8; 32], String>,
 }
 
 impl ModuleManifest {
@@ -919,6 +931,12 @@ impl ModuleManifest {
     /// `[signatures]`, if given.
     pub fn signatures(&self) -> Option<&Signatures> {
         self.signatures.as_ref()
+    }
+
+    /// The digest its maintainers sign (`crate::security::canonical`), or
+    /// why it has none (a float or datetime in the manifest).
+    pub fn signing_digest(&self) -> Result<&[u8; 32], &str> {
+        self.signing_digest.as_ref().map_err(String::as_str)
     }
 
     /// `[binary]`, if given.

@@ -14,3 +14,4 @@ mod permissions;
 mod privileges;
 mod sandbox;
 mod sdk;
+mod signatures;
