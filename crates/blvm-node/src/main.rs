@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use blvm_module_protocol::events as ev;
-use blvm_node::cli::{Cli, Command, RpcClient};
+use blvm_node::cli::{signing, Cli, Command, ModuleAction, RpcClient};
 use blvm_node::config::{NodeConfig, Settings};
 use blvm_node::node::{register_methods, Node, NodeBackendImpl};
 use blvm_node::rpc::{CookieFile, MethodTable, RpcAuth, RpcServer};
@@ -27,7 +27,9 @@ fn main() -> anyhow::Result<()> {
         None | Some(Command::Run) => run(config),
         Some(Command::Import { files }) => import(config, &files),
         Some(Command::Module { action }) => {
-            let (method, params) = action.request();
+            let Some((method, params)) = action.request() else {
+                return offline(&config, action);
+            };
             let client = match &config.rpc_user_pass {
                 Some((u, p)) => RpcClient::new(config.rpc_addr, u, p),
                 None => RpcClient::from_cookie(config.rpc_addr, &config.datadir.join(".cookie"))
@@ -38,6 +40,26 @@ fn main() -> anyhow::Result<()> {
             Ok(())
         }
     }
+}
+
+/// The `module` actions that need no running node.
+fn offline(config: &NodeConfig, action: ModuleAction) -> anyhow::Result<()> {
+    match action {
+        ModuleAction::Keygen { file } => {
+            let public = signing::keygen(&file)?;
+            println!("secret key written to {} (keep it private)", file.display());
+            println!("public key: {public}");
+            println!("for operators' config, [trust.keys]: <your name> = \"{public}\"");
+        }
+        ModuleAction::Sign { manifest, key, name } => {
+            let entry = signing::sign(&manifest, &key, &name)?;
+            println!("add to [signatures] maintainers of {}:", manifest.display());
+            println!("  {entry},");
+        }
+        ModuleAction::Verify { manifest } => println!("{}", signing::verify(&manifest, &config.signatures)?),
+        _ => anyhow::bail!("not an offline action"),
+    }
+    Ok(())
 }
 
 /// Flags over the config file over defaults. The file is `--conf`, or

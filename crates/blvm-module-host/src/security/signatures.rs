@@ -186,6 +186,26 @@ pub fn sign_digest(digest: &[u8; 32], secret_key_hex: &str) -> Result<String, St
     Ok(hex(&sig.serialize_compact()))
 }
 
+/// A new secret key (hex) from the kernel's random source, for a
+/// maintainer's keygen.
+///
+/// # Errors
+///
+/// The random source failing.
+pub fn generate_secret_key() -> std::io::Result<String> {
+    loop {
+        let mut bytes = [0u8; 32];
+        let mut filled = 0;
+        while filled < bytes.len() {
+            filled += rustix::rand::getrandom(&mut bytes[filled..], rustix::rand::GetRandomFlags::empty())?;
+        }
+        // Out of range (zero or past the order) with probability ~2^-128.
+        if SecretKey::from_slice(&bytes).is_ok() {
+            return Ok(hex(&bytes));
+        }
+    }
+}
+
 /// The compressed public key (hex) of a secret key (hex).
 ///
 /// # Errors

@@ -19,11 +19,16 @@
 //!
 //! [sandbox]                    # limits, mode, uid of modules: see `sandbox`
 //! memory_mb = 1024
+//!
+//! [trust.keys]                 # whose module signatures count: see `trust`
+//! alice = "02c6047f…"
 //! ```
 
 mod sandbox;
+mod trust;
 
 pub use sandbox::{LimitSettings, SandboxSettings};
+pub use trust::TrustSettings;
 
 use std::collections::BTreeMap;
 use std::net::{IpAddr, SocketAddr};
@@ -77,6 +82,10 @@ pub struct Settings {
     #[arg(skip)]
     #[serde(default)]
     pub sandbox: SandboxSettings,
+    /// Trusted maintainer keys, `[trust]` (file only).
+    #[arg(skip)]
+    #[serde(default)]
+    pub trust: TrustSettings,
 }
 
 impl Settings {
@@ -103,6 +112,11 @@ impl Settings {
                 other.sandbox
             } else {
                 self.sandbox
+            },
+            trust: if self.trust == TrustSettings::default() {
+                other.trust
+            } else {
+                self.trust
             },
         }
     }
@@ -175,6 +189,8 @@ pub struct NodeConfig {
     pub module_configs: BTreeMap<String, BTreeMap<String, String>>,
     /// The modules' sandbox.
     pub sandbox: blvm_module_host::sandbox::SandboxConfig,
+    /// Whose module signatures count.
+    pub signatures: blvm_module_host::security::SignaturePolicy,
 }
 
 impl NodeConfig {
@@ -220,8 +236,10 @@ impl NodeConfig {
             module_configs.insert(name, flat);
         }
         let sandbox = s.sandbox.resolve()?;
+        let signatures = s.trust.resolve()?;
         Ok(NodeConfig {
             sandbox,
+            signatures,
             network,
             modules_dir: s.modules_dir.unwrap_or_else(|| datadir.join("modules")),
             datadir,

@@ -102,6 +102,7 @@ impl Node {
         );
         manager_config.module_configs = config.module_configs.clone();
         manager_config.sandbox = config.sandbox.clone();
+        manager_config.signatures = config.signatures.clone();
         let coinbase_script = match &config.mining_address {
             Some(a) => a
                 .parse::<bitcoin::Address<_>>()

@@ -53,6 +53,7 @@ fn status_json(s: &ModuleStatus) -> Value {
         "processes": s.usage.map(|u| u.processes),
         "delivery": s.delivery.as_ref().map(stats_json),
         "sandbox_layers": s.sandbox_layers,
+        "signed_by": s.signed_by,
         "limit_cgroups": s.limit_cgroups,
         "resource_warnings": s.resource_warnings,
     })

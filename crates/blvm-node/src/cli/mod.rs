@@ -1,6 +1,8 @@
 //! The `blvm-node` command line, and the small JSON-RPC client its
 //! `module` subcommands use to talk to a running node.
 
+pub mod signing;
+
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
@@ -69,19 +71,45 @@ pub enum ModuleAction {
         /// Module name; all when omitted.
         name: Option<String>,
     },
+    /// Make a maintainer key: the secret goes to FILE (0600), the public
+    /// key is printed for operators' `[trust.keys]`. Offline.
+    Keygen {
+        /// Where to write the secret key; must not exist.
+        file: PathBuf,
+    },
+    /// Sign a manifest: prints the `[signatures] maintainers` entry to add.
+    /// Signatures cover everything but `[signatures]`. Offline.
+    Sign {
+        /// The module's `module.toml`.
+        manifest: PathBuf,
+        /// The secret key file from `keygen`.
+        #[arg(long)]
+        key: PathBuf,
+        /// The maintainer's name, as listed in `[governance] maintainers`.
+        #[arg(long)]
+        name: String,
+    },
+    /// Check a manifest's signatures against this node's `[trust]`
+    /// settings, as loading it would. Offline.
+    Verify {
+        /// The module's `module.toml`.
+        manifest: PathBuf,
+    },
 }
 
 impl ModuleAction {
-    /// The RPC method and params of this action.
-    pub fn request(&self) -> (&'static str, Value) {
-        match self {
+    /// The RPC method and params of this action; `None` for the offline
+    /// ones (keygen, sign, verify).
+    pub fn request(&self) -> Option<(&'static str, Value)> {
+        Some(match self {
             ModuleAction::List => ("listmodules", json!([])),
             ModuleAction::Load { name } => ("loadmodule", json!([name])),
             ModuleAction::Unload { name } => ("unloadmodule", json!([name])),
             ModuleAction::Reload { name } => ("reloadmodule", json!([name])),
             ModuleAction::Status { name: Some(name) } => ("getmodulestatus", json!([name])),
             ModuleAction::Status { name: None } => ("getmodulestatus", json!([])),
-        }
+            ModuleAction::Keygen { .. } | ModuleAction::Sign { .. } | ModuleAction::Verify { .. } => return None,
+        })
     }
 }
 
