@@ -171,6 +171,29 @@ mod tests {
         assert_ne!(signing_digest(&a), signing_digest(&d));
     }
 
+    /// The worked example of the module author guide (section 12.1), also
+    /// computed there by an independent implementation of the rules: the
+    /// encoding and digest are pinned, and the guide must show them.
+    #[test]
+    fn the_author_guides_worked_example_is_what_the_code_computes() {
+        let manifest = "name = \"blockwatch\"\nversion = \"1.0.0\"\ncapabilities = [\"read_blockchain\", \"subscribe_events\"]\n\n\
+                        [binary]\nhash = \"sha256:9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08\"\n";
+        let encoding = r#"{"binary":{"hash":"sha256:9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08"},"capabilities":["read_blockchain","subscribe_events"],"name":"blockwatch","version":"1.0.0"}"#;
+        let digest = "08411262c80651319af7eba2a94fa2cc745938f3e75e46e9cf4abd871e04bc52";
+        assert_eq!(text(&table(manifest)), encoding);
+        let got: String = signing_digest_of_text(manifest)
+            .expect("digest")
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect();
+        assert_eq!(got, digest);
+        let guide = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../../docs/module-author-guide.md"))
+            .expect("docs/module-author-guide.md");
+        assert!(guide.contains(encoding), "the guide shows the encoding");
+        assert!(guide.contains(digest), "the guide shows the digest");
+        assert!(guide.contains(manifest.trim_end()), "the guide shows the manifest");
+    }
+
     #[test]
     fn floats_and_datetimes_cannot_be_signed_and_say_where_they_are() {
         let err = signing_digest(&table("[resources]\ncpu = 0.5\n")).unwrap_err();
