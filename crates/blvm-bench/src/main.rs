@@ -333,6 +333,8 @@ impl Bench {
             .into_iter()
             .collect::<PermissionSet>();
         spec.event_queue_capacity = queue;
+        // The IPC path itself is measured, not the operator's rate policy.
+        spec.request_rate = None;
         let ticket = self.server.expect_module(spec)?;
         let child = Command::new(&self.module_bin)
             .env("BLVM_MODULE_SOCKET", self.server.socket_path())

@@ -34,6 +34,9 @@ pub struct ModuleSpec {
     /// Capacity of the module's event queue (events beyond it are dropped
     /// and counted).
     pub event_queue_capacity: usize,
+    /// Requests the module may make, per second and in bursts; beyond it
+    /// a request is answered `rate_limited`. `None`: no limit.
+    pub request_rate: Option<super::RequestRate>,
 }
 
 impl ModuleSpec {
@@ -47,6 +50,7 @@ impl ModuleSpec {
             config: BTreeMap::new(),
             data_dir: PathBuf::new(),
             event_queue_capacity: crate::api::events::DEFAULT_QUEUE_CAPACITY,
+            request_rate: Some(super::RequestRate::default()),
         }
     }
 }

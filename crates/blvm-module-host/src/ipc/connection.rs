@@ -22,6 +22,7 @@ use serde::Serialize;
 use tokio::sync::oneshot;
 
 use super::auth::ModuleSpec;
+use super::rate::{RequestRate, TokenBucket};
 use crate::api::events::Outbound;
 use crate::api::hub::{Caller, ModuleApiHub};
 
@@ -49,6 +50,8 @@ pub(crate) struct Connection {
     shutdown_sent: AtomicBool,
     next_id: AtomicU64,
     pending: Mutex<HashMap<u64, Pending>>,
+    /// Requests answered `rate_limited` instead of served.
+    rate_limited: AtomicU64,
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -75,6 +78,7 @@ impl Connection {
             shutdown_sent: AtomicBool::new(false),
             next_id: AtomicU64::new(1),
             pending: Mutex::new(HashMap::new()),
+            rate_limited: AtomicU64::new(0),
         })
     }
 
@@ -160,6 +164,12 @@ impl ModuleConnectionHandle {
     /// The pid of the connected process, from `SO_PEERCRED`.
     pub fn peer_pid(&self) -> Option<u32> {
         self.conn.peer_pid
+    }
+
+    /// Requests this connection answered `rate_limited` instead of
+    /// serving (see [`ModuleSpec::request_rate`]).
+    pub fn rate_limited_requests(&self) -> u64 {
+        self.conn.rate_limited.load(Ordering::Relaxed)
     }
 
     /// Whether the connection has ended.
@@ -284,6 +294,7 @@ pub(crate) fn run_reader(
     };
     let mut out = Vec::with_capacity(READ_CHUNK);
     let mut chunk = vec![0u8; READ_CHUNK];
+    let mut bucket = conn.spec.request_rate.map(TokenBucket::new);
     loop {
         loop {
             let payload = match decoder.next_payload(&mut buf) {
@@ -296,7 +307,13 @@ pub(crate) fn run_reader(
                 Err(e) => return violation(&FrameError::Decode(e)),
             };
             match frame {
-                Frame::Request(request) => hub.handle(&caller, &request, &mut out),
+                Frame::Request(request) => {
+                    let over = bucket.as_mut().and_then(|b| (!b.allow()).then(|| b.rate()));
+                    match over {
+                        Some(rate) => refuse_over_rate(conn, rate, request.id, &mut out),
+                        None => hub.handle(&caller, &request, &mut out),
+                    }
+                }
                 Frame::Response(response) => conn.complete(response),
                 Frame::Log(record) => emit_log(&conn.spec.name, &record),
                 Frame::Unknown { kind } => {
@@ -335,6 +352,21 @@ pub(crate) fn run_reader(
             }
         }
     }
+}
+
+/// Answers a request over the module's rate with `rate_limited`, counts
+/// it, and logs the first of every 1 000 (a flood must not flood the log).
+fn refuse_over_rate(conn: &Connection, rate: RequestRate, id: u64, out: &mut Vec<u8>) {
+    let n = conn.rate_limited.fetch_add(1, Ordering::Relaxed);
+    if n % 1_000 == 0 {
+        tracing::warn!(module = %conn.spec.name, limited = n + 1, "module is over its request rate of {rate}");
+    }
+    let error = RemoteError::new(
+        ErrorCode::RateLimited,
+        format!("over this module's request rate of {rate}; retry later"),
+    );
+    // A RemoteError is strings only: encoding it cannot fail.
+    let _ = encode::response_err(out, id, &error);
 }
 
 fn violation(e: &FrameError) -> CloseReason {

@@ -3,8 +3,10 @@
 
 mod auth;
 mod connection;
+mod rate;
 mod server;
 
 pub use auth::{ModuleSpec, ModuleTicket};
 pub use connection::ModuleConnectionHandle;
+pub use rate::RequestRate;
 pub use server::{ConnectionEvent, IpcServerConfig, ModuleIpcServer};

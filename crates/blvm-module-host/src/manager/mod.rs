@@ -50,7 +50,7 @@ pub use verify::{VerifiedBinary, VerifyError};
 use crate::api::backend::NodeBackend;
 use crate::api::events::{EventManager, DEFAULT_QUEUE_CAPACITY};
 use crate::api::hub::ModuleApiHub;
-use crate::ipc::{IpcServerConfig, ModuleIpcServer};
+use crate::ipc::{IpcServerConfig, ModuleIpcServer, RequestRate};
 use crate::process::{ModuleProcess, ModuleProcessSpawner, SpawnerConfig};
 use crate::registry::{self, check_compatibility, ModuleManifest, NodeVersions};
 use crate::sandbox::SandboxConfig;
@@ -119,6 +119,11 @@ pub struct ManagerConfig {
     /// an empty keyring, none required: unsigned modules load; a signed
     /// one must still meet its own threshold with trusted keys).
     pub signatures: SignaturePolicy,
+    /// Every module's request rate (default 20 000/s, bursts of 5 000);
+    /// beyond it requests are answered `rate_limited`. `None`: no limit.
+    pub request_rate: Option<RequestRate>,
+    /// Per-module request rates, replacing `request_rate` for that module.
+    pub request_rates: BTreeMap<String, Option<RequestRate>>,
     /// The IPC server.
     pub ipc: IpcServerConfig,
 }
@@ -143,6 +148,8 @@ impl ManagerConfig {
             spawner: SpawnerConfig::default(),
             sandbox: SandboxConfig::default(),
             signatures: SignaturePolicy::default(),
+            request_rate: Some(RequestRate::default()),
+            request_rates: BTreeMap::new(),
             ipc: IpcServerConfig::default(),
         }
     }
@@ -805,6 +812,11 @@ impl ModuleManager {
             usage: live.map(|p| p.usage()),
             sandbox_layers: live.map(|p| p.sandbox().describe()).unwrap_or_default(),
             signed_by: e.signed_by.clone(),
+            rate_limited: e
+                .module_id
+                .as_ref()
+                .and_then(|id| self.inner.server.get()?.connection(id))
+                .map_or(0, |c| c.rate_limited_requests()),
             limit_cgroups: live
                 .map(|p| {
                     p.limit_cgroups()

@@ -81,6 +81,9 @@ pub struct ModuleStatus {
     /// 268435456 bytes)`: published as `ResourceLimitWarning` when usage
     /// reached 80% of the limit. Kept across restarts.
     pub resource_warnings: Vec<String>,
+    /// Requests of the current connection answered `rate_limited`
+    /// instead of served (its request rate was exceeded).
+    pub rate_limited: u64,
     /// Event delivery counters of the current spawn.
     pub delivery: Option<DeliveryStats>,
 }

@@ -221,6 +221,12 @@ async fn run_once(
                 .get(name)
                 .copied()
                 .unwrap_or(inner.config.event_queue_capacity),
+            request_rate: inner
+                .config
+                .request_rates
+                .get(name)
+                .copied()
+                .unwrap_or(inner.config.request_rate),
         };
         let request = SpawnRequest {
             module_id: module_id.clone(),

@@ -187,8 +187,11 @@ mod tests {
             .map(|b| format!("{b:02x}"))
             .collect();
         assert_eq!(got, digest);
-        let guide = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../../docs/module-author-guide.md"))
-            .expect("docs/module-author-guide.md");
+        let guide = std::fs::read_to_string(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../../docs/module-author-guide.md"
+        ))
+        .expect("docs/module-author-guide.md");
         assert!(guide.contains(encoding), "the guide shows the encoding");
         assert!(guide.contains(digest), "the guide shows the digest");
         assert!(guide.contains(manifest.trim_end()), "the guide shows the manifest");

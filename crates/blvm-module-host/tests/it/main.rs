@@ -12,6 +12,7 @@ mod isolation;
 mod manager;
 mod permissions;
 mod privileges;
+mod rate;
 mod sandbox;
 mod sdk;
 mod signatures;

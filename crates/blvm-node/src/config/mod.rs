@@ -191,6 +191,8 @@ pub struct NodeConfig {
     pub sandbox: blvm_module_host::sandbox::SandboxConfig,
     /// Whose module signatures count.
     pub signatures: blvm_module_host::security::SignaturePolicy,
+    /// Every module's IPC request rate.
+    pub request_rate: blvm_module_host::ipc::RequestRate,
 }
 
 impl NodeConfig {
@@ -237,9 +239,11 @@ impl NodeConfig {
         }
         let sandbox = s.sandbox.resolve()?;
         let signatures = s.trust.resolve()?;
+        let request_rate = s.sandbox.request_rate()?;
         Ok(NodeConfig {
             sandbox,
             signatures,
+            request_rate,
             network,
             modules_dir: s.modules_dir.unwrap_or_else(|| datadir.join("modules")),
             datadir,

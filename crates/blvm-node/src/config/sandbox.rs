@@ -10,6 +10,8 @@
 //! cpu_percent = 100         # of one core; absent = no quota
 //! max_open_files = 1024     # per process
 //! run_as = "65534:65534"    # uid:gid under a root node; "node" keeps the node's
+//! requests_per_second = 20000   # IPC requests per module (enforced by the node), and
+//! request_burst = 5000          # how many may come at once; beyond: `rate_limited`
 //!
 //! [sandbox.limits.block-stats]   # one module: the stricter of this and the above
 //! memory_mb = 256
@@ -23,6 +25,7 @@
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
+use blvm_module_host::ipc::RequestRate;
 use blvm_module_host::sandbox::{ResourceLimits, RunAs, SandboxConfig, SandboxMode};
 use serde::Deserialize;
 
@@ -46,6 +49,10 @@ pub struct SandboxSettings {
     pub max_open_files: Option<u64>,
     /// `uid:gid`, or `node` to keep the node's.
     pub run_as: Option<String>,
+    /// Sustained IPC requests per second per module.
+    pub requests_per_second: Option<u32>,
+    /// IPC requests per module that may arrive at once.
+    pub request_burst: Option<u32>,
     /// Where a v1 controller's hierarchy is mounted.
     #[serde(default)]
     pub cgroup_v1_mounts: BTreeMap<String, PathBuf>,
@@ -155,6 +162,23 @@ impl SandboxSettings {
 }
 
 impl SandboxSettings {
+    /// Every module's IPC request rate: the default, with what is written
+    /// over it.
+    pub fn request_rate(&self) -> Result<RequestRate, ConfigError> {
+        let base = RequestRate::default();
+        let positive = |name: &str, v: Option<u32>, default: u32| match v {
+            Some(0) => Err(ConfigError::Invalid {
+                key: "sandbox",
+                message: format!("[sandbox] {name}: expected a number above 0, got 0"),
+            }),
+            other => Ok(other.unwrap_or(default)),
+        };
+        Ok(RequestRate {
+            per_second: positive("requests_per_second", self.requests_per_second, base.per_second)?,
+            burst: positive("request_burst", self.request_burst, base.burst)?,
+        })
+    }
+
     /// The limits of every module, as written.
     fn defaults(&self) -> LimitSettings {
         LimitSettings {
@@ -213,6 +237,15 @@ mod tests {
         assert_eq!(c.limits["block-stats"].memory_bytes, None);
         assert_eq!(c.cgroup_v1_mounts["memory"], PathBuf::from("/m"));
         assert_eq!(parse("[sandbox]\nrun_as = \"node\"\n").expect("resolves").run_as, None);
+    }
+
+    #[test]
+    fn the_request_rate_is_read_over_its_default() {
+        let file: SandboxSettings = toml::from_str("requests_per_second = 500\n").expect("parses");
+        let rate = file.request_rate().expect("valid");
+        assert_eq!((rate.per_second, rate.burst), (500, RequestRate::default().burst));
+        let zero: SandboxSettings = toml::from_str("request_burst = 0\n").expect("parses");
+        assert!(zero.request_rate().unwrap_err().to_string().contains("request_burst"));
     }
 
     #[test]

@@ -103,6 +103,7 @@ impl Node {
         manager_config.module_configs = config.module_configs.clone();
         manager_config.sandbox = config.sandbox.clone();
         manager_config.signatures = config.signatures.clone();
+        manager_config.request_rate = Some(config.request_rate);
         let coinbase_script = match &config.mining_address {
             Some(a) => a
                 .parse::<bitcoin::Address<_>>()

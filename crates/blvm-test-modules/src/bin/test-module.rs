@@ -8,7 +8,7 @@
 use std::io::Write;
 
 use blvm_sdk::protocol::methods::invocation::{ModuleCall, ModuleCallResult, MODULE_CALL};
-use blvm_sdk::protocol::{Event, EventType, LogLevel, LogRecord, RemoteError};
+use blvm_sdk::protocol::{ErrorCode, Event, EventType, LogLevel, LogRecord, RemoteError};
 use blvm_sdk::{ModuleIntegration, SdkError};
 
 fn say(line: impl AsRef<str>) {
@@ -191,6 +191,29 @@ async fn serve(integration: &ModuleIntegration) -> Result<(), SdkError> {
                             std::io::stderr().lock().write_all(&chunk).map_err(SdkError::Io)?;
                         }
                         inv.respond(&ModuleCallResult { result: b"flooded".to_vec() })?;
+                    }
+                    "request-flood" => {
+                        // N pings, 256 in flight: how many the node served
+                        // and how many it answered `rate_limited`.
+                        let n: usize = String::from_utf8_lossy(&call.params).trim().parse().unwrap_or(0);
+                        let api = integration.node_api();
+                        let (mut ok, mut limited, mut other) = (0u64, 0u64, 0u64);
+                        let mut in_flight = tokio::task::JoinSet::new();
+                        for i in 0..n {
+                            let api = api.clone();
+                            in_flight.spawn(async move { api.ping().await });
+                            if in_flight.len() >= 256 || i + 1 == n {
+                                while let Some(done) = in_flight.join_next().await {
+                                    match done.map_err(|e| SdkError::Io(std::io::Error::other(e)))? {
+                                        Ok(()) => ok += 1,
+                                        Err(SdkError::Remote(e)) if e.code == ErrorCode::RateLimited => limited += 1,
+                                        Err(_) => other += 1,
+                                    }
+                                }
+                            }
+                        }
+                        let text = format!("OK {ok} LIMITED {limited} OTHER {other}");
+                        inv.respond(&ModuleCallResult { result: text.into_bytes() })?;
                     }
                     "grandchild" => {
                         let out = std::process::Command::new("/bin/sh")

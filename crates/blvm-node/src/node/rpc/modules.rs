@@ -54,6 +54,7 @@ fn status_json(s: &ModuleStatus) -> Value {
         "delivery": s.delivery.as_ref().map(stats_json),
         "sandbox_layers": s.sandbox_layers,
         "signed_by": s.signed_by,
+        "rate_limited": s.rate_limited,
         "limit_cgroups": s.limit_cgroups,
         "resource_warnings": s.resource_warnings,
     })
