@@ -19,7 +19,7 @@ use std::collections::HashMap;
 use std::io::{ErrorKind, Read, Write};
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -42,6 +42,13 @@ pub struct IpcServerConfig {
     pub handshake_timeout: Duration,
     /// The node's version, sent in `welcome`.
     pub node_version: String,
+    /// Connections that have not completed their handshake, at most, from
+    /// everyone together; one more is refused at once
+    /// (`too_many_connections`), before any thread is started for it.
+    pub max_pending_handshakes: usize,
+    /// The same, per connecting process (by `SO_PEERCRED` pid): a module
+    /// opening connections in a loop cannot take the others' share.
+    pub max_pending_per_process: usize,
 }
 
 impl Default for IpcServerConfig {
@@ -50,6 +57,8 @@ impl Default for IpcServerConfig {
             max_frame_len: DEFAULT_MAX_FRAME_LEN,
             handshake_timeout: Duration::from_secs(10),
             node_version: env!("CARGO_PKG_VERSION").to_owned(),
+            max_pending_handshakes: 64,
+            max_pending_per_process: 4,
         }
     }
 }
@@ -92,6 +101,53 @@ struct Shared {
     connections: Mutex<HashMap<String, ModuleConnectionHandle>>,
     notify: broadcast::Sender<ConnectionEvent>,
     stopping: AtomicBool,
+    /// Connections still in their handshake, by peer pid (0: unknown).
+    pending: Mutex<HashMap<u32, usize>>,
+    /// Connections refused because too many were pending.
+    refused_for_load: AtomicU64,
+}
+
+/// One connection counted in [`Shared::pending`] until dropped (its
+/// handshake finished one way or the other).
+struct PendingHandshake {
+    shared: Arc<Shared>,
+    pid: u32,
+}
+
+impl PendingHandshake {
+    /// Counts a new connection from `pid`, or says why it is one too many.
+    fn admit(shared: &Arc<Shared>, pid: u32) -> Result<PendingHandshake, String> {
+        let mut pending = lock(&shared.pending);
+        let total: usize = pending.values().sum();
+        let mine = pending.get(&pid).copied().unwrap_or(0);
+        if total >= shared.config.max_pending_handshakes {
+            return Err(format!(
+                "{total} connections are already waiting to complete their handshake (the limit)"
+            ));
+        }
+        if mine >= shared.config.max_pending_per_process {
+            return Err(format!(
+                "process {pid} already has {mine} connections waiting to complete their handshake (the limit)"
+            ));
+        }
+        *pending.entry(pid).or_insert(0) += 1;
+        Ok(PendingHandshake {
+            shared: Arc::clone(shared),
+            pid,
+        })
+    }
+}
+
+impl Drop for PendingHandshake {
+    fn drop(&mut self) {
+        let mut pending = lock(&self.shared.pending);
+        if let Some(n) = pending.get_mut(&self.pid) {
+            *n -= 1;
+            if *n == 0 {
+                pending.remove(&self.pid);
+            }
+        }
+    }
 }
 
 /// The node's module socket.
@@ -136,6 +192,8 @@ impl ModuleIpcServer {
             connections: Mutex::new(HashMap::new()),
             notify,
             stopping: AtomicBool::new(false),
+            pending: Mutex::new(HashMap::new()),
+            refused_for_load: AtomicU64::new(0),
         });
         let accept_shared = Arc::clone(&shared);
         let accept_thread = std::thread::Builder::new()
@@ -234,10 +292,25 @@ fn accept_loop(shared: Arc<Shared>, listener: UnixListener) {
                 continue;
             }
         };
+        let pending = match PendingHandshake::admit(&shared, peer_pid(&stream).unwrap_or(0)) {
+            Ok(p) => p,
+            Err(reason) => {
+                // Refused on the accept thread: no thread, no buffer. The
+                // frame is small and the socket's buffer empty, so the
+                // write does not block.
+                // Logged once per 1 000: a connect loop must not flood the log.
+                let n = shared.refused_for_load.fetch_add(1, Ordering::Relaxed);
+                if n % 1_000 == 0 {
+                    tracing::warn!(refused = n + 1, "module connection refused: {reason}");
+                }
+                send_refusal(&shared, &stream, None, "too_many_connections", reason);
+                continue;
+            }
+        };
         let conn_shared = Arc::clone(&shared);
         if let Err(e) = std::thread::Builder::new()
             .name("blvm-ipc-conn".into())
-            .spawn(move || serve(conn_shared, stream))
+            .spawn(move || serve(conn_shared, stream, pending))
         {
             tracing::error!(error = %e, "cannot start a connection thread; connection dropped");
         }
@@ -249,8 +322,13 @@ fn peer_pid(stream: &UnixStream) -> Option<u32> {
     u32::try_from(cred.pid.as_raw_nonzero().get()).ok()
 }
 
-fn refuse(shared: &Shared, mut stream: &UnixStream, module_id: Option<&str>, code: &str, reason: String) {
+fn refuse(shared: &Shared, stream: &UnixStream, module_id: Option<&str>, code: &str, reason: String) {
     tracing::warn!(module_id, code, "module connection refused: {reason}");
+    send_refusal(shared, stream, module_id, code, reason);
+}
+
+/// Sends `refused`, closes, and announces it; no log line.
+fn send_refusal(shared: &Shared, mut stream: &UnixStream, module_id: Option<&str>, code: &str, reason: String) {
     let mut out = Vec::new();
     let refusal = Refused {
         code: code.to_owned(),
@@ -298,7 +376,7 @@ fn read_hello(stream: &mut UnixStream, deadline: Instant, buf: &mut BytesMut) ->
     }
 }
 
-fn serve(shared: Arc<Shared>, mut stream: UnixStream) {
+fn serve(shared: Arc<Shared>, mut stream: UnixStream, pending: PendingHandshake) {
     let pid = peer_pid(&stream);
     let decoder = FrameDecoder::new(shared.config.max_frame_len);
     let mut buf = BytesMut::with_capacity(4096);
@@ -358,6 +436,8 @@ fn serve(shared: Arc<Shared>, mut stream: UnixStream) {
             );
         }
     };
+    // Handshake done: no longer pending.
+    drop(pending);
     let reason = if stream.set_read_timeout(None).is_ok() {
         connection::run_reader(&conn, &shared.hub, decoder, stream, buf)
     } else {

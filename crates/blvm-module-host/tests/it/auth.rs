@@ -92,3 +92,41 @@ async fn a_peer_trickling_its_hello_is_cut_at_the_handshake_deadline() {
     );
     assert!(trickler.join().expect("trickler"), "the node closed the connection");
 }
+
+#[tokio::test(flavor = "current_thread")]
+async fn connections_that_never_handshake_are_capped_per_process_and_modules_still_connect() {
+    use blvm_module_protocol::Permission::SubscribeEvents;
+    let host = Host::start("pending");
+    let path = host.server.socket_path().to_path_buf();
+    let mut events = host.server.subscribe_connection_events();
+    let per_process = blvm_module_host::IpcServerConfig::default().max_pending_per_process;
+    // This process holds its whole share of connections that never say hello.
+    let mut idle: Vec<_> = (0..per_process)
+        .map(|_| std::os::unix::net::UnixStream::connect(&path).expect("connect"))
+        .collect();
+    let over = ModuleIntegration::connect_with_token(&path, "late", "late", "1.0.0", "00").await;
+    assert!(
+        matches!(over, Err(SdkError::Refused { ref code, .. }) if code == "too_many_connections"),
+        "{over:?}"
+    );
+    // A module (another process) is not held up by them.
+    let module = host.spawn(
+        spec("bystander", &[SubscribeEvents]),
+        "events",
+        &[("BLVM_TEST_EVENTS", "ModuleLoaded")],
+    );
+    assert!(module.expect("SUBSCRIBED").starts_with("SUBSCRIBED"));
+    // Once the node has seen one of the idle connections go, this process
+    // may try again (and is refused for its token, not for the count).
+    drop(idle.pop());
+    wait_for(
+        &mut events,
+        |e| matches!(e, ConnectionEvent::Refused { code, .. } if code == "bad_handshake"),
+    )
+    .await;
+    let again = ModuleIntegration::connect_with_token(&path, "late", "late", "1.0.0", "00").await;
+    assert!(
+        matches!(again, Err(SdkError::Refused { ref code, .. }) if code == "bad_token"),
+        "{again:?}"
+    );
+}
