@@ -15,7 +15,7 @@
 //! 4. run until the process exits, its connection is lost (kill it: a
 //!    module without its connection is broken), or a stop is requested
 //!    (`Shutdown`, grace period, kill); meanwhile, every second, compare
-//!    its memory and task counts with its cgroup limits and publish
+//!    its memory, tasks, open files and CPU with its limits and publish
 //!    `ResourceLimitWarning` when one reaches 80% (once per crossing); a
 //!    death by the memory cgroup's OOM killer is reported as such;
 //! 5. kill what is left of its process tree, forget the spawn's token and
@@ -32,6 +32,7 @@ use tokio::sync::{broadcast, oneshot, Notify};
 use super::{Inner, ModuleState};
 use crate::ipc::{ConnectionEvent, ModuleSpec};
 use crate::process::{ExitInfo, ModuleProcess, SpawnRequest};
+use crate::sandbox::Gauge;
 
 /// How long a module whose connection closed may take to exit before it is
 /// killed as broken.
@@ -382,20 +383,51 @@ pub(super) const WARN_PERCENT: f64 = 80.0;
 const REARM_PERCENT: f64 = 70.0;
 
 /// Which limits have a warning outstanding (per spawn: a new process has
-/// new groups and starts with none).
+/// new groups and starts with none), and the last CPU reading.
 #[derive(Default)]
 struct LimitAlarms {
     memory: bool,
     pids: bool,
+    files: bool,
+    cpu: bool,
+    /// CPU time (ms) and when it was read, for the next sample's rate.
+    last_cpu: Option<(u64, Instant)>,
 }
 
 /// One sample: publishes `ResourceLimitWarning` for each limit that has
 /// just crossed [`WARN_PERCENT`] and records it in the module's status.
+///
+/// Memory and tasks come from the cgroup; open files are the most any one
+/// process has open against `RLIMIT_NOFILE` (a per-process limit); CPU is
+/// the share of a core used since the last sample against the cgroup's
+/// quota (in ms of CPU per second: a quota is never exceeded, only
+/// reached, so this warns of a module held at its quota).
 fn check_limits(inner: &Inner, name: &str, process: &ModuleProcess, alarms: &mut LimitAlarms) {
-    let usage = process.limit_usage();
+    let limits = process.limit_usage();
+    let usage = process.usage();
+    let files = process.open_files_limit().map(|limit| Gauge {
+        current: usage.max_open_files,
+        limit,
+    });
+    let now = Instant::now();
+    let cpu = match (
+        alarms.last_cpu.replace((usage.cpu_time_ms, now)),
+        process.cpu_quota_percent(),
+    ) {
+        (Some((before, then)), Some(quota)) => {
+            let wall_ms = now.duration_since(then).as_millis().max(1) as u64;
+            Some(Gauge {
+                current: usage.cpu_time_ms.saturating_sub(before).saturating_mul(1000) / wall_ms,
+                limit: u64::from(quota) * 10,
+            })
+        }
+        _ => None,
+    };
     for (resource, gauge, raised, unit) in [
-        ("memory", usage.memory, &mut alarms.memory, "bytes"),
-        ("pids", usage.pids, &mut alarms.pids, "tasks"),
+        ("memory", limits.memory, &mut alarms.memory, "bytes"),
+        ("pids", limits.pids, &mut alarms.pids, "tasks"),
+        ("files", files, &mut alarms.files, "open files in one process"),
+        ("cpu", cpu, &mut alarms.cpu, "ms of CPU per second"),
     ] {
         let Some(gauge) = gauge else { continue };
         let percent = gauge.percent();

@@ -107,6 +107,9 @@ pub struct ResourceUsage {
     pub rss_bytes: u64,
     /// How many processes the module has.
     pub processes: u32,
+    /// The most file descriptors any one of its processes has open (the
+    /// open-files limit is per process).
+    pub max_open_files: u64,
 }
 
 /// Which group [`ModuleProcess::kill_tree`] tears down.
@@ -308,6 +311,7 @@ impl ModuleProcess {
             ticks = ticks.saturating_add(stat.cpu_ticks);
             usage.rss_bytes = usage.rss_bytes.saturating_add(tree::rss_bytes(pid).unwrap_or(0));
             usage.processes = usage.processes.saturating_add(1);
+            usage.max_open_files = usage.max_open_files.max(tree::open_files(pid).unwrap_or(0));
         }
         usage.cpu_time_ms = match cpu_usec {
             Some(usec) => usec / 1000,
@@ -369,6 +373,17 @@ impl ModuleProcess {
     /// memory limit).
     pub fn limit_usage(&self) -> crate::sandbox::LimitUsage {
         self.sandbox.limit_usage()
+    }
+
+    /// The open-files limit of each of its processes (`RLIMIT_NOFILE`),
+    /// when the sandbox set one.
+    pub fn open_files_limit(&self) -> Option<u64> {
+        self.sandbox.open_files_limit()
+    }
+
+    /// Its CPU quota in percent of one core, when the cgroup enforces one.
+    pub fn cpu_quota_percent(&self) -> Option<u32> {
+        self.sandbox.cpu_quota_percent()
     }
 }
 

@@ -72,6 +72,13 @@ pub(crate) fn rss_bytes(pid: i32) -> Option<u64> {
     Some(pages.saturating_mul(rustix::param::page_size() as u64))
 }
 
+/// How many file descriptors a process has open (entries of
+/// `/proc/<pid>/fd`); `None` when it is gone or cannot be read.
+pub(crate) fn open_files(pid: i32) -> Option<u64> {
+    let dir = std::fs::read_dir(format!("/proc/{pid}/fd")).ok()?;
+    Some(dir.count() as u64)
+}
+
 /// True when the process no longer exists or is a zombie.
 pub(crate) fn is_gone(pid: i32) -> bool {
     read_stat(pid).is_none_or(|s| s.is_dead())

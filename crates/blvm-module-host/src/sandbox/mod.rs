@@ -303,6 +303,8 @@ pub(crate) struct Target<'a> {
 /// A sandbox prepared in the parent, applied in the child.
 pub(crate) struct Prepared {
     groups: groups::LimitGroups,
+    open_files_limit: Option<u64>,
+    cpu_quota_percent: Option<u32>,
     rlimits: Vec<(rustix::process::Resource, rustix::process::Rlimit)>,
     netns: bool,
     run_as: Option<RunAs>,
@@ -410,8 +412,14 @@ impl Prepared {
                 None
             }
         };
+        let cpu_quota_percent = spec
+            .limits
+            .cpu_percent
+            .filter(|_| report.active.contains(&Layer::CgroupCpu));
         Ok(Prepared {
             groups,
+            open_files_limit: spec.limits.max_open_files,
+            cpu_quota_percent,
             rlimits,
             netns,
             run_as,
@@ -457,6 +465,8 @@ impl Prepared {
     pub(crate) fn into_applied(self) -> Applied {
         Applied {
             groups: self.groups.into_kept(),
+            open_files_limit: self.open_files_limit,
+            cpu_quota_percent: self.cpu_quota_percent,
             report: self.report,
         }
     }
@@ -467,6 +477,8 @@ impl Prepared {
 #[derive(Debug, Default)]
 pub(crate) struct Applied {
     groups: groups::LimitGroups,
+    open_files_limit: Option<u64>,
+    cpu_quota_percent: Option<u32>,
     /// What is active.
     pub(crate) report: SandboxReport,
 }
@@ -476,6 +488,16 @@ impl Applied {
     /// group's directory, for status and tests.
     pub(crate) fn limit_groups(&self) -> Vec<(Layer, CgroupVersion, PathBuf)> {
         self.groups.describe()
+    }
+
+    /// `RLIMIT_NOFILE` of its processes, if set.
+    pub(crate) fn open_files_limit(&self) -> Option<u64> {
+        self.open_files_limit
+    }
+
+    /// Its cgroup CPU quota, percent of one core, if enforced.
+    pub(crate) fn cpu_quota_percent(&self) -> Option<u32> {
+        self.cpu_quota_percent
     }
 
     /// Reads the module's usage against its cgroup limits now.

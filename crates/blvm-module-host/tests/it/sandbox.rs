@@ -195,6 +195,22 @@ async fn attacks_on_files_network_fds_and_privileges_fail_and_the_node_keeps_ans
     assert_eq!(after.sandbox_layers, status.sandbox_layers);
     assert!(after.last_error.is_none(), "{after:?}");
 
+    // Holding its descriptors near RLIMIT_NOFILE shows in its status.
+    let answer = attack(&node, "attacker", "hold-files", "").await;
+    assert!(answer.starts_with("HOLDING 2"), "{answer}");
+    let held = node
+        .manager
+        .wait_for("attacker", DEADLINE, |s| {
+            s.resource_warnings.iter().any(|w| w.starts_with("files"))
+        })
+        .await
+        .expect("a files warning in the status");
+    let warning = held.resource_warnings.iter().find(|w| w.starts_with("files"));
+    assert!(
+        warning.is_some_and(|w| w.contains("of 256 open files in one process")),
+        "{held:?}"
+    );
+
     // Allocating past the 256 MiB memory limit ends the module: a crash.
     let answer = crate::support::module_call(&node.manager, "attacker", "alloc", b"1024").await;
     assert!(
@@ -497,9 +513,14 @@ async fn spinning_on_every_thread_is_held_to_the_cpu_quota_and_the_node_keeps_an
     let (version, cpu) = limit_group(&node, "attacker", "cpu");
     assert_eq!(cpu_quota_us(&version, &cpu), 20_000);
 
+    let observer = observe(&node.manager, &[EventType::ResourceLimitWarning]);
     let threads = std::thread::available_parallelism().map_or(2, |n| n.get()).max(2);
     let answer = attack(&node, "attacker", "spin", &threads.to_string()).await;
     assert_eq!(answer, format!("SPINNING {threads} threads"));
+    // Held at its quota: a cpu warning (ms of CPU per second against 200).
+    let warning = next_warning(&observer, "cpu", || {});
+    assert_eq!((warning.module_name.as_deref(), warning.limit), (Some("attacker"), 200));
+    assert!(warning.usage_percent >= 80.0, "{warning:?}");
     let cpu_ms = || {
         node.manager
             .module_status("attacker")

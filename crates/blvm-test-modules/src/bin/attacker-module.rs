@@ -43,6 +43,21 @@ fn attack(method: &str, arg: &str) -> Option<String> {
             };
             format!("BLOCKED after {} files: {err}", files.len())
         }
+        "hold-files" => {
+            // Opens /dev/null until refused, gives 8 back (so it can still
+            // answer), and keeps the rest open for good.
+            let mut files = Vec::new();
+            while let Ok(f) = std::fs::File::open("/dev/null") {
+                files.push(f);
+                if files.len() > 100_000 {
+                    break;
+                }
+            }
+            files.truncate(files.len().saturating_sub(8));
+            let held = files.len();
+            std::mem::forget(files);
+            format!("HOLDING {held} files")
+        }
         "status" => {
             // The line of /proc/self/status named by `arg` (e.g. NoNewPrivs).
             let mut s = String::new();
