@@ -51,6 +51,7 @@ fn status_json(s: &ModuleStatus) -> Value {
         "cpu_time_ms": s.usage.map(|u| u.cpu_time_ms),
         "rss_bytes": s.usage.map(|u| u.rss_bytes),
         "processes": s.usage.map(|u| u.processes),
+        "max_open_files": s.usage.map(|u| u.max_open_files),
         "delivery": s.delivery.as_ref().map(stats_json),
         "sandbox_layers": s.sandbox_layers,
         "signed_by": s.signed_by,
