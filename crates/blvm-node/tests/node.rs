@@ -228,7 +228,9 @@ async fn reorg_chain_makes_the_subscribed_module_see_disconnects_then_new_blocks
         node.call("getbestblockhash", json!([])).await.expect("tip"),
         json!(new[2].block_hash().to_string())
     );
-    // What did the module see?
+    // What did the module see? Events arrive in order, so once it has
+    // recorded the reorg (published last) it has recorded everything before.
+    wait_recorded(&node, "recorder", " ChainReorg ").await;
     let seen = recorded(&node, "recorder").await;
     let report = seen.join("\n");
     let expected = [
@@ -356,7 +358,16 @@ async fn module_call(node: &Running, name: &str, method: &str, params: &[u8]) ->
     decode_body::<ModuleCallResult>("result", &raw).expect("decodes").result
 }
 
-/// Asks the recorder module what it has seen (without sequence numbers).
+/// Waits until the recorder module has seen an event whose line contains
+/// `needle` (it answers `wait` only then): events reach the module's event
+/// task on their own schedule, so an invocation that follows a publish can
+/// be served before the events published ahead of it were recorded.
+async fn wait_recorded(node: &Running, name: &str, needle: &str) -> String {
+    String::from_utf8(module_call(node, name, "wait", needle.as_bytes()).await).expect("utf8")
+}
+
+/// Asks the recorder module what it has seen so far (without sequence
+/// numbers); [`wait_recorded`] first for the last event expected.
 async fn recorded(node: &Running, name: &str) -> Vec<String> {
     String::from_utf8(module_call(node, name, "report", &[]).await)
         .expect("utf8")
@@ -415,6 +426,13 @@ async fn node_events_reach_a_subscribed_module_from_where_they_happen() {
     node.call("invalidateblock", json!([mined[0]]))
         .await
         .expect("invalidated");
+    // Each type is awaited in turn (one that never comes fails the test at
+    // the deadline): none is assumed to be recorded by the time the RPC
+    // that published it returns.
+    for name in wanted {
+        // Lines are `<seq> <type> ...`: the space anchors the type name.
+        wait_recorded(&node, "recorder", &format!(" {name}")).await;
+    }
     let seen = recorded(&node, "recorder").await;
     for name in wanted {
         assert!(
@@ -638,11 +656,9 @@ async fn a_sandboxed_attacker_does_not_stop_the_node_answering_rpc_or_other_modu
     let op_true = bitcoin::ScriptBuf::from_bytes(vec![0x51]);
     let payee = bitcoin::Address::p2wsh(&op_true, bitcoin::Network::Regtest).to_string();
     let mined = node.call("generatetoaddress", json!([1, payee])).await.expect("mined");
-    let seen = recorded(&node, "recorder").await;
-    assert!(
-        seen.iter().any(|l| l.contains(mined[0].as_str().expect("hash"))),
-        "the recorder did not see the new block: {seen:?}"
-    );
+    let hash = mined[0].as_str().expect("hash");
+    let line = wait_recorded(&node, "recorder", hash).await;
+    assert!(line.contains(" NewBlock "), "the recorder saw: {line}");
     let status = node.call("getmodulestatus", json!(["attacker"])).await.expect("status");
     assert_eq!(status["state"], json!("running"), "{status}");
     let layers = status["sandbox_layers"].as_array().expect("layers");
