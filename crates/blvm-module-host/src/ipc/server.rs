@@ -11,7 +11,8 @@
 //!    logged, then close;
 //! 4. the module's event queue is registered and its writer thread started,
 //!    then `welcome` is sent — so nothing the module is told about can be
-//!    published before it can receive it;
+//!    published before it can receive it — and, before its bytes leave, the
+//!    connection is published and `Connected` announced;
 //! 5. the reader loop serves requests until the module closes, the node
 //!    cuts it, or it breaks the protocol.
 
@@ -496,22 +497,39 @@ fn start_connection(
     };
     let mut out = Vec::new();
     encode::control(&mut out, "welcome", &welcome).map_err(std::io::Error::other)?;
-    // The connection is published while `welcome` is written under the
-    // writer lock: no invocation or shutdown can precede `welcome` on the
-    // wire, and a module that reacts to `welcome` (say, by telling its
-    // operator it is ready) is already reachable through `connection()`.
+    // The connection is published, and announced, while `welcome` is
+    // written under the writer lock: no invocation or shutdown can precede
+    // `welcome` on the wire, and a module that reacts to `welcome` is
+    // already reachable through `connection()` and already announced. A
+    // module may exit the moment it reads `welcome` (a crash at start-up):
+    // whoever waits for the handshake (the supervisor) must find
+    // `Connected` before it can see that exit, or a module that did start
+    // is taken for one that never completed its handshake. Announcing after
+    // the write left that window open while this thread was descheduled.
     let handle = ModuleConnectionHandle {
         conn: Arc::clone(&conn),
     };
     conn.write_first(&out, || {
         lock(&shared.connections).insert(spec.module_id.clone(), handle);
+        let _ = shared.notify.send(ConnectionEvent::Connected {
+            module_id: spec.module_id.clone(),
+            pid,
+        });
     })
-    .inspect_err(|_| {
+    .inspect_err(|e| {
         conn.close();
-        let mut conns = lock(&shared.connections);
-        if conns.get(&spec.module_id).is_some_and(|h| Arc::ptr_eq(&h.conn, &conn)) {
-            conns.remove(&spec.module_id);
+        {
+            let mut conns = lock(&shared.connections);
+            if conns.get(&spec.module_id).is_some_and(|h| Arc::ptr_eq(&h.conn, &conn)) {
+                conns.remove(&spec.module_id);
+            }
         }
+        // It was announced: announce its end too.
+        let _ = shared.notify.send(ConnectionEvent::Closed {
+            module_id: spec.module_id.clone(),
+            reason: format!("i/o error: {e}"),
+            protocol_violation: false,
+        });
     })?;
     // `forget_module` may have run between the handshake and the insert,
     // when there was no connection yet to cut: cut it now. (Forget removes
@@ -521,13 +539,5 @@ fn start_connection(
         conn.close();
     }
     tracing::info!(module = %spec.name, module_id = %spec.module_id, pid, "module connected");
-    // Announced as soon as `welcome` is out and the connection can be
-    // reached, before this thread reads anything more: a module may exit
-    // the moment it reads `welcome`, and whoever waits for the handshake
-    // should learn that it completed first.
-    let _ = shared.notify.send(ConnectionEvent::Connected {
-        module_id: spec.module_id.clone(),
-        pid,
-    });
     Ok(conn)
 }
