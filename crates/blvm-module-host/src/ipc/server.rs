@@ -155,6 +155,9 @@ impl Drop for PendingHandshake {
 pub struct ModuleIpcServer {
     shared: Arc<Shared>,
     path: PathBuf,
+    /// The accept thread's listening socket, to wake its `accept` at
+    /// shutdown (see [`ModuleIpcServer::shutdown`]).
+    listener: UnixListener,
     accept_thread: Mutex<Option<JoinHandle<()>>>,
 }
 
@@ -197,6 +200,7 @@ impl ModuleIpcServer {
             refused_for_load: AtomicU64::new(0),
         });
         let accept_shared = Arc::clone(&shared);
+        let wake = listener.try_clone()?;
         let accept_thread = std::thread::Builder::new()
             .name("blvm-ipc-accept".into())
             .spawn(move || accept_loop(accept_shared, listener))?;
@@ -204,6 +208,7 @@ impl ModuleIpcServer {
         Ok(ModuleIpcServer {
             shared,
             path,
+            listener: wake,
             accept_thread: Mutex::new(Some(accept_thread)),
         })
     }
@@ -260,8 +265,15 @@ impl ModuleIpcServer {
         if self.shared.stopping.swap(true, Ordering::SeqCst) {
             return;
         }
-        // Wake the blocking accept so it sees `stopping`.
-        let _ = UnixStream::connect(&self.path);
+        // Wake the blocking accept so it sees `stopping`: `shutdown(2)` on
+        // the listening socket makes a blocked `accept` (and every later
+        // one) fail at once. Connecting to our own path instead would hang
+        // this join forever once the socket file is gone (its directory
+        // removed, say a data dir deleted or a test's temp dir cleaned up
+        // before the server was dropped); it is only the fallback.
+        if rustix::net::shutdown(&self.listener, rustix::net::Shutdown::Both).is_err() {
+            let _ = UnixStream::connect(&self.path);
+        }
         if let Some(t) = lock(&self.accept_thread).take() {
             let _ = t.join();
         }

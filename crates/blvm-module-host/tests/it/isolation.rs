@@ -138,3 +138,20 @@ fn module_that_never_reads_does_not_hold_up_delivery_to_another() {
     assert_eq!((healthy_stats.delivered, healthy_stats.dropped_full), (N, 0));
     let _ = Hash32::default();
 }
+
+#[test]
+fn server_shuts_down_even_when_its_socket_file_is_gone() {
+    // A test that fails drops its temp dir before the server: shutdown used
+    // to wake its accept thread by connecting to the socket path, and with
+    // the file gone it waited for that thread forever (a failure became a
+    // hang of the whole suite).
+    let host = Host::start("socket-gone");
+    std::fs::remove_dir_all(&host.dir).expect("remove the socket's directory");
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        host.server.shutdown();
+        let _ = tx.send(());
+    });
+    rx.recv_timeout(crate::support::DEADLINE)
+        .expect("shutdown returned although the socket file is gone");
+}
