@@ -641,8 +641,13 @@ async fn failed_module_keeps_no_cgroup_until_it_is_unloaded() {
             .flatten()
             .flatten()
             .filter_map(|e| e.file_name().into_string().ok())
-            // Group names carry the module id with `-` written as `_`.
-            .filter(|n| n.starts_with("lone-crasher-") || n.starts_with("lone_crasher_"))
+            // Group names are `<module id>-<node pid>-<n>`, with `-` in the
+            // id written as `_`: only this node's (another test binary
+            // running the same test has a `lone_crasher_2` group too).
+            .filter(|n| {
+                (n.starts_with("lone-crasher-") || n.starts_with("lone_crasher_"))
+                    && n.contains(&format!("-{}-", std::process::id()))
+            })
             .collect()
     };
     if groups().is_empty() {
