@@ -278,7 +278,7 @@ impl ModuleProcessSpawner {
             })
         })?;
 
-        let (mut child, cgroup, sandbox) = self.start(req).map_err(&fail)?;
+        let (mut child, cgroup, sandbox) = self.start_retrying_busy_text(req).map_err(&fail)?;
         let pid = child.id();
         let module: Arc<str> = Arc::from(req.name.as_str());
         let stdout = child.stdout.take();
@@ -315,6 +315,27 @@ impl ModuleProcessSpawner {
             "module process started"
         );
         Ok(process)
+    }
+
+    /// [`start`](Self::start), tried again for up to a second while exec
+    /// fails with `ETXTBSY`. The binary was staged just before: while its
+    /// file was open for writing, a fork elsewhere in the process (another
+    /// spawn) can have copied that descriptor into a child that has not
+    /// exec'd yet, and until it does the kernel refuses to execute the file.
+    /// The window is a fork's pre-exec steps long, so a few short waits
+    /// always outlast it.
+    fn start_retrying_busy_text(&self, req: &SpawnRequest) -> Result<(Child, Option<Cgroup>, Applied), SpawnErrorKind> {
+        let busy = rustix::io::Errno::TXTBSY.raw_os_error();
+        let mut attempts = 0;
+        loop {
+            match self.start(req) {
+                Err(SpawnErrorKind::Exec(e)) if e.raw_os_error() == Some(busy) && attempts < 100 => {
+                    attempts += 1;
+                    std::thread::sleep(std::time::Duration::from_millis(10));
+                }
+                other => return other,
+            }
+        }
     }
 
     /// Forks and execs the module, in its own cgroup when possible, with
