@@ -396,6 +396,18 @@ async fn unload_leaves_no_process_behind_even_a_setsid_grandchild() {
         .parse()
         .expect("pid");
     assert!(process_exists(grandchild));
+    // It left the module's session and process group: it leads its own.
+    let session_of = |pid: u32| -> u32 {
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).expect("stat");
+        let after = stat.rsplit(')').next().expect("fields");
+        after
+            .split_whitespace()
+            .nth(3)
+            .and_then(|s| s.parse().ok())
+            .expect("session")
+    };
+    assert_eq!(session_of(grandchild), grandchild);
+    assert_ne!(session_of(grandchild), session_of(pid));
     let socket = node.manager.ipc_server().expect("server").socket_path().to_path_buf();
     node.manager.unload_module("escaper").await.expect("unloaded");
     assert!(!process_exists(pid), "module {pid} survived");
@@ -727,6 +739,7 @@ fn seed_type_paths_resolve_at_the_crate_root() {
     std::fs::write(dir.join("module.toml"), manifest).expect("manifest");
     let metadata = ModuleMetadata::from_file(&dir.join("module.toml")).expect("parses");
     assert_eq!(metadata.name().as_str(), "seed");
+    let _ = std::fs::remove_dir_all(&dir);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

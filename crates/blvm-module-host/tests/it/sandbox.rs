@@ -21,6 +21,16 @@ struct Node {
     data_dir: PathBuf,
 }
 
+impl Drop for Node {
+    /// Removes the test's directory (module binaries are copied into it,
+    /// some 100 MB per test); the tests shut their manager down first.
+    fn drop(&mut self) {
+        if let Some(root) = self.modules_dir.parent() {
+            let _ = std::fs::remove_dir_all(root);
+        }
+    }
+}
+
 async fn node(tag: &str, memory: Option<u64>) -> Node {
     let limits = ResourceLimits {
         memory_bytes: memory,

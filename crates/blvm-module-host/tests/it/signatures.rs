@@ -33,6 +33,15 @@ struct Node {
     modules_dir: PathBuf,
 }
 
+impl Drop for Node {
+    /// Removes the test's directory (module binaries are copied into it).
+    fn drop(&mut self) {
+        if let Some(root) = self.modules_dir.parent() {
+            let _ = std::fs::remove_dir_all(root);
+        }
+    }
+}
+
 async fn node(tag: &str, trusted: &[&str], required: u32) -> Node {
     let root = temp_dir(tag);
     let modules_dir = root.join("modules");

@@ -216,8 +216,12 @@ async fn serve(integration: &ModuleIntegration) -> Result<(), SdkError> {
                         inv.respond(&ModuleCallResult { result: text.into_bytes() })?;
                     }
                     "grandchild" => {
+                        // The pid is printed by the program `setsid` runs, so
+                        // the answer means the grandchild has left the
+                        // module's session and process group.
                         let out = std::process::Command::new("/bin/sh")
-                            .args(["-c", "setsid sleep 600 >/dev/null 2>&1 & echo $!"])
+                            .args(["-c", "setsid /bin/sh -c 'echo $$; exec sleep 600 >/dev/null 2>&1' &"])
+                            .stdin(std::process::Stdio::null())
                             .output()
                             .map_err(SdkError::Io)?;
                         inv.respond(&ModuleCallResult { result: out.stdout.trim_ascii().to_vec() })?;
