@@ -38,8 +38,8 @@ fn kill_9_mid_import_restarts_consistent() {
             .stderr(Stdio::null())
             .spawn()
             .unwrap();
-        let out = BufReader::new(child.stdout.take().unwrap());
-        for line in out.lines() {
+        let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+        for line in lines.by_ref() {
             let line = line.unwrap();
             if let Some(h) = line.strip_prefix("height ") {
                 if h.trim().parse::<u32>().unwrap() >= kill_after {
@@ -48,8 +48,14 @@ fn kill_9_mid_import_restarts_consistent() {
             }
         }
         // Child::kill is SIGKILL on Unix: no destructor, no flush, mid-commit or not.
+        // The pipe stays open until the child is dead: closing it first would
+        // let the child die of a failed `println!` (a panic that unwinds)
+        // instead of the kill.
         child.kill().unwrap();
-        child.wait().unwrap();
+        let status = child.wait().unwrap();
+        drop(lines);
+        use std::os::unix::process::ExitStatusExt;
+        assert_eq!(status.signal(), Some(9), "the child died of the kill: {status:?}");
 
         let chain = Chain::open(dir.path(), Network::Bitcoin).unwrap();
         let tip = chain.tip();
