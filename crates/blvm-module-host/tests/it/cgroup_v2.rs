@@ -45,7 +45,12 @@ fn offered_controller(mount: &Path) -> Option<String> {
 
 /// Runs `scenario` in a re-executed copy of this binary and returns its
 /// `KEY value` lines; `None` when this host cannot run it (said why).
+/// One scenario at a time: each turns the controller on at the root of the
+/// hierarchy and off again when done, which would pull it from under a
+/// scenario running beside it.
 fn run_scenario(scenario: &str) -> Option<Vec<String>> {
+    static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    let _turn = ONE_AT_A_TIME.lock().unwrap_or_else(|p| p.into_inner());
     if !rustix::process::geteuid().is_root() {
         eprintln!("not root: cgroup delegation needs root");
         return None;
