@@ -50,6 +50,7 @@ async fn a_module_over_its_request_rate_is_answered_rate_limited_and_its_neighbo
     let started = Instant::now();
     let answer = module_call_text(&manager, "flooder", "request-flood", "3000").await;
     let elapsed = started.elapsed().as_secs_f64();
+    eprintln!("flood of 3000 at {rate}: {answer} in {elapsed:.3}s");
     let (ok, limited, other) = counts(&answer);
     assert_eq!(ok + limited, 3000, "every request got an answer: {answer}");
     assert_eq!(other, 0, "{answer}");
