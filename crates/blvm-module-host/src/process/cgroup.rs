@@ -127,6 +127,27 @@ pub(crate) fn remove_stale(parent: &Path) {
     }
 }
 
+/// A new group name for a spawn of `module_id`: `<id>-<node pid>-<n>`,
+/// the id cut to 64 characters, each but letters, digits, `_` and `.`
+/// written `_`. The node pid keeps two nodes sharing a parent apart (and
+/// tells [`remove_stale`] whose group it is); the counter keeps respawns
+/// and limit groups apart. Used for teardown and v1 limit groups alike.
+pub(crate) fn unique_name(module_id: &str) -> String {
+    let safe: String = module_id
+        .chars()
+        .take(64)
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '_' || c == '.' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+    format!("{safe}-{}-{n}", std::process::id())
+}
+
 /// Per-process counter that makes group names unique within one node.
 static COUNTER: AtomicU64 = AtomicU64::new(0);
 
@@ -140,23 +161,10 @@ pub(crate) struct Cgroup {
 }
 
 impl Cgroup {
-    /// Creates `<parent>/<module_id>-<node pid>-<n>`. The node pid keeps two
-    /// nodes sharing a parent apart; the counter keeps respawns apart.
+    /// Creates `<parent>/<`[`unique_name`]`>`.
     pub(crate) fn create(parent: &Path, module_id: &str) -> io::Result<Cgroup> {
-        let safe: String = module_id
-            .chars()
-            .take(64)
-            .map(|c| {
-                if c.is_ascii_alphanumeric() || c == '_' || c == '.' {
-                    c
-                } else {
-                    '_'
-                }
-            })
-            .collect();
         loop {
-            let n = COUNTER.fetch_add(1, Ordering::Relaxed);
-            let path = parent.join(format!("{safe}-{}-{n}", std::process::id()));
+            let path = parent.join(unique_name(module_id));
             match std::fs::create_dir(&path) {
                 Ok(()) => return Ok(Cgroup { path }),
                 // Left over from an earlier node with our pid: take the next number.

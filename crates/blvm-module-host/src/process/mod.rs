@@ -60,8 +60,8 @@ mod tree;
 #[cfg(test)]
 mod tests;
 
-pub(crate) use cgroup::remove_stale as remove_stale_cgroups;
 pub use cgroup::{detect_parent as detect_cgroup_parent, MODULES_GROUP};
+pub(crate) use cgroup::{remove_stale as remove_stale_cgroups, unique_name as unique_cgroup_name};
 pub use monitor::{ExitInfo, ModuleProcess, ResourceUsage, TeardownKind, KILL_TIMEOUT};
 pub use output::{MAX_LINE, TRUNCATED_MARKER};
 pub use spawner::{

@@ -12,7 +12,6 @@
 use std::fs::{File, OpenOptions};
 use std::io;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
 
 use super::limits::ResourceLimits;
 use super::{cgroup_v1, cgroup_v2, child_error, Layer};
@@ -38,9 +37,6 @@ impl CgroupVersion {
         }
     }
 }
-
-/// Counter that keeps group names unique within one node.
-static COUNTER: AtomicU64 = AtomicU64::new(0);
 
 /// The limit groups of one spawn.
 #[derive(Debug, Default)]
@@ -106,22 +102,7 @@ impl LimitGroups {
         // Groups of a node killed without teardown (SIGKILL, OOM) are
         // left behind; the next node to use the hierarchy removes them.
         crate::process::remove_stale_cgroups(&parent);
-        let safe: String = module_id
-            .chars()
-            .take(64)
-            .map(|c| {
-                if c.is_ascii_alphanumeric() || c == '_' || c == '.' {
-                    c
-                } else {
-                    '_'
-                }
-            })
-            .collect();
-        let dir = parent.join(format!(
-            "{safe}-{}-{}",
-            std::process::id(),
-            COUNTER.fetch_add(1, Ordering::Relaxed)
-        ));
+        let dir = parent.join(crate::process::unique_cgroup_name(module_id));
         std::fs::create_dir(&dir)?;
         // Pushed first, so a failure below still removes the directory.
         self.groups.push(Group {
