@@ -335,7 +335,19 @@ fn peer_pid(stream: &UnixStream) -> Option<u32> {
     u32::try_from(cred.pid.as_raw_nonzero().get()).ok()
 }
 
-fn refuse(shared: &Shared, stream: &UnixStream, module_id: Option<&str>, code: &str, reason: String) {
+/// Refuses a connection that was admitted to its handshake. It stops
+/// counting as pending first, before the refusal is sent or announced: a
+/// peer that has been told (or an observer of [`ConnectionEvent::Refused`])
+/// may connect again at once and must not find its slot still taken.
+fn refuse(
+    shared: &Shared,
+    stream: &UnixStream,
+    pending: PendingHandshake,
+    module_id: Option<&str>,
+    code: &str,
+    reason: String,
+) {
+    drop(pending);
     tracing::warn!(module_id, code, "module connection refused: {reason}");
     send_refusal(shared, stream, module_id, code, reason);
 }
@@ -401,6 +413,7 @@ fn serve(shared: Arc<Shared>, mut stream: UnixStream, pending: PendingHandshake)
             return refuse(
                 &shared,
                 &stream,
+                pending,
                 None,
                 "unexpected_frame",
                 format!("expected `hello`, got `{kind}`"),
@@ -410,7 +423,7 @@ fn serve(shared: Arc<Shared>, mut stream: UnixStream, pending: PendingHandshake)
             if shared.stopping.load(Ordering::SeqCst) {
                 return;
             }
-            return refuse(&shared, &stream, None, "bad_handshake", reason);
+            return refuse(&shared, &stream, pending, None, "bad_handshake", reason);
         }
     };
     let Some(version) = SUPPORTED_VERSIONS
@@ -421,6 +434,7 @@ fn serve(shared: Arc<Shared>, mut stream: UnixStream, pending: PendingHandshake)
         return refuse(
             &shared,
             &stream,
+            pending,
             Some(&hello.module_id),
             "unsupported_version",
             format!(
@@ -431,7 +445,7 @@ fn serve(shared: Arc<Shared>, mut stream: UnixStream, pending: PendingHandshake)
     };
     let spec = match shared.auth.authenticate(&hello, pid) {
         Ok(spec) => spec,
-        Err(r) => return refuse(&shared, &stream, Some(&hello.module_id), &r.code, r.reason),
+        Err(r) => return refuse(&shared, &stream, pending, Some(&hello.module_id), &r.code, r.reason),
     };
     let module_id = spec.module_id.clone();
     let accepted = start_connection(&shared, &stream, spec, pid, version);
@@ -443,6 +457,7 @@ fn serve(shared: Arc<Shared>, mut stream: UnixStream, pending: PendingHandshake)
             return refuse(
                 &shared,
                 &stream,
+                pending,
                 Some(&module_id),
                 "internal",
                 format!("node could not accept the module: {e}"),
