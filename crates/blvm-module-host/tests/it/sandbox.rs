@@ -515,7 +515,16 @@ async fn memory_near_its_limit_warns_and_allocating_past_it_is_a_crash_naming_th
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn spinning_on_every_thread_is_held_to_the_cpu_quota_and_the_node_keeps_answering() {
-    let node = node_with("spin", limits(256 << 20, 64, 20), |_| {}).await;
+    // The attacker's cpu group goes below a group of this test's own that
+    // outweighs anything else on the machine, so that what holds it is its
+    // quota, never other processes (see `HeavyCpuGroup`).
+    let heavy = HeavyCpuGroup::create("spin");
+    let node = node_with("spin", limits(256 << 20, 64, 20), |c| {
+        if let Some(heavy) = &heavy {
+            c.sandbox.cgroup_v1_mounts.insert("cpu".into(), heavy.0.clone());
+        }
+    })
+    .await;
     install(&node, "attacker", "");
     install(&node, "bystander", "");
     let report = node.manager.auto_load_modules().await.expect("loaded");
@@ -557,7 +566,69 @@ async fn spinning_on_every_thread_is_held_to_the_cpu_quota_and_the_node_keeps_an
     let status = node.manager.module_status("attacker").expect("status");
     assert_eq!(status.state, ModuleState::Running);
     assert!(status.sandbox_layers.iter().any(|l| l == "cgroup-cpu"));
+    if let Some(heavy) = &heavy {
+        assert!(
+            cpu.starts_with(&heavy.0),
+            "{} is below {}",
+            cpu.display(),
+            heavy.0.display()
+        );
+    }
     node.manager.shutdown().await;
+}
+
+/// A group of the v1 cpu hierarchy, at its top, of one test's own, with
+/// the most weight the kernel allows (`cpu.shares` 262144, where every
+/// task and group beside it has 1024 unless told otherwise); removed with
+/// everything below it on drop. `None` where cpu is not a v1 hierarchy.
+///
+/// Why: a module's cpu group normally sits in the shared
+/// `<node's group>/blvm-modules`, which weighs as much as one task of the
+/// node. On a saturated machine (a dozen busy tasks on two cores) that
+/// gets it less than the 16% of a core that 80% of a 20% quota is, for as
+/// long as the load lasts: it is held by the load, not by its quota, and
+/// rightly gets no `cpu` warning. Below this group (given to the node as
+/// the operator's `cgroup_v1_mounts` override) nothing else on the machine
+/// can take its share, and the quota is the only thing that holds it.
+struct HeavyCpuGroup(PathBuf);
+
+impl HeavyCpuGroup {
+    fn create(tag: &str) -> Option<HeavyCpuGroup> {
+        let info = std::fs::read_to_string("/proc/self/mountinfo").expect("mountinfo");
+        let point = info.lines().find_map(|line| {
+            let (left, right) = line.split_once(" - ")?;
+            let mut r = right.split_ascii_whitespace();
+            if r.next()? != "cgroup" || !r.nth(1)?.split(',').any(|o| o == "cpu") {
+                return None;
+            }
+            left.split_ascii_whitespace().nth(4).map(PathBuf::from)
+        })?;
+        let dir = point.join(format!("blvm-it-{tag}-{}", std::process::id()));
+        let group = HeavyCpuGroup(dir);
+        remove_groups(&group.0);
+        std::fs::create_dir(&group.0).expect("own cpu group");
+        std::fs::write(group.0.join("cpu.shares"), "262144").expect("cpu.shares");
+        assert_eq!(read_number(group.0.join("cpu.shares")), 262_144);
+        Some(group)
+    }
+}
+
+impl Drop for HeavyCpuGroup {
+    fn drop(&mut self) {
+        remove_groups(&self.0);
+    }
+}
+
+/// Removes the cgroup `dir` and the (empty) groups below it, deepest first.
+fn remove_groups(dir: &Path) {
+    if let Ok(entries) = std::fs::read_dir(dir) {
+        for entry in entries.flatten() {
+            if entry.file_type().is_ok_and(|t| t.is_dir()) {
+                remove_groups(&entry.path());
+            }
+        }
+    }
+    let _ = std::fs::remove_dir(dir);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -663,6 +734,7 @@ async fn a_layer_that_cannot_be_applied_is_refused_in_strict_mode_and_reported_i
         "landlock still applies",
     );
     permissive.manager.shutdown().await;
+    let _ = std::fs::remove_dir_all(&bogus);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
