@@ -47,7 +47,10 @@ fn offered_controller(mount: &Path) -> Option<String> {
 /// `KEY value` lines; `None` when this host cannot run it (said why).
 /// One scenario at a time: each turns the controller on at the root of the
 /// hierarchy and off again when done, which would pull it from under a
-/// scenario running beside it.
+/// scenario running beside it. Not only in this process: another run of
+/// this suite on the host (CI runs suites side by side) shares the root,
+/// so the turn is also an exclusive `flock` on the hierarchy's root
+/// directory, held until the scenario's process has undone everything.
 fn run_scenario(scenario: &str) -> Option<Vec<String>> {
     static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
     let _turn = ONE_AT_A_TIME.lock().unwrap_or_else(|p| p.into_inner());
@@ -60,6 +63,8 @@ fn run_scenario(scenario: &str) -> Option<Vec<String>> {
         eprintln!("cgroup v2 at {} offers no controller at all", mount.display());
         return None;
     }
+    let root = std::fs::File::open(&mount).expect("the hierarchy's root directory");
+    rustix::fs::flock(&root, rustix::fs::FlockOperation::LockExclusive).expect("flock on the hierarchy's root");
     let output = Command::new(std::env::current_exe().expect("test binary"))
         .args(["--exact", scenario, "--nocapture", "--test-threads=1"])
         .env(SCENARIO_ENV, scenario)
