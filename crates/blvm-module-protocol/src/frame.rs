@@ -2,7 +2,7 @@
 //!
 //! Every frame's payload is one MessagePack map with a `type` key. The
 //! envelope of the frequent kinds (`request`, `response`, `event`) is read
-//! by hand ([`crate::msgpack`]) and their bodies stay raw [`Bytes`], so a
+//! by hand (`msgpack`) and their bodies stay raw [`Bytes`], so a
 //! request for an unknown method costs no body decode and an event the
 //! receiver does not know keeps its bytes. The rare control kinds are serde
 //! structs ([`crate::control`]).

@@ -1,7 +1,7 @@
 //! The blvm module SDK: what a module author needs to join a node.
 //!
 //! A module is a separate process the node spawns with its connection
-//! details in the environment ([`env`]). It connects to the node's Unix
+//! details in the environment ([`env`](mod@env)). It connects to the node's Unix
 //! socket, handshakes with the one-time token, then calls the node
 //! ([`NodeApiIpc`]), receives the events it subscribed to
 //! ([`EventReceiver`]) and answers the node's invocations

@@ -13,7 +13,7 @@ use rustix::process::{Resource, Rlimit};
 pub struct ResourceLimits {
     /// Memory of the module's cgroup (`memory.max`, v1 `memory.limit_in_bytes`); also its
     /// `RLIMIT_DATA`, per process: twice this when the memory cgroup
-    /// enforces the limit (see [`rlimits`]), exactly this when it does not
+    /// enforces the limit (see `rlimits`), exactly this when it does not
     /// (permissive mode without the cgroup).
     pub memory_bytes: Option<u64>,
     /// Processes and threads in the module's cgroup (`pids.max`).

@@ -2,10 +2,10 @@
 //!
 //! Everything is prepared in the node, before `fork`: limits are written
 //! into the module's cgroup v2 group or into new cgroup v1 groups (whose
-//! `cgroup.procs` are opened), per controller, see [`groups`]; rlimits
+//! `cgroup.procs` are opened), per controller, see `groups`; rlimits
 //! computed; the Landlock ruleset built (its fd open); the seccomp BPF
 //! program compiled. Between fork and exec the child then makes only system
-//! calls on what was prepared ([`Prepared::apply_in_child`]), in this order,
+//! calls on what was prepared (`Prepared::apply_in_child`), in this order,
 //! each step needing the one before or being undone by the one after:
 //!
 //! 1. join the cgroups (the v2 group, teardown unit and holder of v2

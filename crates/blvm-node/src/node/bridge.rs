@@ -2,7 +2,7 @@
 //!
 //! The chain tells its listener on the thread that changed it, possibly
 //! with its locks held, so the listener only queues ([`QueueListener`]).
-//! Whoever changed the chain then drains the queue ([`super::Node::drain`])
+//! Whoever changed the chain then drains the queue (`Node::drain`)
 //! before returning: module events are published, and the mempool follows
 //! the chain (confirmed transactions leave, disconnected ones come back),
 //! in the order things happened.
@@ -18,7 +18,7 @@ use super::convert::{block_hash, difficulty, txid, wtxid};
 use crate::chain::{ChainEvent, ChainListener};
 use crate::mempool::{Accepted, RemovalReason};
 
-/// Queues chain events for [`super::Node::drain`].
+/// Queues chain events for `Node::drain`.
 pub struct QueueListener {
     tx: Mutex<Sender<ChainEvent>>,
 }
