@@ -78,7 +78,11 @@ fn load_config(cli: &Cli) -> anyhow::Result<NodeConfig> {
             }
         }
     };
-    Ok(NodeConfig::resolve(flags.or(file))?)
+    let mut merged = flags.or(file);
+    if let Some(mode) = &cli.sandbox_mode {
+        merged.sandbox.mode = Some(mode.clone());
+    }
+    Ok(NodeConfig::resolve(merged)?)
 }
 
 fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {

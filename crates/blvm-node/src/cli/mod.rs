@@ -22,6 +22,11 @@ pub struct Cli {
     /// Settings; each overrides the same key of the config file.
     #[command(flatten)]
     pub settings: Settings,
+    /// The modules' sandbox mode, `strict` or `permissive` (the config
+    /// file's `[sandbox] mode`; default strict). Permissive starts a module
+    /// without a layer this host cannot apply and lists it as missing.
+    #[arg(long, global = true)]
+    pub sandbox_mode: Option<String>,
     /// What to do (default: run the node).
     #[command(subcommand)]
     pub command: Option<Command>,
