@@ -82,7 +82,7 @@ impl LimitGroups {
         self.add_v1(layer, limits, module_id, v1_mount).map_err(|e| {
             let v2 = match v2_group {
                 Some(g) => format!("cgroup v2 does not enable {controller} for {}", g.display()),
-                None => "the module has no cgroup v2 group".to_owned(),
+                None => "the module has no cgroup v2 group (the node could not create one)".to_owned(),
             };
             io::Error::new(e.kind(), format!("{v2}, and {e}"))
         })?;
@@ -98,12 +98,12 @@ impl LimitGroups {
     ) -> io::Result<()> {
         let controller = cgroup_controller(layer)?;
         let parent = cgroup_v1::parent(controller, mount)?;
-        std::fs::create_dir_all(&parent)?;
+        std::fs::create_dir_all(&parent).map_err(|e| at(&parent, e))?;
         // Groups of a node killed without teardown (SIGKILL, OOM) are
         // left behind; the next node to use the hierarchy removes them.
         crate::process::remove_stale_cgroups(&parent);
         let dir = parent.join(crate::process::unique_cgroup_name(module_id));
-        std::fs::create_dir(&dir)?;
+        std::fs::create_dir(&dir).map_err(|e| at(&dir, e))?;
         // Pushed first, so a failure below still removes the directory.
         self.groups.push(Group {
             layer,
@@ -224,6 +224,11 @@ fn cgroup_controller(layer: Layer) -> io::Result<&'static str> {
     layer
         .controller()
         .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, format!("{layer} is not a cgroup limit")))
+}
+
+/// `e`, naming `path`.
+fn at(path: &Path, e: io::Error) -> io::Error {
+    io::Error::new(e.kind(), format!("{}: {e}", path.display()))
 }
 
 /// Reads a cgroup file holding one number; `None` for `max` (no limit),
