@@ -72,22 +72,11 @@ fn spawners() -> Vec<ModuleProcessSpawner> {
     all
 }
 
-/// Spawns, retrying `ETXTBSY`: a script just written may still be open for
-/// writing in a child that another test thread forked meanwhile.
+/// Spawns, or fails the test. (A script written just before may still be
+/// open for writing in a child another test thread forked: the spawner
+/// itself waits that out, see `start_retrying_busy_text`.)
 fn spawn(spawner: &ModuleProcessSpawner, req: &SpawnRequest) -> ModuleProcess {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        match spawner.spawn(req) {
-            Ok(p) => return p,
-            Err(e)
-                if matches!(e.kind(), SpawnErrorKind::Exec(io) if io.raw_os_error() == Some(26))
-                    && Instant::now() < deadline =>
-            {
-                std::thread::sleep(Duration::from_millis(10))
-            }
-            Err(e) => panic!("spawn failed: {e}"),
-        }
-    }
+    spawner.spawn(req).unwrap_or_else(|e| panic!("spawn failed: {e}"))
 }
 
 async fn wait_exit(p: &ModuleProcess, timeout: Duration) -> ExitInfo {

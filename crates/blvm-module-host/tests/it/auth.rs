@@ -73,19 +73,27 @@ async fn a_peer_trickling_its_hello_is_cut_at_the_handshake_deadline() {
     let mut events = host.server.subscribe_connection_events();
     let mut stream = std::os::unix::net::UnixStream::connect(host.server.socket_path()).expect("connect");
     // A length prefix announcing a 200-byte hello, then one byte of it
-    // every 100 ms: each read succeeds well within 500 ms, only the
-    // overall deadline can end it.
+    // at a time, each sent after waiting up to 100 ms for the node's
+    // refusal: every read succeeds well within 500 ms, so only the overall
+    // deadline can end it.
     stream.write_all(&[0, 0, 0, 200]).expect("prefix");
+    let (refused_tx, refused_rx) = std::sync::mpsc::channel::<()>();
     let trickler = std::thread::spawn(move || {
+        use std::sync::mpsc::RecvTimeoutError;
         for _ in 0..300 {
             if stream.write_all(&[0]).is_err() {
                 return true;
             }
-            std::thread::sleep(std::time::Duration::from_millis(100));
+            match refused_rx.recv_timeout(std::time::Duration::from_millis(100)) {
+                Err(RecvTimeoutError::Timeout) => {}
+                // Refused: the node has shut the socket, so this write fails.
+                Ok(()) | Err(RecvTimeoutError::Disconnected) => return stream.write_all(&[0]).is_err(),
+            }
         }
         false
     });
     let refused = wait_for(&mut events, |e| matches!(e, ConnectionEvent::Refused { .. })).await;
+    let _ = refused_tx.send(());
     assert!(
         matches!(&refused, ConnectionEvent::Refused { code, reason, .. } if code == "bad_handshake" && reason.contains("deadline")),
         "{refused:?}"
