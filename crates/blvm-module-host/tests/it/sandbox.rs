@@ -533,13 +533,6 @@ async fn spinning_on_every_thread_is_held_to_the_cpu_quota_and_the_node_keeps_an
     assert_eq!(cpu_quota_us(&version, &cpu), 20_000);
 
     let observer = observe(&node.manager, &[EventType::ResourceLimitWarning]);
-    let threads = std::thread::available_parallelism().map_or(2, |n| n.get()).max(2);
-    let answer = attack(&node, "attacker", "spin", &threads.to_string()).await;
-    assert_eq!(answer, format!("SPINNING {threads} threads"));
-    // Held at its quota: a cpu warning (ms of CPU per second against 200).
-    let warning = next_warning(&observer, "cpu", || {});
-    assert_eq!((warning.module_name.as_deref(), warning.limit), (Some("attacker"), 200));
-    assert!(warning.usage_percent >= 80.0, "{warning:?}");
     let cpu_ms = || {
         node.manager
             .module_status("attacker")
@@ -547,15 +540,25 @@ async fn spinning_on_every_thread_is_held_to_the_cpu_quota_and_the_node_keeps_an
             .expect("usage")
             .cpu_time_ms
     };
-    // A measuring span, not a synchronisation: CPU time over wall time.
+    // CPU time over wall time, from the start of the spin to the node's
+    // warning that the module is held at its quota (at least two of the
+    // supervisor's one-second samples).
     let (cpu0, wall0) = (cpu_ms(), Instant::now());
-    tokio::time::sleep(Duration::from_secs(3)).await;
+    let threads = std::thread::available_parallelism().map_or(2, |n| n.get()).max(2);
+    let answer = attack(&node, "attacker", "spin", &threads.to_string()).await;
+    assert_eq!(answer, format!("SPINNING {threads} threads"));
+    // Held at its quota: a cpu warning (ms of CPU per second against 200).
+    let warning = next_warning(&observer, "cpu", || {});
+    let (cpu1, wall) = (cpu_ms(), wall0.elapsed());
+    assert_eq!((warning.module_name.as_deref(), warning.limit), (Some("attacker"), 200));
+    assert!(warning.usage_percent >= 80.0, "{warning:?}");
+    // The kernel did the holding: it throttled the group.
+    assert!(throttled_periods(&cpu) > 0, "cpu.stat of {} shows no throttling", cpu.display());
     // The node and another module answer while it spins.
     blocked(
         &attack(&node, "bystander", "read", "/etc/shadow").await,
         "bystander answers",
     );
-    let (cpu1, wall) = (cpu_ms(), wall0.elapsed());
     let used = cpu1.saturating_sub(cpu0);
     let allowed = (wall.as_millis() as u64) * 20 / 100;
     assert!(
@@ -575,6 +578,15 @@ async fn spinning_on_every_thread_is_held_to_the_cpu_quota_and_the_node_keeps_an
         );
     }
     node.manager.shutdown().await;
+}
+
+/// `nr_throttled` of a cpu group's `cpu.stat` (same name in v1 and v2):
+/// how many periods the kernel held the group at its quota.
+fn throttled_periods(group: &Path) -> u64 {
+    let stat = std::fs::read_to_string(group.join("cpu.stat")).expect("cpu.stat");
+    stat.lines()
+        .find_map(|l| l.strip_prefix("nr_throttled ")?.trim().parse().ok())
+        .expect("nr_throttled")
 }
 
 /// A group of the v1 cpu hierarchy, at its top, of one test's own, with
