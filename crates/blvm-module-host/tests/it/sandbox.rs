@@ -553,7 +553,11 @@ async fn spinning_on_every_thread_is_held_to_the_cpu_quota_and_the_node_keeps_an
     assert_eq!((warning.module_name.as_deref(), warning.limit), (Some("attacker"), 200));
     assert!(warning.usage_percent >= 80.0, "{warning:?}");
     // The kernel did the holding: it throttled the group.
-    assert!(throttled_periods(&cpu) > 0, "cpu.stat of {} shows no throttling", cpu.display());
+    assert!(
+        throttled_periods(&cpu) > 0,
+        "cpu.stat of {} shows no throttling",
+        cpu.display()
+    );
     // The node and another module answer while it spins.
     blocked(
         &attack(&node, "bystander", "read", "/etc/shadow").await,

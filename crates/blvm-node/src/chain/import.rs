@@ -163,25 +163,37 @@ impl Chain {
 
     fn import_block(&self, block: Block, size: usize, stats: &mut ImportStats) -> Result<(), ChainError> {
         let hash = block.block_hash();
-        let txs = block.txdata.len() as u64;
-        match self.process_block(&block) {
-            Ok(ProcessOutcome::Duplicate { .. }) => stats.duplicates += 1,
+        match self.process_counted(&block, stats)? {
+            Counted::Orphan(parent) => {
+                self.hold_orphan(parent, block, size);
+                Ok(())
+            }
+            Counted::Rejected => Ok(()),
+            Counted::Connected | Counted::Duplicate => self.process_orphans_of(hash, stats),
+        }
+    }
+
+    /// Processes one block and counts the outcome in `stats`; only a
+    /// store failure is an error.
+    fn process_counted(&self, block: &Block, stats: &mut ImportStats) -> Result<Counted, ChainError> {
+        match self.process_block(block) {
+            Ok(ProcessOutcome::Duplicate { .. }) => {
+                stats.duplicates += 1;
+                Ok(Counted::Duplicate)
+            }
             Ok(_) => {
                 stats.blocks += 1;
-                stats.txs += txs;
+                stats.txs += block.txdata.len() as u64;
+                Ok(Counted::Connected)
             }
-            Err(BlockError::Orphan(parent)) => {
-                self.hold_orphan(parent, block, size);
-                return Ok(());
-            }
-            Err(BlockError::Chain(e)) => return Err(e),
+            Err(BlockError::Orphan(parent)) => Ok(Counted::Orphan(parent)),
+            Err(BlockError::Chain(e)) => Err(e),
             Err(e) => {
-                tracing::warn!(%hash, error = %e, "block refused");
+                tracing::warn!(hash = %block.block_hash(), error = %e, "block refused");
                 stats.rejected += 1;
-                return Ok(());
+                Ok(Counted::Rejected)
             }
         }
-        self.process_orphans_of(hash, stats)
     }
 
     fn hold_orphan(&self, parent: BlockHash, block: Block, size: usize) {
@@ -204,26 +216,27 @@ impl Chain {
                 o.bytes -= c.iter().map(|(_, s)| s).sum::<usize>();
                 c
             };
-            for (block, _) in children {
-                let h = block.block_hash();
-                let txs = block.txdata.len() as u64;
-                match self.process_block(&block) {
-                    Ok(ProcessOutcome::Duplicate { .. }) => stats.duplicates += 1,
-                    Ok(_) => {
-                        stats.blocks += 1;
-                        stats.txs += txs;
-                        queue.push(h);
-                    }
-                    Err(BlockError::Chain(e)) => return Err(e),
-                    Err(e) => {
-                        tracing::warn!(hash = %h, error = %e, "held block refused");
-                        stats.rejected += 1;
-                    }
+            for (block, size) in children {
+                match self.process_counted(&block, stats)? {
+                    Counted::Connected => queue.push(block.block_hash()),
+                    // Its parent was just connected, so this cannot happen;
+                    // were it to, the block waits again rather than vanish.
+                    Counted::Orphan(parent) => self.hold_orphan(parent, block, size),
+                    Counted::Duplicate | Counted::Rejected => {}
                 }
             }
         }
         Ok(())
     }
+}
+
+/// What importing one block did.
+enum Counted {
+    Connected,
+    Duplicate,
+    /// Its parent is unknown: held until it arrives.
+    Orphan(BlockHash),
+    Rejected,
 }
 
 /// Advances `r` past the next occurrence of `magic`; false at end of input.
