@@ -134,3 +134,47 @@ fn corrupted_mainnet_blocks_are_refused_with_core_reasons() {
         ProcessOutcome::Duplicate { .. }
     ));
 }
+
+/// `blocks` framed as a `blk*.dat` stream (mainnet magic).
+fn frame(blocks: &[&bitcoin::Block]) -> Vec<u8> {
+    let mut out = Vec::new();
+    for b in blocks {
+        let raw = bitcoin::consensus::serialize(*b);
+        out.extend_from_slice(&[0xf9, 0xbe, 0xb4, 0xd9]);
+        out.extend_from_slice(&(raw.len() as u32).to_le_bytes());
+        out.extend_from_slice(&raw);
+    }
+    out
+}
+
+#[test]
+fn blocks_out_of_order_are_held_until_their_parent_arrives() {
+    let blocks = framed_blocks("blocks-000000-000438.dat");
+    // Real blocks 11..=20 before 1..=10: each of the first ten waits for
+    // its parent, and all of them connect once block 10 does.
+    let reordered: Vec<&bitcoin::Block> = blocks[11..=20].iter().chain(&blocks[1..=10]).collect();
+    let dir = tempdir();
+    let chain = Chain::open(dir.path(), Network::Bitcoin).unwrap();
+    let stats = chain
+        .import_blk_reader(&frame(&reordered)[..], std::path::Path::new("reordered"))
+        .unwrap();
+    assert_eq!((stats.blocks, stats.orphans, stats.rejected), (20, 0, 0));
+    assert_eq!(chain.tip().height, 20);
+    assert_eq!(chain.tip().hash, blocks[20].block_hash());
+
+    // With block 5 missing, 1..=4 connect and 6..=10 are still held.
+    let gap: Vec<&bitcoin::Block> = blocks[6..=10].iter().chain(&blocks[1..=4]).collect();
+    let dir = tempdir();
+    let chain = Chain::open(dir.path(), Network::Bitcoin).unwrap();
+    let stats = chain
+        .import_blk_reader(&frame(&gap)[..], std::path::Path::new("gap"))
+        .unwrap();
+    assert_eq!((stats.blocks, stats.orphans), (4, 5));
+    assert_eq!(chain.tip().height, 4);
+    // The missing block arrives: everything held connects behind it.
+    let stats = chain
+        .import_blk_reader(&frame(&[&blocks[5]])[..], std::path::Path::new("block 5"))
+        .unwrap();
+    assert_eq!((stats.blocks, stats.orphans), (6, 0));
+    assert_eq!(chain.tip().height, 10);
+}
