@@ -15,50 +15,25 @@ use blvm_module_protocol::ErrorCode;
 use blvm_testkit::MemoryChain;
 use sha2::{Digest, Sha256};
 
-use crate::support::{module_bin, temp_dir, DEADLINE};
-
-/// A manager over a fresh modules dir, with quick restarts.
-struct Node {
-    manager: ModuleManager,
-    modules_dir: PathBuf,
-    data_dir: PathBuf,
-}
-
-impl Drop for Node {
-    /// Removes the test's directory (module binaries are copied into it);
-    /// the tests shut their manager down first.
-    fn drop(&mut self) {
-        if let Some(root) = self.modules_dir.parent() {
-            let _ = std::fs::remove_dir_all(root);
-        }
-    }
-}
+use crate::support::{module_bin, temp_dir, TestNode as Node, DEADLINE};
 
 async fn node(tag: &str) -> Node {
     // Generous: several tests spawn modules at once on a 2-core machine.
     node_with(tag, Duration::from_secs(30)).await
 }
 
+/// A manager over a fresh modules dir, with quick restarts.
 async fn node_with(tag: &str, handshake_timeout: Duration) -> Node {
-    let root = temp_dir(tag);
-    let modules_dir = root.join("modules");
-    let data_dir = root.join("data");
-    std::fs::create_dir_all(&modules_dir).expect("modules dir");
-    let mut config = ManagerConfig::new(&modules_dir, &data_dir, root.join("sock"));
-    config.restart = RestartPolicy {
-        initial_backoff: Duration::from_millis(50),
-        max_backoff: Duration::from_millis(400),
-        max_crashes: 3,
-        window: Duration::from_secs(120),
-    };
-    config.handshake_timeout = handshake_timeout;
-    config.shutdown_grace = Duration::from_secs(3);
-    let manager = crate::support::start_manager(&root, config).await;
-    Node {
-        manager,
-        modules_dir,
-        data_dir,
-    }
+    Node::start(tag, |config| {
+        config.restart = RestartPolicy {
+            initial_backoff: Duration::from_millis(50),
+            max_backoff: Duration::from_millis(400),
+            max_crashes: 3,
+            window: Duration::from_secs(120),
+        };
+        config.handshake_timeout = handshake_timeout;
+    })
+    .await
 }
 
 /// Installs a module folder: manifest, a copy of a test binary, config.
@@ -224,20 +199,14 @@ async fn modules_load_in_dependency_order_and_each_failure_is_reported_by_name()
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn node_config_section_is_merged_over_the_modules_own_config() {
-    let root = temp_dir("config");
-    let modules_dir = root.join("modules");
-    let mut config = ManagerConfig::new(&modules_dir, root.join("data"), root.join("sock"));
-    // The module's config.toml says crash; the operator's section wins.
-    config.module_configs.insert(
-        "tuned".into(),
-        BTreeMap::from([("mode".to_string(), "serve".to_string())]),
-    );
-    let manager = crate::support::start_manager(&root, config).await;
-    let node = Node {
-        manager,
-        modules_dir,
-        data_dir: root.join("data"),
-    };
+    let node = Node::start("config", |config| {
+        // The module's config.toml says crash; the operator's section wins.
+        config.module_configs.insert(
+            "tuned".into(),
+            BTreeMap::from([("mode".to_string(), "serve".to_string())]),
+        );
+    })
+    .await;
     install(
         &node,
         "tuned",

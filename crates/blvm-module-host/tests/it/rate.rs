@@ -2,13 +2,12 @@
 //! the excess is answered `rate_limited` and counted in its status, while
 //! another module's requests are all served.
 
-use std::path::PathBuf;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use blvm_module_host::ipc::RequestRate;
-use blvm_module_host::manager::{ManagerConfig, ModuleManager, ModuleState};
+use blvm_module_host::manager::ModuleState;
 
-use crate::support::{module_bin, module_call_text, temp_dir};
+use crate::support::{module_bin, module_call_text, TestNode};
 
 fn install(modules_dir: &std::path::Path, name: &str) {
     let dir = modules_dir.join(name);
@@ -31,26 +30,24 @@ fn counts(answer: &str) -> (u64, u64, u64) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_module_over_its_request_rate_is_answered_rate_limited_and_its_neighbour_is_served() {
-    let root = temp_dir("rate");
-    let modules_dir: PathBuf = root.join("modules");
-    install(&modules_dir, "flooder");
-    install(&modules_dir, "neighbour");
-    let mut config = ManagerConfig::new(&modules_dir, root.join("data"), root.join("sock"));
-    config.handshake_timeout = Duration::from_secs(30);
-    config.shutdown_grace = Duration::from_secs(3);
     // Low enough that 3000 requests cannot all be served unless the flood
     // took half a minute: some are refused however loaded the machine is.
     let rate = RequestRate {
         per_second: 100,
         burst: 50,
     };
-    config.request_rates.insert("flooder".into(), Some(rate));
-    let manager: ModuleManager = crate::support::start_manager(&root, config).await;
+    let node = TestNode::start("rate", |config| {
+        config.request_rates.insert("flooder".into(), Some(rate));
+    })
+    .await;
+    install(&node.modules_dir, "flooder");
+    install(&node.modules_dir, "neighbour");
+    let manager = &node.manager;
     let report = manager.auto_load_modules().await.expect("loaded");
     assert_eq!(report.loaded.len(), 2, "{report:?}");
 
     let started = Instant::now();
-    let answer = module_call_text(&manager, "flooder", "request-flood", "3000").await;
+    let answer = module_call_text(manager, "flooder", "request-flood", "3000").await;
     let elapsed = started.elapsed().as_secs_f64();
     eprintln!("flood of 3000 at {rate}: {answer} in {elapsed:.3}s");
     let (ok, limited, other) = counts(&answer);
@@ -68,9 +65,8 @@ async fn a_module_over_its_request_rate_is_answered_rate_limited_and_its_neighbo
     assert_eq!((status.state, status.rate_limited), (ModuleState::Running, limited));
 
     // The neighbour has its own (default) rate: all served.
-    let answer = module_call_text(&manager, "neighbour", "request-flood", "2000").await;
+    let answer = module_call_text(manager, "neighbour", "request-flood", "2000").await;
     assert_eq!(counts(&answer), (2000, 0, 0), "{answer}");
     assert_eq!(manager.module_status("neighbour").expect("status").rate_limited, 0);
     manager.shutdown().await;
-    let _ = std::fs::remove_dir_all(&root);
 }

@@ -13,23 +13,7 @@ use blvm_module_host::manager::{ManagerConfig, ModuleManager, ModuleState};
 use blvm_module_host::sandbox::{ResourceLimits, SandboxMode};
 use blvm_module_protocol::events::{Event, EventType, NewBlock, ResourceLimitWarning};
 
-use crate::support::{module_bin, temp_dir, DEADLINE};
-
-struct Node {
-    manager: ModuleManager,
-    modules_dir: PathBuf,
-    data_dir: PathBuf,
-}
-
-impl Drop for Node {
-    /// Removes the test's directory (module binaries are copied into it,
-    /// some 100 MB per test); the tests shut their manager down first.
-    fn drop(&mut self) {
-        if let Some(root) = self.modules_dir.parent() {
-            let _ = std::fs::remove_dir_all(root);
-        }
-    }
-}
+use crate::support::{module_bin, temp_dir, TestNode as Node, DEADLINE};
 
 async fn node(tag: &str, memory: Option<u64>) -> Node {
     let limits = ResourceLimits {
@@ -43,22 +27,12 @@ async fn node(tag: &str, memory: Option<u64>) -> Node {
 
 /// A node whose module `attacker` has `limits`; `tweak` adjusts the rest.
 async fn node_with(tag: &str, limits: ResourceLimits, tweak: impl FnOnce(&mut ManagerConfig)) -> Node {
-    let root = temp_dir(tag);
-    let modules_dir = root.join("modules");
-    let data_dir = root.join("data");
-    std::fs::create_dir_all(&modules_dir).expect("modules dir");
-    let mut config = ManagerConfig::new(&modules_dir, &data_dir, root.join("sock"));
-    config.handshake_timeout = Duration::from_secs(30);
-    config.shutdown_grace = Duration::from_secs(3);
-    config.restart.max_crashes = 1;
-    config.sandbox.limits.insert("attacker".into(), limits);
-    tweak(&mut config);
-    let manager = crate::support::start_manager(&root, config).await;
-    Node {
-        manager,
-        modules_dir,
-        data_dir,
-    }
+    Node::start(tag, |config| {
+        config.restart.max_crashes = 1;
+        config.sandbox.limits.insert("attacker".into(), limits);
+        tweak(config);
+    })
+    .await
 }
 
 fn install(node: &Node, name: &str, caps: &str) {

@@ -5,15 +5,14 @@
 //! refused on reload while the running module keeps running.
 
 use std::path::PathBuf;
-use std::time::Duration;
 
-use blvm_module_host::manager::{ManagerConfig, ModuleManager, ModuleState};
+use blvm_module_host::manager::ModuleState;
 use blvm_module_host::security::canonical::signing_digest_of_text;
 use blvm_module_host::security::signatures::{public_key_of, sign_digest};
 use blvm_module_host::security::{Keyring, SignaturePolicy};
 use sha2::{Digest, Sha256};
 
-use crate::support::{module_bin, temp_dir};
+use crate::support::{module_bin, TestNode as Node};
 
 fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
@@ -28,34 +27,12 @@ fn key(who: &str) -> String {
     public_key_of(&secret(who)).expect("secret key")
 }
 
-struct Node {
-    manager: ModuleManager,
-    modules_dir: PathBuf,
-}
-
-impl Drop for Node {
-    /// Removes the test's directory (module binaries are copied into it).
-    fn drop(&mut self) {
-        if let Some(root) = self.modules_dir.parent() {
-            let _ = std::fs::remove_dir_all(root);
-        }
-    }
-}
-
 async fn node(tag: &str, trusted: &[&str], required: u32) -> Node {
-    let root = temp_dir(tag);
-    let modules_dir = root.join("modules");
-    std::fs::create_dir_all(&modules_dir).expect("modules dir");
-    let mut config = ManagerConfig::new(&modules_dir, root.join("data"), root.join("sock"));
-    config.handshake_timeout = Duration::from_secs(30);
-    config.shutdown_grace = Duration::from_secs(3);
     let mut keyring = Keyring::new();
     for who in trusted {
         keyring.trust(who, &key(who)).expect("trusted key");
     }
-    config.signatures = SignaturePolicy { keyring, required };
-    let manager = crate::support::start_manager(&root, config).await;
-    Node { manager, modules_dir }
+    Node::start(tag, |config| config.signatures = SignaturePolicy { keyring, required }).await
 }
 
 /// Installs `test-module` (mode `serve`) as `name`, its manifest pinning

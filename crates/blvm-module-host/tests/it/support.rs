@@ -337,3 +337,45 @@ pub async fn start_manager(
         .expect("start");
     manager
 }
+
+/// A module manager under test, in a directory of its own
+/// (`<temp>/modules`, `<temp>/data`, `<temp>/sock`), removed on drop:
+/// module binaries are copied into it, tens of MB each. Tests shut the
+/// manager down before it drops.
+pub struct TestNode {
+    /// The manager, started over real mainnet blocks 0..438.
+    pub manager: blvm_module_host::manager::ModuleManager,
+    /// Where modules are discovered (created).
+    pub modules_dir: PathBuf,
+    /// The modules' data directories.
+    pub data_dir: PathBuf,
+}
+
+impl TestNode {
+    /// A manager whose config `configure` adjusts first; handshakes get
+    /// 30 s and shutdowns 3 s unless it says otherwise.
+    pub async fn start(tag: &str, configure: impl FnOnce(&mut blvm_module_host::manager::ManagerConfig)) -> TestNode {
+        let root = temp_dir(tag);
+        let modules_dir = root.join("modules");
+        let data_dir = root.join("data");
+        std::fs::create_dir_all(&modules_dir).expect("modules dir");
+        let mut config = blvm_module_host::manager::ManagerConfig::new(&modules_dir, &data_dir, root.join("sock"));
+        config.handshake_timeout = Duration::from_secs(30);
+        config.shutdown_grace = Duration::from_secs(3);
+        configure(&mut config);
+        let manager = start_manager(&root, config).await;
+        TestNode {
+            manager,
+            modules_dir,
+            data_dir,
+        }
+    }
+}
+
+impl Drop for TestNode {
+    fn drop(&mut self) {
+        if let Some(root) = self.modules_dir.parent() {
+            let _ = std::fs::remove_dir_all(root);
+        }
+    }
+}
