@@ -635,7 +635,8 @@ async fn a_sandboxed_attacker_does_not_stop_the_node_answering_rpc_or_other_modu
         "events = \"NewBlock\"\n",
     );
     // The operator's file is stricter than the manifest's 64 tasks.
-    let file: Settings = toml::from_str("[sandbox.limits.attacker]\nmax_processes = 48\n").expect("config file");
+    let file: Settings =
+        toml::from_str("[sandbox.limits.attacker]\nmax_processes = 48\ndisk_mb = 16\n").expect("config file");
     let mut cfg = NodeConfig::resolve(settings(&dir, "regtest").or(file)).expect("config");
     cfg.modules_dir = modules;
     let node = start(cfg, ChainOptions::default()).await;
@@ -651,6 +652,10 @@ async fn a_sandboxed_attacker_does_not_stop_the_node_answering_rpc_or_other_modu
     // A fork bomb stops at the operator's 48 tasks.
     let bomb = attack("fork-bomb", "").await;
     assert!(bomb.starts_with("BLOCKED after"), "{bomb}");
+    // It fills its data dir: the kernel stops it at its own file system's
+    // 16 MiB, and the node's chain store, on the host's, is untouched.
+    let fill = attack("fill-disk", "").await;
+    assert!(fill.contains("No space left on device"), "{fill}");
     // Meanwhile the node answers RPC, mines, and the other module hears of it.
     assert_eq!(node.call("getblockcount", json!([])).await.expect("count"), json!(0));
     let op_true = bitcoin::ScriptBuf::from_bytes(vec![0x51]);
@@ -662,7 +667,17 @@ async fn a_sandboxed_attacker_does_not_stop_the_node_answering_rpc_or_other_modu
     let status = node.call("getmodulestatus", json!(["attacker"])).await.expect("status");
     assert_eq!(status["state"], json!("running"), "{status}");
     let layers = status["sandbox_layers"].as_array().expect("layers");
-    for layer in ["cgroup-pids", "landlock", "seccomp", "netns", "no-new-privs"] {
+    assert!(status["disk_used_bytes"].as_u64() > Some(8 << 20), "{status}");
+    for layer in [
+        "cgroup-pids",
+        "landlock",
+        "seccomp",
+        "netns",
+        "no-new-privs",
+        "disk-quota",
+        "mountns",
+        "pidns",
+    ] {
         assert!(layers.contains(&json!(layer)), "{layer} missing from {status}");
     }
     // `pids <v1|v2> <group>`: the group the kernel enforces 48 in.

@@ -53,7 +53,7 @@ use crate::api::hub::ModuleApiHub;
 use crate::ipc::{IpcServerConfig, ModuleIpcServer, RequestRate};
 use crate::process::{ModuleProcess, ModuleProcessSpawner, SpawnerConfig};
 use crate::registry::{self, check_compatibility, ModuleManifest, NodeVersions};
-use crate::sandbox::SandboxConfig;
+use crate::sandbox::{DiskImages, Identity, IdentityAllocator, SandboxConfig};
 use crate::security::{self, SignatureError, SignaturePolicy};
 
 /// When and how often a crashed module is restarted.
@@ -301,6 +301,11 @@ struct Inner {
     /// Bumped on every state change, so callers can wait for one.
     changes: watch::Sender<u64>,
     spawns: AtomicU64,
+    /// Per-module uids, kept in `<data_dir>/.identities`.
+    identities: IdentityAllocator,
+    /// The data dirs' file systems (disk quotas), attached for the node's
+    /// run.
+    disk_images: Arc<DiskImages>,
 }
 
 impl Inner {
@@ -361,6 +366,11 @@ impl ModuleManager {
         let mut spawner_config = config.spawner.clone();
         spawner_config.delegate_controllers &= config.sandbox.enabled;
         let spawner = ModuleProcessSpawner::new(spawner_config);
+        let identities = match config.sandbox.identity {
+            Identity::PerModule { first, count } => IdentityAllocator::new(&config.data_dir, first, count),
+            // Never consulted.
+            _ => IdentityAllocator::new(&config.data_dir, 0, 0),
+        };
         ModuleManager {
             inner: Arc::new(Inner {
                 config,
@@ -370,6 +380,8 @@ impl ModuleManager {
                 modules: Mutex::new(BTreeMap::new()),
                 changes: watch::channel(0).0,
                 spawns: AtomicU64::new(0),
+                identities,
+                disk_images: Arc::new(DiskImages::default()),
             }),
         }
     }
@@ -833,6 +845,8 @@ impl ModuleManager {
                 })
                 .unwrap_or_default(),
             resource_warnings: e.resource_warnings.clone(),
+            run_as: live.and_then(|p| p.run_as()),
+            disk: live.and_then(|p| p.disk_usage()),
             delivery: e
                 .module_id
                 .as_ref()

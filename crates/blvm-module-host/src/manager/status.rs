@@ -86,4 +86,9 @@ pub struct ModuleStatus {
     pub rate_limited: u64,
     /// Event delivery counters of the current spawn.
     pub delivery: Option<DeliveryStats>,
+    /// The uid and gid it runs as (its own), when the node dropped it.
+    pub run_as: Option<crate::sandbox::RunAs>,
+    /// Its data dir's own file system, when it has a disk quota: bytes
+    /// used and the file system's size.
+    pub disk: Option<crate::sandbox::DiskUsage>,
 }

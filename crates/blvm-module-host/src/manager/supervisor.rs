@@ -209,6 +209,18 @@ async fn run_once(
             return RunEnd::Refused(e.to_string());
         }
         let data_dir = inner.config.data_dir.join(name);
+        // Its own uid, stable per name; only a root node drops to it.
+        let ids = match inner.config.sandbox.identity {
+            crate::sandbox::Identity::PerModule { .. }
+                if inner.config.sandbox.enabled && rustix::process::geteuid().is_root() =>
+            {
+                match inner.identities.identity_of(name) {
+                    Ok(ids) => Some(ids),
+                    Err(e) => return RunEnd::StartFailed(e.to_string()),
+                }
+            }
+            _ => None,
+        };
         let spec = ModuleSpec {
             module_id: module_id.clone(),
             name: name.to_owned(),
@@ -245,7 +257,9 @@ async fn run_once(
                 name,
                 &e.manifest.resources(),
                 e.capabilities.contains(blvm_module_protocol::Permission::NetworkAccess),
+                ids,
             ),
+            disk_images: Some(Arc::clone(&inner.disk_images)),
         };
         (spec, request)
     };

@@ -2,8 +2,9 @@
 //!
 //! The module's binary is read once into memory, its sha256 compared with
 //! the manifest's `[binary].hash` (and `size`), and those same bytes are
-//! written to a node-owned, read-and-execute-only copy (0555 in a 0711
-//! directory), which is what gets spawned. Changing the file in the module's folder after the check
+//! written to a node-owned copy that others may execute but not read
+//! (0511; a script, which its interpreter must read, 0555) in a 0711
+//! directory, which is what gets spawned. Changing the file in the module's folder after the check
 //! changes nothing that runs; a reload reads and checks it again.
 //!
 //! The staged copy is trusted only as far as its hash: it is hashed again
@@ -113,9 +114,13 @@ fn sha256_file(path: &Path) -> std::io::Result<String> {
 ///
 /// Modes are chosen for a module that runs under another uid (the
 /// sandbox's uid drop): the directory is 0711 (others may reach a file
-/// whose name they know, not list the directory) and the binary 0555,
-/// both owned by the node, so the module can read and execute its binary
-/// but neither it nor any other module can change it.
+/// whose name they know, not list the directory) and the binary 0511,
+/// both owned by the node, so the module can execute its binary but
+/// neither it nor any other module can change it, or read it: a process
+/// that executes a file it cannot read is made non-dumpable by the kernel,
+/// so no process of the module's uid outside its sandbox can `ptrace` it
+/// or read its `/proc/<pid>/environ`. A script (`#!`) must be read by its
+/// interpreter and is staged 0555.
 pub fn verify_and_stage(
     manifest: &ModuleManifest,
     binary: &Path,
@@ -164,6 +169,7 @@ pub fn verify_and_stage(
         }
         Err(_) => false,
     };
+    let mode = if bytes.starts_with(b"#!") { 0o555 } else { 0o511 };
     if !reusable {
         // Write under a temporary name and rename, so a crash mid-write
         // never leaves a truncated binary under the final name.
@@ -172,7 +178,7 @@ pub fn verify_and_stage(
             .write(true)
             .create(true)
             .truncate(true)
-            .mode(0o555)
+            .mode(mode)
             .open(&tmp)
             .map_err(io(&tmp))?;
         file.write_all(&bytes).map_err(io(&tmp))?;
@@ -182,7 +188,7 @@ pub fn verify_and_stage(
     }
     // Also for a reused file, which an older node may have staged 0500
     // (unreadable by a module's own uid); the mode is not in the hash.
-    std::fs::set_permissions(&staged, std::fs::Permissions::from_mode(0o555)).map_err(io(&staged))?;
+    std::fs::set_permissions(&staged, std::fs::Permissions::from_mode(mode)).map_err(io(&staged))?;
     Ok(VerifiedBinary {
         path: staged,
         sha256: actual,

@@ -212,6 +212,9 @@ pub struct ModuleProcess {
     pub(crate) guard: Arc<ReapGuard>,
     pub(crate) exit_rx: watch::Receiver<Option<ExitInfo>>,
     pub(crate) cgroup: Option<Cgroup>,
+    /// A pidfd of the main process, opened before its waiter could reap it:
+    /// readable once it has exited.
+    pub(crate) pidfd: Option<std::os::fd::OwnedFd>,
     /// The sandbox (its cgroup v1 limit groups are removed when this drops,
     /// after `Drop::drop` has killed the tree).
     pub(crate) sandbox: crate::sandbox::Applied,
@@ -274,15 +277,40 @@ impl ModuleProcess {
     /// process, or one stuck in the kernel), or an I/O error on the cgroup.
     pub fn kill_tree(&self) -> io::Result<()> {
         match &self.cgroup {
-            Some(cgroup) => cgroup.kill_all(KILL_TIMEOUT),
+            Some(cgroup) => cgroup.kill_all(KILL_TIMEOUT)?,
             None => {
                 let id = TreeId {
                     pid: self.raw_pid()?.as_raw_pid(),
                     token_env: &self.token_env,
                 };
-                tree::kill_process_tree(&id, &self.guard, KILL_TIMEOUT)
+                tree::kill_process_tree(&id, &self.guard, KILL_TIMEOUT)?
             }
         }
+        // An empty cgroup is not yet a dead main process: the first process
+        // of a pid namespace leaves its cgroup, then waits in the kernel for
+        // the rest of its namespace to be reaped before it is a zombie.
+        // Teardown is over when it has exited.
+        if let Some(pidfd) = &self.pidfd {
+            let mut fds = [rustix::event::PollFd::new(pidfd, rustix::event::PollFlags::IN)];
+            let timeout = rustix::time::Timespec {
+                tv_sec: KILL_TIMEOUT.as_secs() as i64,
+                tv_nsec: 0,
+            };
+            loop {
+                match rustix::event::poll(&mut fds, Some(&timeout)) {
+                    Ok(0) => {
+                        return Err(io::Error::new(
+                            io::ErrorKind::TimedOut,
+                            "the module's main process did not exit",
+                        ))
+                    }
+                    Ok(_) => break,
+                    Err(rustix::io::Errno::INTR) => continue,
+                    Err(e) => return Err(e.into()),
+                }
+            }
+        }
+        Ok(())
     }
 
     /// CPU time, resident memory and process count of every process of the
@@ -384,6 +412,16 @@ impl ModuleProcess {
     /// Its CPU quota in percent of one core, when the cgroup enforces one.
     pub fn cpu_quota_percent(&self) -> Option<u32> {
         self.sandbox.cpu_quota_percent()
+    }
+
+    /// The uid and gid it runs as, when the sandbox dropped it to them.
+    pub fn run_as(&self) -> Option<crate::sandbox::RunAs> {
+        self.sandbox.run_as()
+    }
+
+    /// Its data dir's own file system (disk quota): used and size, bytes.
+    pub fn disk_usage(&self) -> Option<crate::sandbox::DiskUsage> {
+        self.sandbox.disk_usage()
     }
 }
 

@@ -24,7 +24,7 @@ use tokio::sync::watch;
 use super::cgroup::{self, Cgroup};
 use super::monitor::{self, ModuleProcess, ReapGuard, TeardownKind, KILL_TIMEOUT};
 use super::output::{self, Stream};
-use crate::sandbox::{self, Applied, Delegation, Layer, Prepared, SandboxError, SandboxSpec, Target};
+use crate::sandbox::{self, Applied, Delegation, DiskImages, Layer, Prepared, SandboxError, SandboxSpec, Target};
 
 /// `BLVM_MODULE_SOCKET`: path of the node's module socket (names as in
 /// `blvm-sdk`'s `env` module, which documents them for module authors).
@@ -72,6 +72,10 @@ pub struct SpawnRequest {
     /// The kernel sandbox to apply between fork and exec (limits, network,
     /// privileges, Landlock, seccomp); `None` runs the module unconfined.
     pub sandbox: Option<SandboxSpec>,
+    /// Where the module's data dir image lives while the node runs, for a
+    /// sandbox with a disk quota (the manager's; one per node, so a
+    /// restart mounts the same file system).
+    pub disk_images: Option<Arc<DiskImages>>,
 }
 
 /// How the spawner groups processes for teardown.
@@ -284,6 +288,12 @@ impl ModuleProcessSpawner {
         let stdout = child.stdout.take();
         let stderr = child.stderr.take();
         let guard = Arc::new(ReapGuard::default());
+        // Before the waiter starts (and so before it can reap): the pid is
+        // still this child's.
+        let pidfd = i32::try_from(pid)
+            .ok()
+            .and_then(Pid::from_raw)
+            .and_then(|p| rustix::process::pidfd_open(p, rustix::process::PidfdFlags::empty()).ok());
         let (tx, exit_rx) = watch::channel(None);
         if let Err(e) = monitor::spawn_waiter(child, module.clone(), guard.clone(), tx) {
             // The Child went down with the closure, unreaped: finish it by pid.
@@ -298,6 +308,7 @@ impl ModuleProcessSpawner {
             guard,
             exit_rx,
             cgroup,
+            pidfd,
             sandbox,
         };
         // On error `process` drops here, killing what was started.
@@ -400,6 +411,7 @@ impl ModuleProcessSpawner {
                     data_dir: &req.data_dir,
                     socket_path: &req.socket_path,
                     cgroup_v2: group_dir,
+                    disk_images: req.disk_images.as_deref(),
                 };
                 Some(Prepared::prepare(spec, &target).map_err(SpawnErrorKind::Sandbox)?)
             }
@@ -413,11 +425,12 @@ impl ModuleProcessSpawner {
         // The sandbox closure owns the prepared layers; the parent keeps
         // what outlives the spawn (the limit groups) through `kept`.
         let kept = Arc::new(std::sync::Mutex::new(None::<Prepared>));
+        let new_pid_namespace = prepared.as_ref().is_some_and(Prepared::pid_namespace);
         if let Some(prepared) = prepared {
             apply_sandbox_before_exec(&mut cmd, prepared, Arc::clone(&kept));
         }
         let cmd = without_inherited_fds(cmd);
-        let spawned = spawn_on_spawner_thread(cmd);
+        let spawned = spawn_on_spawner_thread(cmd, new_pid_namespace);
         // The command (and with it the closure's copy of the prepared
         // layers) is dropped by now: take them back for the process.
         let applied = kept
@@ -474,23 +487,32 @@ fn apply_sandbox_before_exec(cmd: &mut Command, prepared: Prepared, kept: Arc<st
     }
 }
 
-/// A fork request for the spawner thread.
-type Job = (Command, std::sync::mpsc::SyncSender<io::Result<Child>>);
+/// A fork request for the spawner thread: the command, whether its child
+/// is process 1 of a new pid namespace, and where to answer.
+type Job = (Command, bool, std::sync::mpsc::SyncSender<io::Result<Child>>);
 
 /// Forks on the node's spawner thread, which lives as long as the node:
 /// `PR_SET_PDEATHSIG` fires when the *thread* that forked exits, so
 /// forking from a tokio worker (or any short-lived thread) would kill
 /// modules when that thread ends. The command is dropped on that thread
 /// once the fork is done, closing the parent's copies of prepared fds.
-fn spawn_on_spawner_thread(cmd: Command) -> io::Result<Child> {
+///
+/// The same thread makes the pid namespace of a module that gets one: a
+/// namespace is set for the *thread's* next child
+/// ([`sandbox::fork_in_new_pid_namespace`]), so it must be the forking one.
+fn spawn_on_spawner_thread(cmd: Command, new_pid_namespace: bool) -> io::Result<Child> {
     static SPAWNER: std::sync::OnceLock<std::sync::Mutex<std::sync::mpsc::Sender<Job>>> = std::sync::OnceLock::new();
     let sender = SPAWNER.get_or_init(|| {
         let (tx, rx) = std::sync::mpsc::channel::<Job>();
         let started = std::thread::Builder::new()
             .name("blvm-module-spawner".into())
             .spawn(move || {
-                for (mut cmd, reply) in rx {
-                    let result = cmd.spawn();
+                for (mut cmd, new_pid_namespace, reply) in rx {
+                    let result = if new_pid_namespace {
+                        sandbox::fork_in_new_pid_namespace(|| cmd.spawn()).and_then(|r| r)
+                    } else {
+                        cmd.spawn()
+                    };
                     drop(cmd);
                     let _ = reply.send(result);
                 }
@@ -504,7 +526,7 @@ fn spawn_on_spawner_thread(cmd: Command) -> io::Result<Child> {
     sender
         .lock()
         .unwrap_or_else(|p| p.into_inner())
-        .send((cmd, reply_tx))
+        .send((cmd, new_pid_namespace, reply_tx))
         .map_err(|_| io::Error::other("the module spawner thread is gone"))?;
     reply_rx
         .recv()

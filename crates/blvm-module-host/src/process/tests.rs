@@ -48,6 +48,7 @@ impl TestDir {
             data_dir: self.0.clone(),
             extra_env: Vec::new(),
             sandbox: None,
+            disk_images: None,
         }
     }
 }

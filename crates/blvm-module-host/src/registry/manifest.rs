@@ -47,7 +47,7 @@
 //! does not enforce, and registries may add fields there without breaking
 //! installed nodes. `config_schema` is a free table of key → description.
 //! `[resources]` (`memory_mb`, `max_processes`, `cpu_percent`,
-//! `max_open_files`) refuses unknown keys too: a misspelt limit would
+//! `max_open_files`, `disk_mb`) refuses unknown keys too: a misspelt limit would
 //! silently not apply.
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -307,6 +307,8 @@ pub struct RawResources {
     pub cpu_percent: Option<u32>,
     /// `max_open_files`: open files per process.
     pub max_open_files: Option<u64>,
+    /// `disk_mb`: size of its data dir, MiB.
+    pub disk_mb: Option<u64>,
 }
 
 /// `[resources]`, validated: the limits a module declares it needs. The
@@ -322,6 +324,8 @@ pub struct Resources {
     pub cpu_percent: Option<u32>,
     /// Open files per process.
     pub max_open_files: Option<u64>,
+    /// Size of its data dir, bytes.
+    pub disk_bytes: Option<u64>,
 }
 
 /// `[governance]` as written. Unknown keys are ignored (see the module doc).
@@ -554,6 +558,7 @@ impl RawManifest {
                     cpu_percent: positive("resources.cpu_percent", r.cpu_percent.map(u64::from), 100_000)?
                         .map(|p| p as u32),
                     max_open_files: positive("resources.max_open_files", r.max_open_files, 1 << 20)?,
+                    disk_bytes: positive("resources.disk_mb", r.disk_mb, 1 << 30)?.map(|mb| mb << 20),
                 }
             }
         };

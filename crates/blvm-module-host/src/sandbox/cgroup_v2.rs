@@ -221,6 +221,7 @@ mod tests {
             max_processes: Some(16),
             cpu_percent: Some(25),
             max_open_files: Some(64),
+            disk_bytes: None,
         };
         for layer in [Layer::CgroupMemory, Layer::CgroupPids, Layer::CgroupCpu] {
             write_limit(&dir, layer, &limits).expect("written");
@@ -242,6 +243,7 @@ mod tests {
             max_processes: None,
             cpu_percent: None,
             max_open_files: None,
+            disk_bytes: None,
         };
         write_limit(&dir, Layer::CgroupPids, &none).expect("written");
         write_limit(&dir, Layer::CgroupCpu, &none).expect("written");

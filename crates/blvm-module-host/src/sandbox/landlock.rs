@@ -26,7 +26,7 @@ const ABI_USED: ABI = ABI::V3;
 
 /// Read-only (and executable) system paths the dynamic loader and the C
 /// library need. Missing ones are skipped.
-const SYSTEM_READ_ONLY: [&str; 7] = [
+pub(super) const SYSTEM_READ_ONLY: [&str; 7] = [
     "/usr",
     "/lib",
     "/lib64",
@@ -37,7 +37,7 @@ const SYSTEM_READ_ONLY: [&str; 7] = [
 ];
 
 /// Character devices every program may need to read and write.
-const DEVICES: [&str; 2] = ["/dev/null", "/dev/zero"];
+pub(super) const DEVICES: [&str; 2] = ["/dev/null", "/dev/zero"];
 
 /// Builds the ruleset in the parent (its fd stays open until the child
 /// restricts itself).

@@ -22,10 +22,20 @@ pub struct ResourceLimits {
     pub cpu_percent: Option<u32>,
     /// Open files per process (`RLIMIT_NOFILE`).
     pub max_open_files: Option<u64>,
+    /// Size of the module's data dir, enforced by the kernel: the data dir
+    /// is its own file system of this size (see `sandbox::disk`); also
+    /// `RLIMIT_FSIZE`, the largest file it may write anywhere (its private
+    /// `/tmp` included).
+    pub disk_bytes: Option<u64>,
 }
 
+/// The default disk quota of a module's data dir: 256 MiB, enough for an
+/// index of a few hundred thousand entries, small enough to preallocate
+/// for a dozen modules.
+pub const DEFAULT_DISK_BYTES: u64 = 256 << 20;
+
 impl Default for ResourceLimits {
-    /// 2 GiB, 512 tasks, no CPU quota, 1024 files: loose enough for any
+    /// 2 GiB, 512 tasks, no CPU quota, 1024 files, a 256 MiB data dir: loose enough for any
     /// well-behaved module, tight enough that a runaway one cannot take
     /// the node's host down.
     fn default() -> ResourceLimits {
@@ -34,6 +44,7 @@ impl Default for ResourceLimits {
             max_processes: Some(512),
             cpu_percent: None,
             max_open_files: Some(1024),
+            disk_bytes: Some(DEFAULT_DISK_BYTES),
         }
     }
 }
@@ -52,6 +63,7 @@ impl ResourceLimits {
             max_processes: min(self.max_processes, other.max_processes),
             cpu_percent: min(self.cpu_percent, other.cpu_percent),
             max_open_files: min(self.max_open_files, other.max_open_files),
+            disk_bytes: min(self.disk_bytes, other.disk_bytes),
         }
     }
 }
@@ -73,6 +85,9 @@ pub(super) fn rlimits(limits: &ResourceLimits, memory_cgroup: bool) -> Vec<(Reso
     let mut out = vec![(Resource::Core, both(0))];
     if let Some(n) = limits.max_open_files {
         out.push((Resource::Nofile, both(n)));
+    }
+    if let Some(n) = limits.disk_bytes {
+        out.push((Resource::Fsize, both(n)));
     }
     if let Some(n) = limits.memory_bytes {
         let data = if memory_cgroup { n.saturating_mul(2) } else { n };

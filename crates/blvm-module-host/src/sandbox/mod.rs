@@ -14,10 +14,13 @@
 //!    first so every later instruction is accounted and limited;
 //! 2. rlimits: lowering needs nothing, but a hard limit can only be raised
 //!    by a privileged process, so before the uid drop;
-//! 3. `unshare(CLONE_NEWNET)` unless `network_access`: needs
-//!    `CAP_SYS_ADMIN`, which the uid drop takes away;
-//! 4. uid/gid drop (when configured): changing credentials clears
-//!    `PR_SET_PDEATHSIG`, so it comes before it;
+//! 3. `unshare(CLONE_NEWNET)` unless `network_access`, then
+//!    `unshare(CLONE_NEWIPC)` and the mount namespace with the module's
+//!    minimal root (`namespaces`; the pid namespace was made at the fork
+//!    itself, by the spawner thread): all need `CAP_SYS_ADMIN`, which the
+//!    uid drop takes away;
+//! 4. uid/gid drop to the module's own ids (when the node is root):
+//!    changing credentials clears `PR_SET_PDEATHSIG`, so it comes before it;
 //! 5. `PR_SET_NO_NEW_PRIVS`: Landlock and seccomp need it once
 //!    `CAP_SYS_ADMIN` is gone, and a setuid binary exec'd later gains
 //!    nothing;
@@ -36,20 +39,27 @@
 
 mod cgroup_v1;
 mod cgroup_v2;
+mod disk;
 mod groups;
+mod identity;
 mod landlock;
 mod limits;
+mod namespaces;
 mod netns;
 mod privileges;
 mod seccomp;
 
 use std::collections::BTreeMap;
 use std::io;
+use std::os::fd::AsRawFd;
 use std::path::PathBuf;
 
 pub use cgroup_v2::{delegate_controllers, Delegation, NODE_LEAF};
+pub use disk::{AttachedImage, DiskImages, DiskUsage, MIN_QUOTA_BYTES};
 pub use groups::{CgroupVersion, CONTROLLERS};
-pub use limits::ResourceLimits;
+pub use identity::{Identity, IdentityAllocator, IdentityError};
+pub use limits::{ResourceLimits, DEFAULT_DISK_BYTES};
+pub(crate) use namespaces::fork_in_new_pid_namespace;
 pub use privileges::RunAs;
 
 /// What to do when a layer cannot be applied on this host.
@@ -85,6 +95,14 @@ pub enum Layer {
     Landlock,
     /// The seccomp filter.
     Seccomp,
+    /// Its own pid namespace: it is process 1 and sees no other process.
+    PidNamespace,
+    /// Its own IPC namespace (SysV and POSIX message queues).
+    IpcNamespace,
+    /// Its own mount namespace, whose root holds only what it needs.
+    MountNamespace,
+    /// Its data dir is a file system of its own, of the quota's size.
+    DiskQuota,
 }
 
 impl Layer {
@@ -101,6 +119,10 @@ impl Layer {
             Layer::DeathSignal => "pdeathsig",
             Layer::Landlock => "landlock",
             Layer::Seccomp => "seccomp",
+            Layer::PidNamespace => "pidns",
+            Layer::IpcNamespace => "ipcns",
+            Layer::MountNamespace => "mountns",
+            Layer::DiskQuota => "disk-quota",
         }
     }
 
@@ -121,7 +143,7 @@ impl Layer {
     }
 
     fn from_code(code: i32) -> Option<Layer> {
-        const ALL: [Layer; 10] = [
+        const ALL: [Layer; 14] = [
             Layer::CgroupMemory,
             Layer::CgroupPids,
             Layer::CgroupCpu,
@@ -132,6 +154,10 @@ impl Layer {
             Layer::DeathSignal,
             Layer::Landlock,
             Layer::Seccomp,
+            Layer::PidNamespace,
+            Layer::IpcNamespace,
+            Layer::MountNamespace,
+            Layer::DiskQuota,
         ];
         ALL.get(usize::try_from(code.checked_sub(1)?).ok()?).copied()
     }
@@ -156,10 +182,11 @@ pub struct SandboxConfig {
     /// Per-module limits, combined with `default_limits` field by field:
     /// the stricter value wins.
     pub limits: BTreeMap<String, ResourceLimits>,
-    /// The uid/gid modules run as when the node runs as root (euid 0):
-    /// `nobody`/`nogroup` (65534/65534) by default; `None` keeps the
-    /// node's. Ignored when the node is not root (nothing to drop).
-    pub run_as: Option<RunAs>,
+    /// Who modules run as when the node runs as root (euid 0): by
+    /// default each module its own uid/gid from a range
+    /// ([`Identity::PerModule`]). Ignored when the node is not root
+    /// (nothing to drop).
+    pub identity: Identity,
     /// Where a v1 controller's hierarchy is mounted (`"memory"` →
     /// `/sys/fs/cgroup/memory`), for hosts whose `/proc/self/mountinfo`
     /// does not show it (a container with a bind-mounted hierarchy). Empty
@@ -175,7 +202,7 @@ impl Default for SandboxConfig {
             mode: SandboxMode::Strict,
             default_limits: ResourceLimits::default(),
             limits: BTreeMap::new(),
-            run_as: Some(RunAs::default()),
+            identity: Identity::default(),
             cgroup_v1_mounts: BTreeMap::new(),
         }
     }
@@ -185,13 +212,15 @@ impl SandboxConfig {
     /// The spec of one module: its limits — the stricter, field by field,
     /// of the operator's (default and per-module) and what its manifest's
     /// `[resources]` asks for, so a manifest can tighten its sandbox but
-    /// never loosen the operator's — and whether it was granted
-    /// `network_access`.
+    /// never loosen the operator's — whether it was granted
+    /// `network_access`, and the ids it runs as (`ids`: its own, from the
+    /// node's [`IdentityAllocator`], when [`Identity::PerModule`]).
     pub fn spec_for(
         &self,
         name: &str,
         requested: &crate::registry::Resources,
         network_access: bool,
+        ids: Option<RunAs>,
     ) -> Option<SandboxSpec> {
         if !self.enabled {
             return None;
@@ -205,12 +234,17 @@ impl SandboxConfig {
             max_processes: requested.max_processes,
             cpu_percent: requested.cpu_percent,
             max_open_files: requested.max_open_files,
+            disk_bytes: requested.disk_bytes,
         });
         Some(SandboxSpec {
             mode: self.mode,
             limits,
             network_access,
-            run_as: self.run_as,
+            run_as: match self.identity {
+                Identity::PerModule { .. } => ids,
+                Identity::Shared(ids) => Some(ids),
+                Identity::Node => None,
+            },
             extra_read_only: Vec::new(),
             cgroup_v1_mounts: self.cgroup_v1_mounts.clone(),
         })
@@ -227,7 +261,8 @@ pub struct SandboxSpec {
     /// Granted `network_access`: no network namespace, and `socket()` of
     /// any family is allowed.
     pub network_access: bool,
-    /// Drop to this uid/gid when the node runs as root.
+    /// Drop to this uid/gid when the node runs as root (the module's own,
+    /// see [`Identity`]).
     pub run_as: Option<RunAs>,
     /// More paths the module may read (and execute), besides its binary
     /// and the system libraries.
@@ -289,7 +324,7 @@ pub(crate) fn layer_of_child_error(e: &io::Error) -> Option<(Layer, io::Error)> 
 }
 
 /// What the spawn needs to know of the request to prepare its sandbox.
-#[derive(Debug)]
+#[derive(Debug, Clone, Copy)]
 pub(crate) struct Target<'a> {
     pub module_id: &'a str,
     pub binary: &'a std::path::Path,
@@ -298,6 +333,8 @@ pub(crate) struct Target<'a> {
     /// The module's cgroup v2 group (its teardown group), if it has one:
     /// limits whose controller it has are written there.
     pub cgroup_v2: Option<&'a std::path::Path>,
+    /// The node's disk images, for a data dir with a quota.
+    pub disk_images: Option<&'a DiskImages>,
 }
 
 /// A sandbox prepared in the parent, applied in the child.
@@ -307,10 +344,14 @@ pub(crate) struct Prepared {
     cpu_quota_percent: Option<u32>,
     rlimits: Vec<(rustix::process::Resource, rustix::process::Rlimit)>,
     netns: bool,
+    ipcns: bool,
+    pidns: bool,
+    mounts: Option<namespaces::MountPlan>,
+    disk: Option<std::sync::Arc<AttachedImage>>,
     run_as: Option<RunAs>,
     no_new_privs: bool,
     death_signal: bool,
-    node_pid: Option<rustix::process::Pid>,
+    node_pidfd: Option<std::os::fd::OwnedFd>,
     landlock: Option<::landlock::RulesetCreated>,
     seccomp: Option<seccompiler::BpfProgram>,
     report: SandboxReport,
@@ -368,19 +409,79 @@ impl Prepared {
         // 2. rlimits.
         let rlimits = limits::rlimits(&spec.limits, report.active.contains(&Layer::CgroupMemory));
         need(Layer::Rlimits, Ok(()), &mut report)?;
-        // 3. network namespace.
+        // 3. network, IPC and pid namespaces (the last is made by the
+        //    spawner thread at the fork).
         let netns = !spec.network_access && need(Layer::NetNamespace, netns::available(), &mut report)?;
+        let ipcns = need(Layer::IpcNamespace, namespaces::available("ipc"), &mut report)?;
+        let pidns = need(Layer::PidNamespace, namespaces::available("pid"), &mut report)?;
+        let root = rustix::process::geteuid().is_root();
+        let ids = spec.run_as.filter(|_| root);
+        //    The data dir's own file system (its quota), then the mount
+        //    namespace that shows it at the data dir's path.
+        let disk = match spec.limits.disk_bytes {
+            None => None,
+            Some(bytes) => {
+                let attached = match target.disk_images {
+                    Some(images) => attach_disk(images, target, bytes, ids),
+                    None => Err("the spawn was given no disk image store (a manager provides one)".to_owned()),
+                };
+                match attached {
+                    Ok(pair) => {
+                        need(Layer::DiskQuota, Ok(()), &mut report)?;
+                        Some(pair)
+                    }
+                    Err(reason) => {
+                        need(Layer::DiskQuota, Err(reason), &mut report)?;
+                        None
+                    }
+                }
+            }
+        };
+        let landlock_data_dir = disk
+            .as_ref()
+            .map(|(image, _)| PathBuf::from(format!("/proc/self/fd/{}", image.root_fd().as_raw_fd())));
+        let (disk, data_mount) = match disk {
+            Some((image, mount)) => (Some(image), Some(mount)),
+            None => (None, None),
+        };
+        let mut read_only: Vec<&std::path::Path> = vec![target.binary];
+        read_only.extend(landlock::SYSTEM_READ_ONLY.iter().map(std::path::Path::new));
+        read_only.extend(spec.extra_read_only.iter().map(PathBuf::as_path));
+        let plan = namespaces::available("mnt").and_then(|()| {
+            namespaces::MountPlan::new(namespaces::RootContents {
+                read_only,
+                devices: &landlock::DEVICES,
+                data_dir: target.data_dir,
+                data_mount,
+                socket: target.socket_path,
+                workdir: target.data_dir,
+            })
+        });
+        let mounts = match plan {
+            Ok(plan) => {
+                need(Layer::MountNamespace, Ok(()), &mut report)?;
+                Some(plan)
+            }
+            Err(reason) => {
+                need(Layer::MountNamespace, Err(reason), &mut report)?;
+                None
+            }
+        };
         // 4. uid drop, only when the node is root (else there is nothing to drop).
-        let run_as = match spec.run_as {
-            Some(ids) if rustix::process::geteuid().is_root() => {
+        let run_as = match ids {
+            Some(ids) => {
+                let how = privileges::Reach {
+                    own_root: mounts.is_some(),
+                    own_file_system: disk.is_some(),
+                };
                 let ok = need(
                     Layer::UidDrop,
-                    privileges::prepare_run_as(ids, target).map_err(|e| e.to_string()),
+                    privileges::prepare_run_as(ids, target, how).map_err(|e| e.to_string()),
                     &mut report,
                 )?;
                 ok.then_some(ids)
             }
-            _ => None,
+            None => None,
         };
         // 5, 6.
         need(Layer::NoNewPrivs, Ok(()), &mut report)?;
@@ -390,8 +491,13 @@ impl Prepared {
         // a tokio worker or blocking-pool thread (those end when idle, which
         // is what once killed modules of a live node).
         need(Layer::DeathSignal, Ok(()), &mut report)?;
-        // 7. Landlock.
-        let landlock = match landlock::ruleset(target, &spec.extra_read_only) {
+        // 7. Landlock. With a disk quota the data dir is the image's root,
+        //    reached through the node's own mount of it.
+        let landlock_target = Target {
+            data_dir: landlock_data_dir.as_deref().unwrap_or(target.data_dir),
+            ..*target
+        };
+        let landlock = match landlock::ruleset(&landlock_target, &spec.extra_read_only) {
             Ok(r) => {
                 need(Layer::Landlock, Ok(()), &mut report)?;
                 Some(r)
@@ -422,10 +528,14 @@ impl Prepared {
             cpu_quota_percent,
             rlimits,
             netns,
+            ipcns,
+            pidns,
+            mounts,
+            disk,
             run_as,
             no_new_privs: true,
             death_signal: true,
-            node_pid: Some(rustix::process::getpid()),
+            node_pidfd: privileges::node_pidfd(),
             landlock,
             seccomp,
             report,
@@ -441,6 +551,13 @@ impl Prepared {
         if self.netns {
             netns::unshare_in_child().map_err(|e| child_error(Layer::NetNamespace, e.raw_os_error()))?;
         }
+        if self.ipcns {
+            namespaces::unshare_ipc_in_child().map_err(|e| child_error(Layer::IpcNamespace, e.raw_os_error()))?;
+        }
+        if let Some(plan) = self.mounts.as_mut() {
+            plan.enter_in_child()
+                .map_err(|e| child_error(Layer::MountNamespace, e.raw_os_error()))?;
+        }
         if let Some(ids) = self.run_as {
             privileges::drop_to(ids).map_err(|e| child_error(Layer::UidDrop, e.raw_os_error()))?;
         }
@@ -448,7 +565,7 @@ impl Prepared {
             privileges::no_new_privs().map_err(|e| child_error(Layer::NoNewPrivs, e.raw_os_error()))?;
         }
         if self.death_signal {
-            privileges::die_with_parent(self.node_pid)
+            privileges::die_with_parent(self.node_pidfd.as_ref())
                 .map_err(|e| child_error(Layer::DeathSignal, e.raw_os_error()))?;
         }
         if let Some(ruleset) = self.landlock.take() {
@@ -460,11 +577,19 @@ impl Prepared {
         Ok(())
     }
 
+    /// Whether the spawner must fork the module as process 1 of a new pid
+    /// namespace.
+    pub(crate) fn pid_namespace(&self) -> bool {
+        self.pidns
+    }
+
     /// After a successful spawn: what the process keeps (the limit groups,
     /// removed at teardown; the report).
     pub(crate) fn into_applied(self) -> Applied {
         Applied {
             groups: self.groups.into_kept(),
+            disk: self.disk,
+            run_as: self.run_as,
             open_files_limit: self.open_files_limit,
             cpu_quota_percent: self.cpu_quota_percent,
             report: self.report,
@@ -477,6 +602,8 @@ impl Prepared {
 #[derive(Debug, Default)]
 pub(crate) struct Applied {
     groups: groups::LimitGroups,
+    disk: Option<std::sync::Arc<AttachedImage>>,
+    run_as: Option<RunAs>,
     open_files_limit: Option<u64>,
     cpu_quota_percent: Option<u32>,
     /// What is active.
@@ -488,6 +615,17 @@ impl Applied {
     /// group's directory, for status and tests.
     pub(crate) fn limit_groups(&self) -> Vec<(Layer, CgroupVersion, PathBuf)> {
         self.groups.describe()
+    }
+
+    /// Its data dir's own file system, if it has a disk quota: used and
+    /// size, bytes.
+    pub(crate) fn disk_usage(&self) -> Option<DiskUsage> {
+        self.disk.as_ref().and_then(|d| d.usage().ok())
+    }
+
+    /// The ids it was dropped to.
+    pub(crate) fn run_as(&self) -> Option<RunAs> {
+        self.run_as
     }
 
     /// `RLIMIT_NOFILE` of its processes, if set.
@@ -547,4 +685,28 @@ pub struct LimitUsage {
     /// Processes of the module the cgroup's OOM killer has killed
     /// (`oom_kill` of `memory.events`, v1 `memory.oom_control`).
     pub oom_kills: Option<u64>,
+}
+
+/// The image of the module whose data dir `target` names, and a fresh
+/// detached mount of it for this spawn.
+fn attach_disk(
+    images: &DiskImages,
+    target: &Target<'_>,
+    bytes: u64,
+    ids: Option<RunAs>,
+) -> Result<(std::sync::Arc<AttachedImage>, std::os::fd::OwnedFd), String> {
+    let (Some(parent), Some(name)) = (target.data_dir.parent(), target.data_dir.file_name()) else {
+        return Err(format!("{} is not a module data dir", target.data_dir.display()));
+    };
+    let image = images.attach(
+        &parent.join(".images"),
+        &name.to_string_lossy(),
+        target.data_dir,
+        bytes,
+        ids,
+    )?;
+    let mount = image
+        .mount_for_spawn()
+        .map_err(|e| format!("cannot mount {}: {e}", image.image().display()))?;
+    Ok((image, mount))
 }

@@ -6,7 +6,7 @@ use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
 use rustix::fs::{Gid, Uid};
-use rustix::process::{Pid, Signal};
+use rustix::process::Signal;
 
 use super::Target;
 
@@ -26,24 +26,50 @@ impl Default for RunAs {
     }
 }
 
+/// How the module will reach its files, which decides what must be made
+/// reachable on the host.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Reach {
+    /// It has its own mount namespace: the directories above its paths are
+    /// the root's own (0755), not the host's.
+    pub own_root: bool,
+    /// Its data dir is its own file system, already given to it
+    /// (`disk`): the host directory is not what it sees.
+    pub own_file_system: bool,
+}
+
 /// Makes what the module needs reachable by `ids`, in the parent, and
 /// nothing more: the data dir (and what is in it) is given to `ids`; the
 /// binary and the socket are only *checked*, never changed, because
 /// loosening them is the business of whoever created them (the staging
-/// in `manager::verify` makes binaries 0555 in a 0711 directory, owned by
-/// the node; the IPC server makes its socket 0666). A path that `ids`
-/// could not use is an error naming it, so strict mode refuses the spawn
-/// with the reason instead of starting a module that cannot even exec.
-pub(super) fn prepare_run_as(ids: RunAs, target: &Target<'_>) -> Result<(), RunAsError> {
+/// in `manager::verify` makes binaries execute-only for others, 0511, in
+/// a 0711 directory owned by the node; the IPC server makes the module's
+/// socket its own). A path that `ids` could not use is an error naming
+/// it, so strict mode refuses the spawn with the reason instead of
+/// starting a module that cannot even exec.
+///
+/// A binary the module may execute but not read makes the kernel mark the
+/// process non-dumpable at exec: then no process of the module's own uid
+/// (outside the sandbox) can `ptrace` it or read its `/proc/<pid>/environ`
+/// (its token). A script must be readable by its interpreter, so for a
+/// script read permission is required instead.
+pub(super) fn prepare_run_as(ids: RunAs, target: &Target<'_>, reach: Reach) -> Result<(), RunAsError> {
     let uid = Uid::from_raw(ids.uid);
     let gid = Gid::from_raw(ids.gid);
     std::fs::create_dir_all(target.data_dir).map_err(RunAsError::io(target.data_dir))?;
-    chown_tree(target.data_dir, uid, gid).map_err(RunAsError::io(target.data_dir))?;
+    if !reach.own_file_system {
+        chown_tree(target.data_dir, uid, gid).map_err(RunAsError::io(target.data_dir))?;
+    }
     let binary = std::fs::metadata(target.binary).map_err(RunAsError::io(target.binary))?;
-    if rights(&binary, ids) & 0o5 != 0o5 {
+    let (needed, needs) = if is_script(target.binary) {
+        (0o5, "read and execute")
+    } else {
+        (0o1, "execute")
+    };
+    if rights(&binary, ids) & needed != needed {
         return Err(RunAsError::Unreachable {
             path: target.binary.to_path_buf(),
-            needs: "read and execute",
+            needs,
             ids,
         });
     }
@@ -63,6 +89,9 @@ pub(super) fn prepare_run_as(ids: RunAs, target: &Target<'_>) -> Result<(), RunA
             needs: "write (connect)",
             ids,
         });
+    }
+    if reach.own_root {
+        return Ok(());
     }
     for path in [target.binary, target.data_dir, target.socket_path] {
         for dir in path.ancestors().skip(1).filter(|d| !d.as_os_str().is_empty()) {
@@ -124,7 +153,7 @@ impl RunAsError {
 /// follows a symbolic link (the module may have planted one pointing at
 /// a node file): links are changed themselves (`AT_SYMLINK_NOFOLLOW`) and
 /// not descended into.
-fn chown_tree(dir: &Path, uid: Uid, gid: Gid) -> io::Result<()> {
+pub(super) fn chown_tree(dir: &Path, uid: Uid, gid: Gid) -> io::Result<()> {
     rustix::fs::chownat(
         rustix::fs::CWD,
         dir,
@@ -173,14 +202,32 @@ pub(super) fn no_new_privs() -> Result<(), rustix::io::Errno> {
     rustix::thread::set_no_new_privs(true)
 }
 
+/// Whether `path` starts with `#!`: run by an interpreter that must read it.
+fn is_script(path: &Path) -> bool {
+    let mut head = [0u8; 2];
+    std::fs::File::open(path)
+        .and_then(|mut f| std::io::Read::read_exact(&mut f, &mut head))
+        .is_ok_and(|()| &head == b"#!")
+}
+
+/// A pidfd of the node, opened before the fork, for [`die_with_parent`].
+pub(super) fn node_pidfd() -> Option<std::os::fd::OwnedFd> {
+    rustix::process::pidfd_open(rustix::process::getpid(), rustix::process::PidfdFlags::empty()).ok()
+}
+
 /// Child side: SIGKILL when the parent *thread* dies. The spawner forks
 /// from a thread that lives as long as the node (`process::spawner`), so
 /// this means "when the node dies". If the node died between fork and
-/// this call the signal would never come: then the parent is already
-/// someone else, and the spawn fails.
-pub(super) fn die_with_parent(node: Option<Pid>) -> Result<(), rustix::io::Errno> {
+/// this call the signal would never come: then the spawn fails. The node's
+/// pidfd tells (it is readable once the node has exited); `getppid` could
+/// not, since in the module's own pid namespace the parent is always 0.
+pub(super) fn die_with_parent(node: Option<&std::os::fd::OwnedFd>) -> Result<(), rustix::io::Errno> {
     rustix::process::set_parent_process_death_signal(Some(Signal::KILL))?;
-    if rustix::process::getppid() != node {
+    let Some(node) = node else {
+        return Err(rustix::io::Errno::SRCH);
+    };
+    let mut fds = [rustix::event::PollFd::new(node, rustix::event::PollFlags::IN)];
+    if rustix::event::poll(&mut fds, Some(&rustix::time::Timespec { tv_sec: 0, tv_nsec: 0 }))? > 0 {
         return Err(rustix::io::Errno::SRCH);
     }
     Ok(())

@@ -10,6 +10,7 @@ mod concurrency;
 mod events;
 mod isolation;
 mod manager;
+mod neighbours;
 mod permissions;
 mod privileges;
 mod rate;

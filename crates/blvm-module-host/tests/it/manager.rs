@@ -360,10 +360,12 @@ async fn unload_leaves_no_process_behind_even_a_setsid_grandchild() {
     );
     node.manager.auto_load_modules().await.expect("started");
     let pid = node.manager.module_status("escaper").and_then(|s| s.pid).expect("pid");
-    let grandchild: u32 = String::from_utf8(call(&node, "escaper", "grandchild").await.expect("answer"))
+    let in_namespace: u32 = String::from_utf8(call(&node, "escaper", "grandchild").await.expect("answer"))
         .expect("utf8")
         .parse()
         .expect("pid");
+    // The module reports the pid it sees, in its own pid namespace.
+    let grandchild = crate::support::host_pid_of(pid, in_namespace).expect("the grandchild's host pid");
     assert!(process_exists(grandchild));
     // It left the module's session and process group: it leads its own.
     let session_of = |pid: u32| -> u32 {

@@ -1,7 +1,8 @@
 //! Process privileges of a sandboxed module (issue 5, "Process"), with
-//! real processes: under a root node a module runs as `nobody`, cannot
-//! signal or trace the node, gains nothing from a setuid binary, and dies
-//! with the node (`PR_SET_PDEATHSIG`) — while the node keeps answering.
+//! real processes: under a root node a module runs as its own uid and gid
+//! (never `nobody`, never another module's), cannot signal or trace the
+//! node, gains nothing from a setuid binary, and dies with the node
+//! (`PR_SET_PDEATHSIG`) — while the node keeps answering.
 //! The uid tests need root (CI runs as root); without it they say so and
 //! pass, as there is no uid to drop.
 
@@ -15,7 +16,7 @@ use blvm_module_host::manager::{ManagerConfig, ModuleManager, ModuleState};
 
 use crate::support::{module_bin, temp_dir, DEADLINE};
 
-/// `nobody`/`nogroup`, the default uid/gid of modules under a root node.
+/// `nobody`/`nogroup`: what modules ran as before each had its own ids.
 const NOBODY: u32 = 65534;
 
 /// Set (to a directory holding `modules/`) when this test binary is
@@ -71,7 +72,7 @@ fn proc_status(pid: u32, field: &str) -> Option<String> {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn module_runs_as_nobody_and_cannot_signal_trace_or_setuid_its_way_up() {
+async fn module_runs_as_its_own_uid_and_cannot_signal_trace_or_setuid_its_way_up() {
     if !is_root() {
         eprintln!("not root: the node has no uid to drop; nothing to test");
         return;
@@ -90,15 +91,28 @@ async fn module_runs_as_nobody_and_cannot_signal_trace_or_setuid_its_way_up() {
         );
     }
     let pid = status.pid.expect("pid");
-    let nobody = format!("{NOBODY}\t{NOBODY}\t{NOBODY}\t{NOBODY}");
+    let ids = status.run_as.expect("dropped to its own ids");
+    let bystander = manager
+        .module_status("bystander")
+        .and_then(|s| s.run_as)
+        .expect("bystander ids");
+    assert_ne!(ids.uid, NOBODY, "not nobody");
+    assert_ne!(ids.uid, bystander.uid, "not another module's uid");
+    assert_ne!(ids.gid, bystander.gid, "not another module's gid");
+    assert!(
+        ids.uid >= blvm_module_host::sandbox::Identity::DEFAULT_FIRST_UID,
+        "from the node's range: {ids:?}"
+    );
+    let own_uid = format!("{0}\t{0}\t{0}\t{0}", ids.uid);
+    let own_gid = format!("{0}\t{0}\t{0}\t{0}", ids.gid);
     assert_eq!(
         proc_status(pid, "Uid:").as_deref(),
-        Some(nobody.as_str()),
+        Some(own_uid.as_str()),
         "real, effective, saved, fs uid"
     );
     assert_eq!(
         proc_status(pid, "Gid:").as_deref(),
-        Some(nobody.as_str()),
+        Some(own_gid.as_str()),
         "real, effective, saved, fs gid"
     );
     assert_eq!(
@@ -111,19 +125,31 @@ async fn module_runs_as_nobody_and_cannot_signal_trace_or_setuid_its_way_up() {
     let own = data_dir.join("attacker").join("mine");
     let answer = call(&manager, "attacker", "write", own.to_str().expect("utf8")).await;
     assert!(answer.starts_with("ALLOWED"), "own data dir: {answer}");
-    // The staged binary is the node's and not writable by the module.
+    // The staged binary is the node's, executable but neither readable
+    // nor writable by the module (so the kernel made it non-dumpable).
     let exe = std::fs::read_link(format!("/proc/{pid}/exe")).expect("exe");
     let meta = std::fs::metadata(&exe).expect("staged binary");
-    assert_eq!(meta.permissions().mode() & 0o7777, 0o555, "{}", exe.display());
+    assert_eq!(meta.permissions().mode() & 0o7777, 0o511, "{}", exe.display());
+    // Non-dumpable: the kernel gives its /proc files to root.
+    let environ = std::fs::metadata(format!("/proc/{pid}/environ")).expect("environ");
+    assert_eq!(
+        std::os::unix::fs::MetadataExt::uid(&environ),
+        0,
+        "/proc/{pid}/environ belongs to root (non-dumpable)"
+    );
+    let answer = call(&manager, "attacker", "read", exe.to_str().expect("utf8")).await;
+    assert!(answer.starts_with("BLOCKED"), "read its binary: {answer}");
     let answer = call(&manager, "attacker", "write", exe.to_str().expect("utf8")).await;
     assert!(answer.starts_with("BLOCKED"), "rewrite its binary: {answer}");
 
-    // Signalling the node: kill(2) is not filtered by seccomp, so the uid
-    // is what stops it (EPERM: another user's process).
+    // Signalling the node: kill(2) is not filtered by seccomp; the node is
+    // outside the module's pid namespace, so its pid names nothing there
+    // (ESRCH), and the uid would refuse it too (EPERM).
     let node = std::process::id().to_string();
     let answer = call(&manager, "attacker", "signal-node", &node).await;
     assert!(
-        answer.starts_with("BLOCKED") && answer.contains("Operation not permitted"),
+        answer.starts_with("BLOCKED")
+            && (answer.contains("No such process") || answer.contains("Operation not permitted")),
         "SIGTERM to the node: {answer}"
     );
     node_answers(&manager).await;
@@ -138,14 +164,19 @@ async fn module_runs_as_nobody_and_cannot_signal_trace_or_setuid_its_way_up() {
     node_answers(&manager).await;
 
     // A setuid-root binary in its data dir (placed by someone with root's
-    // rights): no_new_privs makes exec ignore the setuid bit.
+    // rights, through the module's own root: its data dir is a file
+    // system only its mount namespace shows): no_new_privs makes exec
+    // ignore the setuid bit.
     let setuid_id = data_dir.join("attacker").join("id");
-    std::fs::copy("/usr/bin/id", &setuid_id).expect("copy id");
+    let seen_by_host = Path::new(&format!("/proc/{pid}/root")).join(setuid_id.strip_prefix("/").expect("absolute"));
+    std::fs::copy("/usr/bin/id", &seen_by_host).expect("copy id");
+    let setuid_id = seen_by_host;
     rustix::fs::chown(&setuid_id, Some(rustix::fs::Uid::ROOT), Some(rustix::fs::Gid::ROOT)).expect("chown root");
     std::fs::set_permissions(&setuid_id, std::fs::Permissions::from_mode(0o4755)).expect("chmod 4755");
-    let answer = call(&manager, "attacker", "exec", setuid_id.to_str().expect("utf8")).await;
+    let in_module = data_dir.join("attacker").join("id");
+    let answer = call(&manager, "attacker", "exec", in_module.to_str().expect("utf8")).await;
     if let Some(ran) = answer.strip_prefix("RAN ") {
-        assert!(ran.contains(&format!("uid={NOBODY}")), "id ran: {ran}");
+        assert!(ran.contains(&format!("uid={}", ids.uid)), "id ran: {ran}");
         assert!(!ran.contains("euid=0"), "the setuid bit gave root: {ran}");
         eprintln!("setuid binary ran without privilege (stopped by no-new-privs): {ran}");
     } else {

@@ -21,6 +21,7 @@ async fn node(tag: &str, memory: Option<u64>) -> Node {
         max_processes: Some(64),
         cpu_percent: Some(50),
         max_open_files: Some(256),
+        disk_bytes: None,
     };
     node_with(tag, limits, |_| {}).await
 }
@@ -372,6 +373,7 @@ fn limits(memory: u64, processes: u64, cpu: u32) -> ResourceLimits {
         max_processes: Some(processes),
         cpu_percent: Some(cpu),
         max_open_files: Some(256),
+        disk_bytes: None,
     }
 }
 
@@ -633,10 +635,13 @@ async fn setsid_grandchild_of_a_sandboxed_module_dies_at_unload() {
     let pid = status.pid.expect("pid");
 
     let answer = attack(&node, "attacker", "setsid", "").await;
-    let grandchild: u32 = answer
+    let in_namespace: u32 = answer
         .strip_prefix("ALLOWED ")
         .and_then(|p| p.parse().ok())
         .unwrap_or_else(|| panic!("setsid: {answer}"));
+    // The module reports the pid it sees, in its own pid namespace.
+    let grandchild = crate::support::host_pid_of(pid, in_namespace)
+        .unwrap_or_else(|| panic!("no host process is pid {in_namespace} of the module's namespace"));
     assert!(process_exists(grandchild));
     // It leads its own session (field 6 of stat: the session id): the
     // attacker answers only once `setsid` has run.

@@ -353,7 +353,7 @@ pub struct TestNode {
 
 impl TestNode {
     /// A manager whose config `configure` adjusts first; handshakes get
-    /// 30 s and shutdowns 3 s unless it says otherwise.
+    /// 30 s, shutdowns 3 s and data dirs 16 MiB unless it says otherwise.
     pub async fn start(tag: &str, configure: impl FnOnce(&mut blvm_module_host::manager::ManagerConfig)) -> TestNode {
         let root = temp_dir(tag);
         let modules_dir = root.join("modules");
@@ -362,6 +362,8 @@ impl TestNode {
         let mut config = blvm_module_host::manager::ManagerConfig::new(&modules_dir, &data_dir, root.join("sock"));
         config.handshake_timeout = Duration::from_secs(30);
         config.shutdown_grace = Duration::from_secs(3);
+        // Small data dir file systems: each module of each test gets one.
+        config.sandbox.default_limits.disk_bytes = Some(16 << 20);
         configure(&mut config);
         let manager = start_manager(&root, config).await;
         TestNode {
@@ -378,4 +380,26 @@ impl Drop for TestNode {
             let _ = std::fs::remove_dir_all(root);
         }
     }
+}
+
+/// The host pid of the process that module `module_pid` (a host pid) sees
+/// as `ns_pid` in its own pid namespace: a module is process 1 of a
+/// namespace of its own, so the pids it reports mean nothing to the host.
+pub fn host_pid_of(module_pid: u32, ns_pid: u32) -> Option<u32> {
+    let ns = std::fs::read_link(format!("/proc/{module_pid}/ns/pid")).ok()?;
+    std::fs::read_dir("/proc").ok()?.find_map(|entry| {
+        let pid: u32 = entry.ok()?.file_name().to_str()?.parse().ok()?;
+        if std::fs::read_link(format!("/proc/{pid}/ns/pid")).ok()? != ns {
+            return None;
+        }
+        let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+        let inner = status
+            .lines()
+            .find_map(|l| l.strip_prefix("NSpid:"))?
+            .split_ascii_whitespace()
+            .last()?
+            .parse::<u32>()
+            .ok()?;
+        (inner == ns_pid).then_some(pid)
+    })
 }

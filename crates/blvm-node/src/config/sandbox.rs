@@ -9,7 +9,10 @@
 //! max_processes = 512       # processes and threads
 //! cpu_percent = 100         # of one core; absent = no quota
 //! max_open_files = 1024     # per process
-//! run_as = "65534:65534"    # uid:gid under a root node; "node" keeps the node's
+//! disk_mb = 256             # its data dir: a file system of its own, this size
+//! run_as = "per-module"     # under a root node: each module its own uid/gid from uid_range;
+//!                           # "uid:gid" gives every module the same; "node" keeps the node's
+//! uid_range = "1500000000-1500065535"   # where per-module uids come from
 //! requests_per_second = 20000   # IPC requests per module (enforced by the node), and
 //! request_burst = 5000          # how many may come at once; beyond: `rate_limited`
 //!
@@ -26,7 +29,7 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 use blvm_module_host::ipc::RequestRate;
-use blvm_module_host::sandbox::{ResourceLimits, RunAs, SandboxConfig, SandboxMode};
+use blvm_module_host::sandbox::{Identity, ResourceLimits, RunAs, SandboxConfig, SandboxMode};
 use serde::Deserialize;
 
 use super::ConfigError;
@@ -47,8 +50,12 @@ pub struct SandboxSettings {
     pub cpu_percent: Option<u32>,
     /// Open files per process of every module.
     pub max_open_files: Option<u64>,
-    /// `uid:gid`, or `node` to keep the node's.
+    /// Size of every module's data dir, MiB.
+    pub disk_mb: Option<u64>,
+    /// `per-module` (default), `uid:gid`, or `node` to keep the node's.
     pub run_as: Option<String>,
+    /// `first-last`: the uids (and gids) per-module identities come from.
+    pub uid_range: Option<String>,
     /// Sustained IPC requests per second per module.
     pub requests_per_second: Option<u32>,
     /// IPC requests per module that may arrive at once.
@@ -73,6 +80,8 @@ pub struct LimitSettings {
     pub cpu_percent: Option<u32>,
     /// Open files per process.
     pub max_open_files: Option<u64>,
+    /// Data dir size, MiB.
+    pub disk_mb: Option<u64>,
 }
 
 impl LimitSettings {
@@ -96,11 +105,20 @@ impl LimitSettings {
             })
             .transpose()?;
         let cpu = positive("cpu_percent", self.cpu_percent.map(u64::from))?;
+        let disk = positive("disk_mb", self.disk_mb)?
+            .map(|mb| {
+                mb.checked_mul(1 << 20).ok_or_else(|| ConfigError::Invalid {
+                    key: "sandbox",
+                    message: format!("[{section}] disk_mb: {mb} MiB does not fit in 64 bits of bytes"),
+                })
+            })
+            .transpose()?;
         Ok(ResourceLimits {
             memory_bytes: memory.or(base.memory_bytes),
             max_processes: positive("max_processes", self.max_processes)?.or(base.max_processes),
             cpu_percent: cpu.and_then(|c| u32::try_from(c).ok()).or(base.cpu_percent),
             max_open_files: positive("max_open_files", self.max_open_files)?.or(base.max_open_files),
+            disk_bytes: disk.or(base.disk_bytes),
         })
     }
 
@@ -113,6 +131,7 @@ impl LimitSettings {
                 max_processes: None,
                 cpu_percent: None,
                 max_open_files: None,
+                disk_bytes: None,
             },
             section,
         )
@@ -133,10 +152,13 @@ impl SandboxSettings {
                 })
             }
         };
-        let run_as = match self.run_as.as_deref() {
-            None => defaults.run_as,
-            Some("node") => None,
-            Some(ids) => Some(parse_run_as(ids)?),
+        let identity = match self.run_as.as_deref() {
+            None | Some("per-module") => match self.uid_range.as_deref() {
+                None => defaults.identity,
+                Some(range) => parse_uid_range(range)?,
+            },
+            Some("node") => Identity::Node,
+            Some(ids) => Identity::Shared(parse_run_as(ids)?),
         };
         let mut limits = BTreeMap::new();
         for (name, l) in &self.modules {
@@ -155,7 +177,7 @@ impl SandboxSettings {
             mode,
             default_limits: self.defaults().over(defaults.default_limits, "sandbox")?,
             limits,
-            run_as,
+            identity,
             cgroup_v1_mounts: self.cgroup_v1_mounts.clone(),
         })
     }
@@ -186,14 +208,34 @@ impl SandboxSettings {
             max_processes: self.max_processes,
             cpu_percent: self.cpu_percent,
             max_open_files: self.max_open_files,
+            disk_mb: self.disk_mb,
         }
     }
+}
+
+fn parse_uid_range(range: &str) -> Result<Identity, ConfigError> {
+    let bad = || ConfigError::Invalid {
+        key: "sandbox",
+        message: format!("[sandbox] uid_range: expected `first-last` with first <= last, got `{range}`"),
+    };
+    let (first, last) = range.split_once('-').ok_or_else(bad)?;
+    let first: u32 = first.trim().parse().map_err(|_| bad())?;
+    let last: u32 = last.trim().parse().map_err(|_| bad())?;
+    if first == 0 || last < first {
+        return Err(bad());
+    }
+    Ok(Identity::PerModule {
+        first,
+        count: last - first + 1,
+    })
 }
 
 fn parse_run_as(ids: &str) -> Result<RunAs, ConfigError> {
     let bad = || ConfigError::Invalid {
         key: "sandbox",
-        message: format!("[sandbox] run_as: expected `uid:gid` (e.g. 65534:65534) or `node`, got `{ids}`"),
+        message: format!(
+            "[sandbox] run_as: expected `per-module`, `uid:gid` (e.g. 65534:65534) or `node`, got `{ids}`"
+        ),
     };
     let (uid, gid) = ids.split_once(':').ok_or_else(bad)?;
     Ok(RunAs {
@@ -232,11 +274,28 @@ mod tests {
         assert_eq!(c.default_limits.cpu_percent, Some(50));
         // Not written: the built-in default stays.
         assert_eq!(c.default_limits.max_processes, Some(512));
-        assert_eq!(c.run_as, Some(RunAs { uid: 1000, gid: 1001 }));
+        assert_eq!(c.identity, Identity::Shared(RunAs { uid: 1000, gid: 1001 }));
         assert_eq!(c.limits["block-stats"].max_processes, Some(8));
         assert_eq!(c.limits["block-stats"].memory_bytes, None);
         assert_eq!(c.cgroup_v1_mounts["memory"], PathBuf::from("/m"));
-        assert_eq!(parse("[sandbox]\nrun_as = \"node\"\n").expect("resolves").run_as, None);
+        assert_eq!(
+            parse("[sandbox]\nrun_as = \"node\"\n").expect("resolves").identity,
+            Identity::Node
+        );
+        assert_eq!(
+            parse("[sandbox]\nuid_range = \"2000000-2000009\"\ndisk_mb = 64\n").expect("resolves"),
+            SandboxConfig {
+                identity: Identity::PerModule {
+                    first: 2_000_000,
+                    count: 10
+                },
+                default_limits: ResourceLimits {
+                    disk_bytes: Some(64 << 20),
+                    ..SandboxConfig::default().default_limits
+                },
+                ..SandboxConfig::default()
+            }
+        );
     }
 
     #[test]
@@ -254,6 +313,8 @@ mod tests {
             ("[sandbox]\nmode = \"lax\"\n", "mode"),
             ("[sandbox]\nmemory_mb = 0\n", "memory_mb"),
             ("[sandbox]\nrun_as = \"nobody\"\n", "run_as"),
+            ("[sandbox]\nuid_range = \"9-3\"\n", "uid_range"),
+            ("[sandbox]\ndisk_mb = 0\n", "disk_mb"),
             ("[sandbox.limits.x]\ncpu_percent = 0\n", "cpu_percent"),
             ("[sandbox.cgroup_v1_mounts]\nblkio = \"/b\"\n", "blkio"),
             ("[sandbox]\nmemory = 5\n", "memory"),

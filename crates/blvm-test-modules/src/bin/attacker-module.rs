@@ -5,8 +5,14 @@
 //! attack failed and `ALLOWED <detail>` when it succeeded; the test
 //! asserts on it. Attacks that cannot fail gracefully (allocating past the
 //! memory limit) end the process instead, which the node reports as a crash.
+//!
+//! `attacker-module --direct <attack> [arg]` runs one attack at once and
+//! prints the answer, for attacks made from outside any sandbox.
 
 use std::io::{Read, Write};
+
+#[path = "attacker/neighbours.rs"]
+mod neighbours;
 
 use blvm_sdk::protocol::methods::invocation::{ModuleCall, ModuleCallResult};
 use blvm_sdk::protocol::RemoteError;
@@ -174,7 +180,7 @@ fn attack(method: &str, arg: &str) -> Option<String> {
                 Err(e) => format!("BLOCKED {e}"),
             }
         }
-        _ => return None,
+        _ => return neighbours::attack(method, arg),
     })
 }
 
@@ -197,6 +203,15 @@ fn errno_result(r: libc::c_int) -> std::io::Result<libc::c_int> {
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), SdkError> {
+    // `attacker-module --direct <attack> [arg]`: one attack from outside
+    // any sandbox (a host process of the test's choosing), answer on stdout.
+    let args: Vec<String> = std::env::args().collect();
+    if args.get(1).map(String::as_str) == Some("--direct") {
+        let method = args.get(2).map_or("", String::as_str);
+        let arg = args.get(3).map_or("", String::as_str);
+        println!("{}", attack(method, arg).unwrap_or_else(|| format!("UNKNOWN {method}")));
+        return Ok(());
+    }
     let integration = ModuleIntegration::from_env().await?;
     let mut invocations = integration.invocation_receiver()?;
     loop {

@@ -58,6 +58,10 @@ fn status_json(s: &ModuleStatus) -> Value {
         "rate_limited": s.rate_limited,
         "limit_cgroups": s.limit_cgroups,
         "resource_warnings": s.resource_warnings,
+        "uid": s.run_as.map(|ids| ids.uid),
+        "gid": s.run_as.map(|ids| ids.gid),
+        "disk_used_bytes": s.disk.map(|d| d.used),
+        "disk_size_bytes": s.disk.map(|d| d.size),
     })
 }
 
