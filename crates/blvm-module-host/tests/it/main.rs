@@ -16,3 +16,4 @@ mod rate;
 mod sandbox;
 mod sdk;
 mod signatures;
+mod slots;
