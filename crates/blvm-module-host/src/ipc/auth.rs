@@ -10,6 +10,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
@@ -145,9 +146,48 @@ impl AuthRegistry {
         self.lock().contains_key(module_id)
     }
 
-    /// Forgets a module (unloaded): its token no longer works.
+    /// Forgets a module (unloaded): its token no longer works, and whoever
+    /// waits for its pid stops waiting.
     pub(crate) fn forget(&self, module_id: &str) {
         self.lock().remove(module_id);
+        self.pid_bound.notify_all();
+    }
+
+    /// The pid bound to `module_id`, waiting up to the same 5 s as
+    /// [`AuthRegistry::authenticate`] for the spawner to bind it. `None`
+    /// if the module is not expected (or is forgotten meanwhile), no pid
+    /// is bound in time, or `stop` is set (then call
+    /// [`AuthRegistry::wake_waiters`] to end the wait at once).
+    pub(crate) fn bound_pid(&self, module_id: &str, stop: &AtomicBool) -> Option<u32> {
+        let deadline = Instant::now() + PID_BIND_WAIT;
+        let mut map = self.lock();
+        loop {
+            // Checked under the lock that `wake_waiters` takes to notify,
+            // so a stop set before the notification is always seen.
+            if stop.load(Ordering::SeqCst) {
+                return None;
+            }
+            let e = map.get(module_id)?;
+            if let Some(pid) = e.pid {
+                return Some(pid);
+            }
+            let now = Instant::now();
+            if now >= deadline {
+                return None;
+            }
+            map = self
+                .pid_bound
+                .wait_timeout(map, deadline - now)
+                .unwrap_or_else(|p| p.into_inner())
+                .0;
+        }
+    }
+
+    /// Wakes every [`AuthRegistry::bound_pid`] wait, to look at its `stop`
+    /// flag again.
+    pub(crate) fn wake_waiters(&self) {
+        let _map = self.lock();
+        self.pid_bound.notify_all();
     }
 
     /// Marks the module's connection closed. Its token stays used: a
@@ -293,5 +333,39 @@ mod tests {
             reg.authenticate(&hello("m-1", &t.token), Some(42)).unwrap_err().code,
             "token_replayed"
         );
+    }
+
+    #[test]
+    fn bound_pid_waits_for_the_bind_and_ends_on_forget_or_stop() {
+        let reg = Arc::new(AuthRegistry::default());
+        let running = AtomicBool::new(false);
+        assert_eq!(reg.bound_pid("nobody-expected", &running), None);
+        reg.expect(ModuleSpec::new("m-1", "m", "1.0.0")).unwrap();
+        let binder = {
+            let reg = Arc::clone(&reg);
+            std::thread::spawn(move || reg.bind_pid("m-1", 7))
+        };
+        assert_eq!(reg.bound_pid("m-1", &running), Some(7));
+        binder.join().unwrap();
+
+        reg.expect(ModuleSpec::new("m-2", "m", "1.0.0")).unwrap();
+        let forgetter = {
+            let reg = Arc::clone(&reg);
+            std::thread::spawn(move || reg.forget("m-2"))
+        };
+        assert_eq!(reg.bound_pid("m-2", &running), None);
+        forgetter.join().unwrap();
+
+        reg.expect(ModuleSpec::new("m-3", "m", "1.0.0")).unwrap();
+        let stop = Arc::new(AtomicBool::new(false));
+        let stopper = {
+            let (reg, stop) = (Arc::clone(&reg), Arc::clone(&stop));
+            std::thread::spawn(move || {
+                stop.store(true, Ordering::SeqCst);
+                reg.wake_waiters();
+            })
+        };
+        assert_eq!(reg.bound_pid("m-3", &stop), None);
+        stopper.join().unwrap();
     }
 }

@@ -1,10 +1,13 @@
-//! The IPC server: one listening Unix socket, every connection served on
-//! its own threads, authenticated by a per-spawn token and the peer's pid.
+//! The IPC server: a listening Unix socket per spawned module (and the
+//! node's own, for tests and tools), every connection served on its own
+//! threads, authenticated by a per-spawn token and the peer's pid.
 
 mod auth;
 mod connection;
+mod listener;
 mod rate;
 mod server;
+mod slots;
 
 pub use auth::{ModuleSpec, ModuleTicket};
 pub use connection::ModuleConnectionHandle;

@@ -1,9 +1,17 @@
-//! [`ModuleIpcServer`]: one listening socket, every connection on its own
-//! threads.
+//! [`ModuleIpcServer`]: the node's socket and one socket per spawned
+//! module, every connection on its own threads.
+//!
+//! `node.sock` (mode 0600: the node's uid only) is for tests and tools that
+//! talk to the server directly; each module connects to a socket of its
+//! own (`listener`), which only its uid can connect to and whose accept
+//! admits only its pid. Both then run the same handshake.
 //!
 //! # A connection's life
 //!
-//! 1. accept; the peer's pid is read with `SO_PEERCRED`;
+//! 1. accept; the peer's pid is read with `SO_PEERCRED`; it takes a
+//!    handshake slot (node socket: capped in all and per pid; a module's
+//!    socket: only the module's pid, capped per socket) or is refused at
+//!    once;
 //! 2. the first frame must be `hello` within the handshake deadline, else
 //!    the connection is refused;
 //! 3. version negotiation, then token, liveness, replay and pid checks
@@ -32,6 +40,8 @@ use tokio::sync::broadcast;
 
 use super::auth::{AuthRegistry, ModuleSpec, ModuleTicket};
 use super::connection::{self, CloseReason, Connection, ModuleConnectionHandle};
+use super::listener::{self, ModuleListener, MODULE_SOCKET_DIR};
+use super::slots::NodeSlots;
 use crate::api::hub::ModuleApiHub;
 
 /// Settings of the IPC server.
@@ -50,6 +60,10 @@ pub struct IpcServerConfig {
     /// The same, per connecting process (by `SO_PEERCRED` pid): a module
     /// opening connections in a loop cannot take the others' share.
     pub max_pending_per_process: usize,
+    /// Connections to one module's own socket (all from the module's pid)
+    /// that have not completed their handshake, at most; one more is
+    /// refused at once (`too_many_connections`). A module needs one.
+    pub max_pending_per_module: usize,
 }
 
 impl Default for IpcServerConfig {
@@ -60,6 +74,7 @@ impl Default for IpcServerConfig {
             node_version: env!("CARGO_PKG_VERSION").to_owned(),
             max_pending_handshakes: 64,
             max_pending_per_process: 4,
+            max_pending_per_module: 2,
         }
     }
 }
@@ -77,7 +92,8 @@ pub enum ConnectionEvent {
     },
     /// A handshake was refused.
     Refused {
-        /// The module id the `hello` claimed, if it got that far.
+        /// The module whose socket the connection came to, else the
+        /// module id the `hello` claimed, if it got that far.
         module_id: Option<String>,
         /// The refusal code.
         code: String,
@@ -95,63 +111,17 @@ pub enum ConnectionEvent {
     },
 }
 
-struct Shared {
-    config: IpcServerConfig,
-    auth: AuthRegistry,
+/// What the accept threads and connection threads share.
+pub(super) struct Shared {
+    pub(super) config: IpcServerConfig,
+    pub(super) auth: AuthRegistry,
     hub: Arc<ModuleApiHub>,
     connections: Mutex<HashMap<String, ModuleConnectionHandle>>,
     notify: broadcast::Sender<ConnectionEvent>,
-    stopping: AtomicBool,
-    /// Connections still in their handshake, by peer pid (0: unknown).
-    pending: Mutex<HashMap<u32, usize>>,
-    /// Connections refused because too many were pending.
-    refused_for_load: AtomicU64,
+    pub(super) stopping: AtomicBool,
 }
 
-/// One connection counted in [`Shared::pending`] until dropped (its
-/// handshake finished one way or the other).
-struct PendingHandshake {
-    shared: Arc<Shared>,
-    pid: u32,
-}
-
-impl PendingHandshake {
-    /// Counts a new connection from `pid`, or says why it is one too many.
-    fn admit(shared: &Arc<Shared>, pid: u32) -> Result<PendingHandshake, String> {
-        let mut pending = lock(&shared.pending);
-        let total: usize = pending.values().sum();
-        let mine = pending.get(&pid).copied().unwrap_or(0);
-        if total >= shared.config.max_pending_handshakes {
-            return Err(format!(
-                "{total} connections are already waiting to complete their handshake (the limit)"
-            ));
-        }
-        if mine >= shared.config.max_pending_per_process {
-            return Err(format!(
-                "process {pid} already has {mine} connections waiting to complete their handshake (the limit)"
-            ));
-        }
-        *pending.entry(pid).or_insert(0) += 1;
-        Ok(PendingHandshake {
-            shared: Arc::clone(shared),
-            pid,
-        })
-    }
-}
-
-impl Drop for PendingHandshake {
-    fn drop(&mut self) {
-        let mut pending = lock(&self.shared.pending);
-        if let Some(n) = pending.get_mut(&self.pid) {
-            *n -= 1;
-            if *n == 0 {
-                pending.remove(&self.pid);
-            }
-        }
-    }
-}
-
-/// The node's module socket.
+/// The node's module sockets: `node.sock` and one per spawned module.
 pub struct ModuleIpcServer {
     shared: Arc<Shared>,
     path: PathBuf,
@@ -159,6 +129,13 @@ pub struct ModuleIpcServer {
     /// shutdown (see [`ModuleIpcServer::shutdown`]).
     listener: UnixListener,
     accept_thread: Mutex<Option<JoinHandle<()>>>,
+    /// Where module sockets are made (`<dir of node.sock>/m`).
+    module_dir: PathBuf,
+    /// Number of the next module socket.
+    next_socket: AtomicU64,
+    /// Each module's own socket, by module id. `stopping` is set under
+    /// this lock, so no socket is added once shutdown has taken them.
+    listeners: Mutex<HashMap<String, ModuleListener>>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -168,7 +145,9 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 
 impl ModuleIpcServer {
     /// Binds `path` and starts accepting. A stale socket file left by a
-    /// dead node is replaced; a live one is an `AddrInUse` error.
+    /// dead node is replaced; a live one is an `AddrInUse` error. The
+    /// directory of module sockets next to it (`m`, mode 0711) is created,
+    /// or emptied of a dead node's sockets.
     pub fn bind(path: impl AsRef<Path>, hub: Arc<ModuleApiHub>, config: IpcServerConfig) -> std::io::Result<Self> {
         let path = path.as_ref().to_path_buf();
         if path.exists() {
@@ -180,14 +159,12 @@ impl ModuleIpcServer {
             }
             std::fs::remove_file(&path)?;
         }
-        let listener = UnixListener::bind(&path)?;
-        // World-connectable (0666), so a module dropped to another uid (the
-        // sandbox's `nobody`) can connect. Connecting proves nothing: every
-        // connection must still present its one-time token from the pid it
-        // was spawned as (`auth`), so another local user gains no more than
-        // a refused handshake. The directory's mode still decides who can
-        // reach the socket at all.
-        std::fs::set_permissions(&path, std::os::unix::fs::PermissionsExt::from_mode(0o666))?;
+        let module_dir = path.parent().unwrap_or(Path::new("")).join(MODULE_SOCKET_DIR);
+        listener::prepare_dir(&module_dir)?;
+        // The node's uid only (0600): no module (each has its own socket)
+        // and no other local user can connect, and so none can hold the
+        // handshake slots of this socket.
+        let listener = listener::bind_with_mode(&path, 0o600)?;
         let (notify, _) = broadcast::channel(1024);
         let shared = Arc::new(Shared {
             config,
@@ -196,8 +173,6 @@ impl ModuleIpcServer {
             connections: Mutex::new(HashMap::new()),
             notify,
             stopping: AtomicBool::new(false),
-            pending: Mutex::new(HashMap::new()),
-            refused_for_load: AtomicU64::new(0),
         });
         let accept_shared = Arc::clone(&shared);
         let wake = listener.try_clone()?;
@@ -210,12 +185,53 @@ impl ModuleIpcServer {
             path,
             listener: wake,
             accept_thread: Mutex::new(Some(accept_thread)),
+            module_dir,
+            next_socket: AtomicU64::new(1),
+            listeners: Mutex::new(HashMap::new()),
         })
     }
 
-    /// The socket path modules connect to.
+    /// The node's socket, `node.sock`: for tests and tools that talk to the
+    /// server directly. Modules connect to their own
+    /// ([`ModuleIpcServer::listen_for`]).
     pub fn socket_path(&self) -> &Path {
         &self.path
+    }
+
+    /// Opens the socket of a module about to be spawned and returns its
+    /// path, for the child's `BLVM_MODULE_SOCKET`: `<dir of node.sock>/m/
+    /// <n>.sock`, mode 0600, given to `owner`'s uid:gid when the module
+    /// will run as another user (else the node's), so only the module's
+    /// uid and root can connect. Its accept admits only the pid bound to
+    /// `module_id` ([`ModuleIpcServer::bind_pid`]), and a `hello` for
+    /// `module_id` only. It is closed and its file removed by
+    /// [`ModuleIpcServer::forget_module`] and at shutdown; a second call for
+    /// the same id replaces it.
+    ///
+    /// # Errors
+    ///
+    /// The path would be too long for a socket address (a long socket
+    /// directory), or binding, `chown` or starting the thread failed, or
+    /// the server is shut down.
+    pub fn listen_for(&self, module_id: &str, owner: Option<(u32, u32)>) -> std::io::Result<PathBuf> {
+        let n = self.next_socket.fetch_add(1, Ordering::Relaxed);
+        let path = listener::socket_path(&self.module_dir, n)?;
+        let replaced = {
+            let mut listeners = lock(&self.listeners);
+            if self.shared.stopping.load(Ordering::SeqCst) {
+                return Err(std::io::Error::other("the module IPC server is shut down"));
+            }
+            let listener = ModuleListener::start(&self.shared, module_id, path.clone(), owner)?;
+            listeners.insert(module_id.to_owned(), listener)
+        };
+        // Closed outside the lock: closing joins its accept thread.
+        drop(replaced);
+        Ok(path)
+    }
+
+    /// The path of a module's own socket, while it has one.
+    pub fn module_socket(&self, module_id: &str) -> Option<PathBuf> {
+        lock(&self.listeners).get(module_id).map(|l| l.path().to_path_buf())
     }
 
     /// The API hub.
@@ -235,9 +251,12 @@ impl ModuleIpcServer {
         self.shared.auth.bind_pid(module_id, pid);
     }
 
-    /// Cuts a module's connection and forgets its token.
+    /// Cuts a module's connection, forgets its token, and closes its socket
+    /// (the file is removed).
     pub fn forget_module(&self, module_id: &str) {
         self.shared.auth.forget(module_id);
+        let listener = lock(&self.listeners).remove(module_id);
+        drop(listener);
         if let Some(handle) = lock(&self.shared.connections).remove(module_id) {
             handle.close();
         }
@@ -260,11 +279,20 @@ impl ModuleIpcServer {
         self.shared.notify.subscribe()
     }
 
-    /// Stops accepting and closes every connection.
+    /// Stops accepting, on every socket, and closes every connection; the
+    /// socket files are removed.
     pub fn shutdown(&self) {
-        if self.shared.stopping.swap(true, Ordering::SeqCst) {
-            return;
-        }
+        let listeners: Vec<ModuleListener> = {
+            let mut listeners = lock(&self.listeners);
+            if self.shared.stopping.swap(true, Ordering::SeqCst) {
+                return;
+            }
+            listeners.drain().map(|(_, l)| l).collect()
+        };
+        // Each closes (wakes and joins its accept thread, removes its file)
+        // as it drops.
+        drop(listeners);
+        let _ = std::fs::remove_dir(&self.module_dir);
         // Wake the blocking accept so it sees `stopping`: `shutdown(2)` on
         // the listening socket makes a blocked `accept` (and every later
         // one) fail at once. Connecting to our own path instead would hang
@@ -292,6 +320,12 @@ impl Drop for ModuleIpcServer {
 }
 
 fn accept_loop(shared: Arc<Shared>, listener: UnixListener) {
+    let slots = NodeSlots::new(
+        shared.config.max_pending_handshakes,
+        shared.config.max_pending_per_process,
+    );
+    // Connections refused because too many were pending, for the log's rate.
+    let mut refused_for_load = 0u64;
     for stream in listener.incoming() {
         if shared.stopping.load(Ordering::SeqCst) {
             break;
@@ -305,17 +339,17 @@ fn accept_loop(shared: Arc<Shared>, listener: UnixListener) {
                 continue;
             }
         };
-        let pending = match PendingHandshake::admit(&shared, peer_pid(&stream).unwrap_or(0)) {
+        let pending = match slots.take(peer_pid(&stream).unwrap_or(0)) {
             Ok(p) => p,
             Err(reason) => {
                 // Refused on the accept thread: no thread, no buffer. The
                 // frame is small and the socket's buffer empty, so the
                 // write does not block.
                 // Logged once per 1 000: a connect loop must not flood the log.
-                let n = shared.refused_for_load.fetch_add(1, Ordering::Relaxed);
-                if n % 1_000 == 0 {
-                    tracing::warn!(refused = n + 1, "module connection refused: {reason}");
+                if refused_for_load % 1_000 == 0 {
+                    tracing::warn!(refused = refused_for_load + 1, "module connection refused: {reason}");
                 }
+                refused_for_load += 1;
                 send_refusal(&shared, &stream, None, "too_many_connections", reason);
                 continue;
             }
@@ -323,14 +357,15 @@ fn accept_loop(shared: Arc<Shared>, listener: UnixListener) {
         let conn_shared = Arc::clone(&shared);
         if let Err(e) = std::thread::Builder::new()
             .name("blvm-ipc-conn".into())
-            .spawn(move || serve(conn_shared, stream, pending))
+            .spawn(move || serve(conn_shared, stream, pending, None))
         {
             tracing::error!(error = %e, "cannot start a connection thread; connection dropped");
         }
     }
 }
 
-fn peer_pid(stream: &UnixStream) -> Option<u32> {
+/// The pid of the process that connected `stream` (`SO_PEERCRED`).
+pub(super) fn peer_pid(stream: &UnixStream) -> Option<u32> {
     let cred = rustix::net::sockopt::socket_peercred(stream).ok()?;
     u32::try_from(cred.pid.as_raw_nonzero().get()).ok()
 }
@@ -339,21 +374,20 @@ fn peer_pid(stream: &UnixStream) -> Option<u32> {
 /// counting as pending first, before the refusal is sent or announced: a
 /// peer that has been told (or an observer of [`ConnectionEvent::Refused`])
 /// may connect again at once and must not find its slot still taken.
-fn refuse(
-    shared: &Shared,
-    stream: &UnixStream,
-    pending: PendingHandshake,
-    module_id: Option<&str>,
-    code: &str,
-    reason: String,
-) {
+fn refuse<P>(shared: &Shared, stream: &UnixStream, pending: P, module_id: Option<&str>, code: &str, reason: String) {
     drop(pending);
     tracing::warn!(module_id, code, "module connection refused: {reason}");
     send_refusal(shared, stream, module_id, code, reason);
 }
 
 /// Sends `refused`, closes, and announces it; no log line.
-fn send_refusal(shared: &Shared, mut stream: &UnixStream, module_id: Option<&str>, code: &str, reason: String) {
+pub(super) fn send_refusal(
+    shared: &Shared,
+    mut stream: &UnixStream,
+    module_id: Option<&str>,
+    code: &str,
+    reason: String,
+) {
     let mut out = Vec::new();
     let refusal = Refused {
         code: code.to_owned(),
@@ -401,7 +435,11 @@ fn read_hello(stream: &mut UnixStream, deadline: Instant, buf: &mut BytesMut) ->
     }
 }
 
-fn serve(shared: Arc<Shared>, mut stream: UnixStream, pending: PendingHandshake) {
+/// Steps 2–5 of a connection's life, on its own thread. `pending` is its
+/// handshake slot, released (dropped) when the handshake ends either way;
+/// `only` is the module whose own socket it came to, if any: a `hello` for
+/// another id is refused there.
+pub(super) fn serve<P>(shared: Arc<Shared>, mut stream: UnixStream, pending: P, only: Option<Arc<str>>) {
     let pid = peer_pid(&stream);
     let decoder = FrameDecoder::new(shared.config.max_frame_len);
     let mut buf = BytesMut::with_capacity(4096);
@@ -443,6 +481,16 @@ fn serve(shared: Arc<Shared>, mut stream: UnixStream, pending: PendingHandshake)
             ),
         );
     };
+    if let Some(own) = only.as_deref().filter(|own| *own != hello.module_id) {
+        return refuse(
+            &shared,
+            &stream,
+            pending,
+            Some(own),
+            "bad_token",
+            format!("this socket is module `{own}`'s, not `{}`'s", hello.module_id),
+        );
+    }
     let spec = match shared.auth.authenticate(&hello, pid) {
         Ok(spec) => spec,
         Err(r) => return refuse(&shared, &stream, pending, Some(&hello.module_id), &r.code, r.reason),

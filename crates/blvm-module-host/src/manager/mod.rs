@@ -16,7 +16,8 @@
 //!    exponential backoff until it crashes too often within a window; then
 //!    it is `failed` and stays stopped, with the reason in its status;
 //! 6. **unload**: dependents first; `Shutdown`, a grace period, then the
-//!    whole process tree is killed. The node's socket is never touched.
+//!    whole process tree is killed and its own socket removed. The node's
+//!    socket is never touched.
 //!
 //! One module failing never stops the others: every step reports per
 //! module and carries on.

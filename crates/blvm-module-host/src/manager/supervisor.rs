@@ -5,9 +5,9 @@
 //!
 //! 1. re-hash the staged binary (it must still be the bytes that were
 //!    verified; if not, the module is failed, not run); register the spawn
-//!    with the IPC server (fresh id, fresh token) and subscribe to
-//!    connection events *before* spawning, so the handshake cannot be
-//!    missed;
+//!    with the IPC server (fresh id, fresh token, a socket of its own that
+//!    only the module's uid can connect to) and subscribe to connection
+//!    events *before* spawning, so the handshake cannot be missed;
 //! 2. spawn; bind the child's pid to the id at once; the previous spawn's
 //!    delivery stats are forgotten (status shows the current spawn's);
 //! 3. wait for whichever comes first: the handshake, the process's exit,
@@ -18,8 +18,8 @@
 //!    its memory, tasks, open files and CPU with its limits and publish
 //!    `ResourceLimitWarning` when one reaches 80% (once per crossing); a
 //!    death by the memory cgroup's OOM killer is reported as such;
-//! 5. kill what is left of its process tree, forget the spawn's token and
-//!    drop the process (and with it its cgroup): a failed module keeps no
+//! 5. kill what is left of its process tree, forget the spawn's token (its
+//!    socket is closed and removed) and drop the process (and with it its cgroup): a failed module keeps no
 //!    process state until it is unloaded.
 
 use std::collections::VecDeque;
@@ -247,7 +247,8 @@ async fn run_once(
             version: spec.version.clone(),
             binary: e.staged.path.clone(),
             working_dir: data_dir.clone(),
-            socket_path: server.socket_path().to_path_buf(),
+            // Both filled in below, once the server has them.
+            socket_path: std::path::PathBuf::new(),
             token: String::new(),
             data_dir,
             extra_env: Vec::new(),
@@ -268,8 +269,25 @@ async fn run_once(
         Ok(t) => t,
         Err(e) => return RunEnd::StartFailed(format!("cannot create its token: {e}")),
     };
+    // Its own socket, given to the uid:gid it will run as when the node
+    // drops privileges (as root), so no other user, and no other module,
+    // can connect to it or hold its handshake slots.
+    let owner = request
+        .sandbox
+        .as_ref()
+        .and_then(|s| s.run_as)
+        .filter(|_| rustix::process::geteuid().is_root())
+        .map(|ids| (ids.uid, ids.gid));
+    let socket_path = match server.listen_for(&module_id, owner) {
+        Ok(path) => path,
+        Err(e) => {
+            server.forget_module(&module_id);
+            return RunEnd::StartFailed(format!("cannot create its socket: {e}"));
+        }
+    };
     let request = SpawnRequest {
         token: ticket.token,
+        socket_path,
         ..request
     };
     let process = match inner.spawner.spawn(&request) {

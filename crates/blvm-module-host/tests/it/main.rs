@@ -17,3 +17,4 @@ mod rate;
 mod sandbox;
 mod sdk;
 mod signatures;
+mod slots;

@@ -18,6 +18,9 @@ use blvm_sdk::protocol::methods::invocation::{ModuleCall, ModuleCallResult};
 use blvm_sdk::protocol::RemoteError;
 use blvm_sdk::{ModuleIntegration, SdkError};
 
+#[path = "attacker/slots.rs"]
+mod slots;
+
 fn outcome<T>(r: std::io::Result<T>, ok: impl FnOnce(T) -> String) -> String {
     match r {
         Ok(v) => format!("ALLOWED {}", ok(v)),
@@ -172,6 +175,7 @@ fn attack(method: &str, arg: &str) -> Option<String> {
             };
             outcome(errno_result(r as libc::c_int), |_| format!("attached to {pid}"))
         }
+        "hold-slots" => slots::hold_slots(arg),
         "exec" => {
             // Runs the program `arg` (say, a setuid copy of `id`) and
             // answers `RAN <its stdout>`, or BLOCKED if it cannot start.
