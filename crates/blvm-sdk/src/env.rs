@@ -2,7 +2,7 @@
 //!
 //! | variable | meaning |
 //! |---|---|
-//! | `BLVM_MODULE_SOCKET` | path of the node's module socket |
+//! | `BLVM_MODULE_SOCKET` | path of the socket this spawn connects to (its own, made by the node for it) |
 //! | `BLVM_MODULE_ID` | the id of this spawn, sent in `hello` |
 //! | `BLVM_MODULE_NAME` | the manifest name |
 //! | `BLVM_MODULE_VERSION` | the manifest version |

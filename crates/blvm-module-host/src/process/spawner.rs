@@ -26,7 +26,7 @@ use super::monitor::{self, ModuleProcess, ReapGuard, TeardownKind, KILL_TIMEOUT}
 use super::output::{self, Stream};
 use crate::sandbox::{self, Applied, Delegation, DiskImages, Layer, Prepared, SandboxError, SandboxSpec, Target};
 
-/// `BLVM_MODULE_SOCKET`: path of the node's module socket (names as in
+/// `BLVM_MODULE_SOCKET`: path of the socket this spawn connects to (its own; names as in
 /// `blvm-sdk`'s `env` module, which documents them for module authors).
 pub const ENV_SOCKET: &str = "BLVM_MODULE_SOCKET";
 /// `BLVM_MODULE_ID`: the id of this spawn, sent back in `hello`.
@@ -60,7 +60,7 @@ pub struct SpawnRequest {
     pub binary: PathBuf,
     /// The process's current directory, created if missing.
     pub working_dir: PathBuf,
-    /// The node's module socket (`BLVM_MODULE_SOCKET`).
+    /// The socket this spawn connects to, its own (`BLVM_MODULE_SOCKET`).
     pub socket_path: PathBuf,
     /// The one-time handshake token (`BLVM_MODULE_TOKEN`).
     pub token: String,
