@@ -799,6 +799,10 @@ impl ModuleManager {
 
     fn status_of(&self, name: &str, e: &Entry) -> ModuleStatus {
         let live = e.process.as_ref().filter(|p| p.exit_info().is_none());
+        let connection = e
+            .module_id
+            .as_ref()
+            .and_then(|id| self.inner.server.get()?.connection(id));
         ModuleStatus {
             name: name.to_owned(),
             version: e.manifest.version().to_string(),
@@ -812,11 +816,8 @@ impl ModuleManager {
             usage: live.map(|p| p.usage()),
             sandbox_layers: live.map(|p| p.sandbox().describe()).unwrap_or_default(),
             signed_by: e.signed_by.clone(),
-            rate_limited: e
-                .module_id
-                .as_ref()
-                .and_then(|id| self.inner.server.get()?.connection(id))
-                .map_or(0, |c| c.rate_limited_requests()),
+            rate_limited: connection.as_ref().map_or(0, |c| c.rate_limited_requests()),
+            logs_dropped: connection.as_ref().map_or(0, |c| c.dropped_logs()),
             limit_cgroups: live
                 .map(|p| {
                     p.limit_cgroups()

@@ -84,6 +84,10 @@ pub struct ModuleStatus {
     /// Requests of the current connection answered `rate_limited`
     /// instead of served (its request rate was exceeded).
     pub rate_limited: u64,
+    /// `log` frames of the current connection dropped, unlogged, because
+    /// they came over its request rate (logs and requests share one
+    /// budget).
+    pub logs_dropped: u64,
     /// Event delivery counters of the current spawn.
     pub delivery: Option<DeliveryStats>,
 }

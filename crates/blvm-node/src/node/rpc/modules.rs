@@ -56,6 +56,7 @@ fn status_json(s: &ModuleStatus) -> Value {
         "sandbox_layers": s.sandbox_layers,
         "signed_by": s.signed_by,
         "rate_limited": s.rate_limited,
+        "logs_dropped": s.logs_dropped,
         "limit_cgroups": s.limit_cgroups,
         "resource_warnings": s.resource_warnings,
     })
