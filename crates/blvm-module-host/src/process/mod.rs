@@ -63,7 +63,7 @@ mod tests;
 
 pub use cgroup::{detect_parent as detect_cgroup_parent, MODULES_GROUP};
 pub(crate) use cgroup::{remove_stale as remove_stale_cgroups, unique_name as unique_cgroup_name};
-pub use monitor::{ExitInfo, ModuleProcess, ResourceUsage, TeardownKind, KILL_TIMEOUT};
+pub use monitor::{ExitInfo, ModuleProcess, ResourceUsage, Stopped, TeardownKind, KILL_TIMEOUT};
 pub(crate) use output::{escape_into, LineBudget};
 pub use output::{MAX_LINE, TRUNCATED_MARKER};
 pub use spawner::{

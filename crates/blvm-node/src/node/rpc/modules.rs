@@ -57,6 +57,8 @@ fn status_json(s: &ModuleStatus) -> Value {
         "signed_by": s.signed_by,
         "rate_limited": s.rate_limited,
         "logs_dropped": s.logs_dropped,
+        "unresponsive": s.unresponsive,
+        "health_checks": s.health_checks,
         "limit_cgroups": s.limit_cgroups,
         "resource_warnings": s.resource_warnings,
     })
