@@ -23,9 +23,11 @@ use std::path::PathBuf;
 use blvm_module_protocol::events::{Event, NewBlock};
 use blvm_module_protocol::frame::{decode_body, encode};
 use blvm_module_protocol::methods::chain::{ByHash, HeaderResult};
-use blvm_module_protocol::methods::invocation::{RpcCall, RpcCallResult, RPC_CALL};
+use blvm_module_protocol::methods::invocation::{
+    RpcCall, RpcCallResult, HEALTH_CHECK, MODULE_CALL, RPC_CALL, TIMER_FIRED,
+};
 use blvm_module_protocol::{
-    ErrorCode, Frame, FrameDecoder, FrameError, Hash32, Hello, LogLevel, LogRecord, Method, Permission, Refused,
+    Empty, ErrorCode, Frame, FrameDecoder, FrameError, Hash32, Hello, LogLevel, LogRecord, Method, Permission, Refused,
     RemoteError, Shutdown, Welcome, DEFAULT_MAX_FRAME_LEN, PROTOCOL_VERSION,
 };
 use bytes::BytesMut;
@@ -303,6 +305,14 @@ fn vectors() -> Vec<Vector> {
         Vector {
             name: "request_with_unknown_field",
             bytes: request_with_unknown_field(),
+        },
+        Vector {
+            name: "health_check_request",
+            bytes: encoded("health check", |out| encode::request(out, 2, HEALTH_CHECK, &Empty {})),
+        },
+        Vector {
+            name: "health_check_response",
+            bytes: encoded("health check answer", |out| encode::response(out, 2, &Empty {})),
         },
     ]
 }
@@ -687,6 +697,36 @@ fn invocation_response_vector_decodes_to_the_json_result_and_re_encodes_exactly(
 }
 
 #[test]
+fn health_check_request_vector_decodes_to_the_nodes_liveness_check_and_re_encodes_exactly() {
+    let bytes = read_vector("health_check_request");
+    let frame = decode_only_frame(&bytes);
+    let Frame::Request(r) = &frame else {
+        panic!("health_check_request.bin decoded as {frame:?}")
+    };
+    assert_eq!((r.id, r.method.as_str()), (2, "health_check"));
+    assert_eq!(
+        Method::from_name(&r.method),
+        None,
+        "an invocation, not a module→node method"
+    );
+    let _: Empty = r.params().expect("the params are an empty map");
+    assert_re_encodes_to(&frame, &bytes);
+}
+
+#[test]
+fn health_check_response_vector_decodes_to_an_empty_result_and_re_encodes_exactly() {
+    let bytes = read_vector("health_check_response");
+    let frame = decode_only_frame(&bytes);
+    let Frame::Response(r) = &frame else {
+        panic!("health_check_response.bin decoded as {frame:?}")
+    };
+    assert_eq!(r.id, 2);
+    let result = r.result.as_ref().expect("a success response");
+    assert_eq!(&result[..], &[0x80], "the result is the empty map");
+    assert_re_encodes_to(&frame, &bytes);
+}
+
+#[test]
 fn an_unknown_key_in_a_request_is_ignored() {
     let bytes = read_vector("request_with_unknown_field");
     assert!(
@@ -902,6 +942,17 @@ fn the_spec_lists_every_error_code() {
         assert!(
             table_row(section, code.as_str()).is_some(),
             "docs/ipc-protocol.md has no row for error code `{code}`"
+        );
+    }
+}
+
+#[test]
+fn the_spec_lists_every_invocation() {
+    let section = spec_section("## 9. ");
+    for method in [RPC_CALL, MODULE_CALL, TIMER_FIRED, HEALTH_CHECK] {
+        assert!(
+            table_row(section, method).is_some(),
+            "docs/ipc-protocol.md has no row for invocation `{method}`"
         );
     }
 }

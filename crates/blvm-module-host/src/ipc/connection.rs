@@ -6,6 +6,14 @@
 //! with one `write`; under load many requests arrive in one `read` and
 //! their answers leave in one `write`. Only a protocol violation ends the
 //! loop, and it ends this connection only.
+//!
+//! Everything the module sends on its own initiative takes a token of its
+//! one rate budget ([`super::rate`]): a request over it is answered
+//! `rate_limited`; a `log` frame over it is dropped and counted
+//! ([`ModuleConnectionHandle::dropped_logs`]), since a log has no answer to
+//! carry a refusal. A log frame within it is re-emitted through `tracing`
+//! as exactly one line: capped at [`crate::process::MAX_LINE`] and escaped
+//! like the module's stdout (`crate::process`'s `output`).
 
 use std::collections::{HashMap, VecDeque};
 use std::io::{Read, Write};
@@ -22,7 +30,7 @@ use serde::Serialize;
 use tokio::sync::oneshot;
 
 use super::auth::ModuleSpec;
-use super::rate::{RequestRate, TokenBucket};
+use super::rate::{RequestRate, TokenBucket, WarnThrottle};
 use crate::api::events::Outbound;
 use crate::api::hub::{Caller, ModuleApiHub};
 
@@ -52,6 +60,8 @@ pub(crate) struct Connection {
     pending: Mutex<HashMap<u64, Pending>>,
     /// Requests answered `rate_limited` instead of served.
     rate_limited: AtomicU64,
+    /// `log` frames dropped because the module was over its rate.
+    logs_dropped: AtomicU64,
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -79,6 +89,7 @@ impl Connection {
             next_id: AtomicU64::new(1),
             pending: Mutex::new(HashMap::new()),
             rate_limited: AtomicU64::new(0),
+            logs_dropped: AtomicU64::new(0),
         })
     }
 
@@ -113,16 +124,15 @@ impl Connection {
         }
     }
 
-    fn complete(&self, response: Response) {
+    /// Hands a response to the invocation waiting for it; false when none
+    /// waits (a late answer, or one to nothing).
+    fn complete(&self, response: Response) -> bool {
         match lock(&self.pending).remove(&response.id) {
             Some(tx) => {
                 let _ = tx.send(response.result);
+                true
             }
-            None => tracing::debug!(
-                module = %self.spec.name,
-                id = response.id,
-                "response to no pending invocation ignored"
-            ),
+            None => false,
         }
     }
 
@@ -170,6 +180,12 @@ impl ModuleConnectionHandle {
     /// serving (see [`ModuleSpec::request_rate`]).
     pub fn rate_limited_requests(&self) -> u64 {
         self.conn.rate_limited.load(Ordering::Relaxed)
+    }
+
+    /// `log` frames this connection dropped, unlogged, because the module
+    /// was over its request rate (the same budget as its requests).
+    pub fn dropped_logs(&self) -> u64 {
+        self.conn.logs_dropped.load(Ordering::Relaxed)
     }
 
     /// Whether the connection has ended.
@@ -294,7 +310,11 @@ pub(crate) fn run_reader(
     };
     let mut out = Vec::with_capacity(READ_CHUNK);
     let mut chunk = vec![0u8; READ_CHUNK];
-    let mut bucket = conn.spec.request_rate.map(TokenBucket::new);
+    let mut budget = Budget {
+        bucket: conn.spec.request_rate.map(TokenBucket::new),
+        requests_warned: WarnThrottle::default(),
+        logs_warned: WarnThrottle::default(),
+    };
     loop {
         loop {
             let payload = match decoder.next_payload(&mut buf) {
@@ -307,17 +327,27 @@ pub(crate) fn run_reader(
                 Err(e) => return violation(&FrameError::Decode(e)),
             };
             match frame {
-                Frame::Request(request) => {
-                    let over = bucket.as_mut().and_then(|b| (!b.allow()).then(|| b.rate()));
-                    match over {
-                        Some(rate) => refuse_over_rate(conn, rate, request.id, &mut out),
-                        None => hub.handle(&caller, &request, &mut out),
+                Frame::Request(request) => match budget.over() {
+                    Some(rate) => refuse_over_rate(conn, &mut budget, rate, request.id, &mut out),
+                    None => hub.handle(&caller, &request, &mut out),
+                },
+                Frame::Response(response) => {
+                    let id = response.id;
+                    // Only an unsolicited one costs a token (and a line).
+                    if !conn.complete(response) && budget.over().is_none() {
+                        tracing::debug!(module = %conn.spec.name, id, "response to no pending invocation ignored");
                     }
                 }
-                Frame::Response(response) => conn.complete(response),
-                Frame::Log(record) => emit_log(&conn.spec.name, &record),
+                Frame::Log(record) => match budget.over() {
+                    Some(rate) => drop_over_rate(conn, &mut budget, rate),
+                    None => emit_log(&conn.spec.name, &record),
+                },
                 Frame::Unknown { kind } => {
-                    tracing::debug!(module = %conn.spec.name, kind, "ignoring unknown frame kind");
+                    if budget.over().is_none() {
+                        let mut shown = String::new();
+                        crate::process::escape_into(&mut shown, &kind);
+                        tracing::debug!(module = %conn.spec.name, kind = %shown, "ignoring unknown frame kind");
+                    }
                 }
                 other => {
                     return CloseReason::Violation(format!(
@@ -354,12 +384,29 @@ pub(crate) fn run_reader(
     }
 }
 
+/// The reader's side of the module's rate budget: the bucket, and the
+/// throttles of the warnings about what is over it.
+struct Budget {
+    /// `None`: the operator set no limit.
+    bucket: Option<TokenBucket>,
+    requests_warned: WarnThrottle,
+    logs_warned: WarnThrottle,
+}
+
+impl Budget {
+    /// Takes a token for one frame; the rate when none is left.
+    fn over(&mut self) -> Option<RequestRate> {
+        self.bucket.as_mut().and_then(|b| (!b.allow()).then(|| b.rate()))
+    }
+}
+
 /// Answers a request over the module's rate with `rate_limited`, counts
-/// it, and logs the first of every 1 000 (a flood must not flood the log).
-fn refuse_over_rate(conn: &Connection, rate: RequestRate, id: u64, out: &mut Vec<u8>) {
-    let n = conn.rate_limited.fetch_add(1, Ordering::Relaxed);
-    if n % 1_000 == 0 {
-        tracing::warn!(module = %conn.spec.name, limited = n + 1, "module is over its request rate of {rate}");
+/// it, and warns at most once per [`super::rate::WARN_EVERY`] (a flood must
+/// not flood the log).
+fn refuse_over_rate(conn: &Connection, budget: &mut Budget, rate: RequestRate, id: u64, out: &mut Vec<u8>) {
+    let n = conn.rate_limited.fetch_add(1, Ordering::Relaxed) + 1;
+    if budget.requests_warned.ready() {
+        tracing::warn!(module = %conn.spec.name, limited = n, "module is over its request rate of {rate}");
     }
     let error = RemoteError::new(
         ErrorCode::RateLimited,
@@ -367,6 +414,20 @@ fn refuse_over_rate(conn: &Connection, rate: RequestRate, id: u64, out: &mut Vec
     );
     // A RemoteError is strings only: encoding it cannot fail.
     let _ = encode::response_err(out, id, &error);
+}
+
+/// Drops a `log` frame over the module's rate, counts it, and warns at most
+/// once per [`super::rate::WARN_EVERY`]. A log has no response, so the
+/// module is not told; the operator is, and sees the count in status.
+fn drop_over_rate(conn: &Connection, budget: &mut Budget, rate: RequestRate) {
+    let n = conn.logs_dropped.fetch_add(1, Ordering::Relaxed) + 1;
+    if budget.logs_warned.ready() {
+        tracing::warn!(
+            module = %conn.spec.name,
+            logs_dropped = n,
+            "module is over its request rate of {rate}: its log lines are dropped until it slows down"
+        );
+    }
 }
 
 fn violation(e: &FrameError) -> CloseReason {
@@ -403,16 +464,100 @@ pub(crate) fn frame_kind(frame: &Frame) -> &str {
     }
 }
 
-/// Re-emits a module's log line through `tracing`, under the module's name.
+/// A `log` frame as the one line it becomes: its message, target and
+/// fields escaped, [`crate::process::MAX_LINE`] bytes of them at most
+/// (message first, then target, then fields in key order), the message
+/// ending in [`crate::process::TRUNCATED_MARKER`] when anything was cut.
+struct LogLine {
+    message: String,
+    target: String,
+    /// `{key=value, …}`.
+    fields: String,
+}
+
+impl LogLine {
+    fn new(record: &LogRecord) -> LogLine {
+        let mut budget = crate::process::LineBudget::new();
+        let mut message = String::new();
+        budget.push(&mut message, &record.message);
+        let mut target = String::new();
+        budget.push(&mut target, &record.target);
+        let mut fields = String::from("{");
+        for (i, (key, value)) in record.fields.iter().enumerate() {
+            if budget.is_spent() {
+                // Stop here: every further field would add its `, =`.
+                budget.mark_truncated();
+                break;
+            }
+            if i > 0 {
+                fields.push_str(", ");
+            }
+            budget.push(&mut fields, key);
+            fields.push('=');
+            budget.push(&mut fields, value);
+        }
+        fields.push('}');
+        if budget.is_truncated() {
+            message.push_str(crate::process::TRUNCATED_MARKER);
+        }
+        LogLine {
+            message,
+            target,
+            fields,
+        }
+    }
+}
+
+/// Re-emits a module's log line through `tracing`, under the module's
+/// name, as one line whatever it holds (see [`LogLine`]).
 fn emit_log(module: &str, record: &LogRecord) {
-    let target = record.target.as_str();
-    let fields = &record.fields;
-    let msg = record.message.as_str();
+    let line = LogLine::new(record);
+    let (msg, target, fields) = (&line.message, &line.target, &line.fields);
+    // Display (`%`), not Debug: the text is escaped already, and Debug
+    // would escape the escapes.
     match record.level {
-        LogLevel::Error => tracing::error!(module, module_target = target, ?fields, "{msg}"),
-        LogLevel::Warn => tracing::warn!(module, module_target = target, ?fields, "{msg}"),
-        LogLevel::Info => tracing::info!(module, module_target = target, ?fields, "{msg}"),
-        LogLevel::Debug => tracing::debug!(module, module_target = target, ?fields, "{msg}"),
-        LogLevel::Trace => tracing::trace!(module, module_target = target, ?fields, "{msg}"),
+        LogLevel::Error => tracing::error!(module, module_target = %target, fields = %fields, "{msg}"),
+        LogLevel::Warn => tracing::warn!(module, module_target = %target, fields = %fields, "{msg}"),
+        LogLevel::Info => tracing::info!(module, module_target = %target, fields = %fields, "{msg}"),
+        LogLevel::Debug => tracing::debug!(module, module_target = %target, fields = %fields, "{msg}"),
+        LogLevel::Trace => tracing::trace!(module, module_target = %target, fields = %fields, "{msg}"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    use crate::process::{MAX_LINE, TRUNCATED_MARKER};
+
+    fn record(message: &str, target: &str, fields: &[(&str, &str)]) -> LogRecord {
+        LogRecord {
+            level: LogLevel::Info,
+            target: target.into(),
+            message: message.into(),
+            fields: fields.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect(),
+        }
+    }
+
+    #[test]
+    fn a_log_line_escapes_message_target_and_fields() {
+        let line = LogLine::new(&record("a\nb\x1b[2J", "t\r", &[("k\n", "v\x07"), ("z", "1")]));
+        assert_eq!(line.message, "a\\nb\\x1b[2J");
+        assert_eq!(line.target, "t\\r");
+        assert_eq!(line.fields, "{k\\n=v\\x07, z=1}");
+    }
+
+    #[test]
+    fn an_oversize_log_frame_is_cut_to_the_line_cap_and_marked() {
+        let big = "x".repeat(4 << 20);
+        let line = LogLine::new(&record(&big, "target", &[("k", "v")]));
+        assert_eq!(line.message, format!("{}{TRUNCATED_MARKER}", "x".repeat(MAX_LINE)));
+        assert_eq!((line.target.as_str(), line.fields.as_str()), ("", "{}"));
+        // Many fields share the one budget too.
+        let fields: Vec<(String, String)> = (0..10_000).map(|i| (format!("k{i:05}"), "v".repeat(10))).collect();
+        let refs: Vec<(&str, &str)> = fields.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+        let line = LogLine::new(&record("m", "t", &refs));
+        assert!(line.message.ends_with(TRUNCATED_MARKER));
+        assert!(line.fields.len() < 2 * MAX_LINE, "{}", line.fields.len());
     }
 }

@@ -2,8 +2,16 @@
 //! reader thread, so a module that floods the node with requests is
 //! answered `rate_limited` instead of being served, and every other
 //! module's requests (on their own threads and buckets) are unaffected.
+//!
+//! The bucket is the module's one budget for everything it sends on its
+//! own initiative: requests, `log` frames, frames of an unknown type and
+//! responses to no invocation each take a token. Only the answers to the
+//! node's own invocations are free (the node decides how many it asks
+//! for). What is over the budget is refused (a request, with
+//! `rate_limited`) or dropped and counted (the rest, which have no answer);
+//! either way the operator is told by a [`WarnThrottle`]ed warning.
 
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 /// A sustained rate and a burst, per module connection.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -73,6 +81,35 @@ impl TokenBucket {
     }
 }
 
+/// How often, at most, a connection warns about one kind of excess.
+pub(crate) const WARN_EVERY: Duration = Duration::from_secs(10);
+
+/// Lets through the first warning, then at most one per [`WARN_EVERY`]: a
+/// module over its rate must be reported, but the report must not become
+/// the flood (a count-based "every 1 000th" would still write hundreds of
+/// lines a second for a module sending a million frames a second).
+#[derive(Debug, Default)]
+pub(crate) struct WarnThrottle {
+    last: Option<Instant>,
+}
+
+impl WarnThrottle {
+    /// Whether to warn now.
+    pub(crate) fn ready(&mut self) -> bool {
+        self.ready_at(Instant::now())
+    }
+
+    fn ready_at(&mut self, now: Instant) -> bool {
+        match self.last {
+            Some(last) if now.saturating_duration_since(last) < WARN_EVERY => false,
+            _ => {
+                self.last = Some(now);
+                true
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -93,5 +130,15 @@ mod tests {
         // An idle hour earns the burst, not 36 000.
         let t2 = t1 + Duration::from_secs(3600);
         assert_eq!((0..100).filter(|_| bucket.allow_at(t2)).count(), 5);
+    }
+
+    #[test]
+    fn a_throttle_lets_the_first_warning_through_then_one_per_period() {
+        let mut throttle = WarnThrottle::default();
+        let t0 = Instant::now();
+        assert!(throttle.ready_at(t0));
+        assert!(!(1..1000).any(|ms| throttle.ready_at(t0 + Duration::from_millis(ms))));
+        assert!(throttle.ready_at(t0 + WARN_EVERY));
+        assert!(!throttle.ready_at(t0 + WARN_EVERY + Duration::from_secs(1)));
     }
 }

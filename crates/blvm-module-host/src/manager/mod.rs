@@ -28,6 +28,7 @@
 //! one supervisor task that drives its process. Locks are short and never
 //! held across an `.await`.
 
+mod liveness;
 mod status;
 mod supervisor;
 mod verify;
@@ -125,6 +126,13 @@ pub struct ManagerConfig {
     pub request_rate: Option<RequestRate>,
     /// Per-module request rates, replacing `request_rate` for that module.
     pub request_rates: BTreeMap<String, Option<RequestRate>>,
+    /// How often each running module is sent a `health_check` invocation
+    /// (default 10 s); `None`: never (its process state is still watched).
+    pub health_check_interval: Option<Duration>,
+    /// How long a module has to answer a health check, and how long its
+    /// main process may stay stopped, before it is killed and restarted as
+    /// a crash (default 5 s).
+    pub health_check_timeout: Duration,
     /// The IPC server.
     pub ipc: IpcServerConfig,
 }
@@ -151,6 +159,8 @@ impl ManagerConfig {
             signatures: SignaturePolicy::default(),
             request_rate: Some(RequestRate::default()),
             request_rates: BTreeMap::new(),
+            health_check_interval: Some(Duration::from_secs(10)),
+            health_check_timeout: Duration::from_secs(5),
             ipc: IpcServerConfig::default(),
         }
     }
@@ -285,6 +295,10 @@ struct Entry {
     /// The latest resource limit warning per resource, newest last; kept
     /// across restarts so a crash's warning stays visible.
     resource_warnings: Vec<String>,
+    /// Why it is `unresponsive`, while it is.
+    unresponsive: Option<String>,
+    /// Health checks the current spawn answered.
+    health_checks: u64,
     stop: Arc<Notify>,
     stop_requested: bool,
     /// Why the stop was requested, sent in `Shutdown`: `unload`, `reload`
@@ -517,6 +531,8 @@ impl ModuleManager {
                     restarts: 0,
                     last_error: None,
                     resource_warnings: Vec::new(),
+                    unresponsive: None,
+                    health_checks: 0,
                     stop: Arc::clone(&stop),
                     stop_requested: false,
                     stop_reason: "unload",
@@ -812,6 +828,10 @@ impl ModuleManager {
 
     fn status_of(&self, name: &str, e: &Entry) -> ModuleStatus {
         let live = e.process.as_ref().filter(|p| p.exit_info().is_none());
+        let connection = e
+            .module_id
+            .as_ref()
+            .and_then(|id| self.inner.server.get()?.connection(id));
         ModuleStatus {
             name: name.to_owned(),
             version: e.manifest.version().to_string(),
@@ -825,11 +845,10 @@ impl ModuleManager {
             usage: live.map(|p| p.usage()),
             sandbox_layers: live.map(|p| p.sandbox().describe()).unwrap_or_default(),
             signed_by: e.signed_by.clone(),
-            rate_limited: e
-                .module_id
-                .as_ref()
-                .and_then(|id| self.inner.server.get()?.connection(id))
-                .map_or(0, |c| c.rate_limited_requests()),
+            rate_limited: connection.as_ref().map_or(0, |c| c.rate_limited_requests()),
+            logs_dropped: connection.as_ref().map_or(0, |c| c.dropped_logs()),
+            unresponsive: e.unresponsive.clone(),
+            health_checks: e.health_checks,
             limit_cgroups: live
                 .map(|p| {
                     p.limit_cgroups()

@@ -14,6 +14,12 @@ pub enum ModuleState {
     Loading,
     /// Handshake done; serving.
     Running,
+    /// Handshake done, but not serving: its main process is stopped
+    /// (`SIGSTOP`, a tracer) or it did not answer a health check in time.
+    /// [`ModuleStatus::unresponsive`] says which. Unless it recovers (a
+    /// `SIGCONT`) within the health-check deadline, it is killed and
+    /// restarted as a crash.
+    Unresponsive,
     /// Crashed; waiting out its backoff before the next start.
     Restarting,
     /// Stopped on request.
@@ -29,6 +35,7 @@ impl ModuleState {
         match self {
             ModuleState::Loading => "loading",
             ModuleState::Running => "running",
+            ModuleState::Unresponsive => "unresponsive",
             ModuleState::Restarting => "restarting",
             ModuleState::Stopped => "stopped",
             ModuleState::Failed => "failed",
@@ -84,6 +91,16 @@ pub struct ModuleStatus {
     /// Requests of the current connection answered `rate_limited`
     /// instead of served (its request rate was exceeded).
     pub rate_limited: u64,
+    /// `log` frames of the current connection dropped, unlogged, because
+    /// they came over its request rate (logs and requests share one
+    /// budget).
+    pub logs_dropped: u64,
+    /// Why the module is [`ModuleState::Unresponsive`], while it is: `process
+    /// stopped by SIGSTOP or another stop signal (state T)`, `no answer to
+    /// health check within 5s`.
+    pub unresponsive: Option<String>,
+    /// Health checks the current spawn has answered.
+    pub health_checks: u64,
     /// Event delivery counters of the current spawn.
     pub delivery: Option<DeliveryStats>,
     /// The uid and gid it runs as (its own), when the node dropped it.

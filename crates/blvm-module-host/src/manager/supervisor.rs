@@ -16,19 +16,24 @@
 //!    module without its connection is broken), or a stop is requested
 //!    (`Shutdown`, grace period, kill); meanwhile, every second, compare
 //!    its memory, tasks, open files and CPU with its limits and publish
-//!    `ResourceLimitWarning` when one reaches 80% (once per crossing); a
-//!    death by the memory cgroup's OOM killer is reported as such;
+//!    `ResourceLimitWarning` when one reaches 80% (once per crossing), and
+//!    read its main process's state; a death by the memory cgroup's OOM
+//!    killer is reported as such. Its liveness is checked throughout
+//!    (`liveness`): a stopped process, or a health check unanswered, makes
+//!    it `unresponsive`, and past the deadline the run ends as a crash;
 //! 5. kill what is left of its process tree, forget the spawn's token (its
-//!    socket is closed and removed) and drop the process (and with it its cgroup): a failed module keeps no
+//!    socket is closed and removed) and drop the process (and with it its
+//!    cgroup): a failed module keeps no
 //!    process state until it is unloaded.
 
 use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::Instant;
 
-use blvm_module_protocol::events::{ModuleCrashed, ModuleStateChanged, ResourceLimitWarning};
+use blvm_module_protocol::events::{ModuleCrashed, ModuleHealthChanged, ModuleStateChanged, ResourceLimitWarning};
 use tokio::sync::{broadcast, oneshot, Notify};
 
+use super::liveness::{self, Liveness, StateChange, Verdict};
 use super::{Inner, ModuleState};
 use crate::ipc::{ConnectionEvent, ModuleSpec};
 use crate::process::{ExitInfo, ModuleProcess, SpawnRequest};
@@ -167,7 +172,11 @@ fn transition(
         if error.is_some() {
             e.last_error = error;
         }
-        if state != ModuleState::Running {
+        if state != ModuleState::Unresponsive {
+            e.unresponsive = None;
+        }
+        // Unresponsive is still the spawn that completed its handshake.
+        if !matches!(state, ModuleState::Running | ModuleState::Unresponsive) {
             e.running_since = None;
         }
         (old, e.manifest.version().to_string(), e.restarts)
@@ -306,6 +315,7 @@ async fn run_once(
             if let Some(old) = e.module_id.replace(module_id.clone()) {
                 inner.events.forget(&old);
             }
+            e.health_checks = 0;
             e.process = Some(Arc::clone(&process));
         }
     }
@@ -371,9 +381,15 @@ async fn drive(
     let mut sampler = tokio::time::interval(LIMIT_SAMPLE_PERIOD);
     sampler.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
     let mut alarms = LimitAlarms::default();
-    // Every branch but the sampler's ends the run; each one is cancel-safe
-    // (a watch, a broadcast receiver, a `Notify` that keeps its permit), so
-    // re-creating them on every tick loses nothing.
+    let mut liveness = Liveness::new(
+        inner.config.health_check_interval,
+        inner.config.health_check_timeout,
+        inner.server.get().and_then(|s| s.connection(module_id)),
+    );
+    // Every branch but the sampler's and an answered health check ends the
+    // run; each one is cancel-safe (a watch, a broadcast receiver, a
+    // `Notify` that keeps its permit, `Liveness::next`), so re-creating
+    // them on every turn loses nothing.
     loop {
         tokio::select! {
             info = wait_exit(&mut exited) => {
@@ -399,9 +415,77 @@ async fn drive(
                 shutdown(inner, name, module_id, process, &mut exited).await;
                 return RunEnd::Stopped;
             }
-            _ = sampler.tick() => check_limits(inner, name, process, &mut alarms),
+            _ = sampler.tick() => {
+                check_limits(inner, name, process, &mut alarms);
+                match liveness.sample(process) {
+                    Some(StateChange::Stopped(why)) => set_health(inner, name, module_id, Some(why)),
+                    Some(StateChange::Resumed) => set_health(inner, name, module_id, None),
+                    None => {}
+                }
+            }
+            verdict = liveness.next() => match verdict {
+                Verdict::Answered => health_check_answered(inner, name, module_id),
+                Verdict::Dead(why) => {
+                    // Status says why while the tree is killed; the crash
+                    // then carries the same reason.
+                    set_health(inner, name, module_id, Some(why.clone()));
+                    return RunEnd::Crashed { reason: format!("unresponsive: {why}"), exit: None };
+                }
+            },
         }
     }
+}
+
+/// Records that the spawn `module_id` is unresponsive (`Some(reason)`) or
+/// responsive again (`None`): its state, `ModuleStateChanged` and
+/// `ModuleHealthChanged`. A spawn that is no longer the current one, or
+/// not live (see [`liveness::health_transition`]), is left alone.
+fn set_health(inner: &Inner, name: &str, module_id: &str, unresponsive: Option<String>) {
+    let (old, new) = {
+        let mut modules = inner.lock();
+        let Some(e) = modules.get_mut(name) else { return };
+        if e.module_id.as_deref() != Some(module_id) {
+            return;
+        }
+        let Some(new) = liveness::health_transition(e.state, unresponsive.as_deref()) else {
+            return;
+        };
+        let old = e.state;
+        e.state = new;
+        e.unresponsive = unresponsive.clone();
+        (old, new)
+    };
+    match &unresponsive {
+        Some(why) => tracing::warn!(module = %name, module_id, "module unresponsive: {why}"),
+        None => tracing::info!(module = %name, module_id, "module responsive again"),
+    }
+    if old != new {
+        inner.publish(ModuleStateChanged {
+            module_name: name.to_owned(),
+            old_state: old.as_str().to_owned(),
+            new_state: new.as_str().to_owned(),
+        });
+        let health = |state: ModuleState| match state {
+            ModuleState::Unresponsive => "unresponsive",
+            _ => "healthy",
+        };
+        inner.publish(ModuleHealthChanged {
+            module_name: name.to_owned(),
+            old_health: health(old).to_owned(),
+            new_health: health(new).to_owned(),
+        });
+    }
+    inner.changed();
+}
+
+/// Counts an answered health check of the spawn `module_id` in its status.
+fn health_check_answered(inner: &Inner, name: &str, module_id: &str) {
+    if let Some(e) = inner.lock().get_mut(name) {
+        if e.module_id.as_deref() == Some(module_id) {
+            e.health_checks += 1;
+        }
+    }
+    inner.changed();
 }
 
 /// How often a running module's usage is compared with its limits.

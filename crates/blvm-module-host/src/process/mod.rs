@@ -17,7 +17,8 @@
 //! - `spawner`: [`SpawnRequest`], [`SpawnerConfig`], [`ModuleProcessSpawner`].
 //! - `monitor`: [`ModuleProcess`], [`ExitInfo`], [`ResourceUsage`], the
 //!   waiter thread, and why signalling a pid is safe from reuse.
-//! - `output`: the stdout/stderr reader threads and their line cap.
+//! - `output`: the stdout/stderr reader threads, and the line cap and
+//!   escaping of all module text (log frames included).
 //! - `cgroup`: one cgroup v2 per spawn, by plain file writes.
 //! - `tree`: `/proc` parsing and the process-group teardown.
 //!
@@ -62,7 +63,8 @@ mod tests;
 
 pub use cgroup::{detect_parent as detect_cgroup_parent, MODULES_GROUP};
 pub(crate) use cgroup::{remove_stale as remove_stale_cgroups, unique_name as unique_cgroup_name};
-pub use monitor::{ExitInfo, ModuleProcess, ResourceUsage, TeardownKind, KILL_TIMEOUT};
+pub use monitor::{ExitInfo, ModuleProcess, ResourceUsage, Stopped, TeardownKind, KILL_TIMEOUT};
+pub(crate) use output::{escape_into, LineBudget};
 pub use output::{MAX_LINE, TRUNCATED_MARKER};
 pub use spawner::{
     ModuleProcessSpawner, SpawnError, SpawnErrorKind, SpawnRequest, SpawnerConfig, ENV_DATA_DIR, ENV_MODULE_ID,

@@ -112,6 +112,43 @@ pub struct ResourceUsage {
     pub max_open_files: u64,
 }
 
+/// Why a module's main process cannot run although it has not exited:
+/// what `/proc/<pid>/stat` says its state is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stopped {
+    /// State `T`: stopped by `SIGSTOP` (or `SIGTSTP`, `SIGTTIN`,
+    /// `SIGTTOU`); it stays frozen until someone sends `SIGCONT`.
+    BySignal,
+    /// State `t`: held by a tracer (`ptrace`) at a stop.
+    ByTracer,
+}
+
+impl Stopped {
+    /// From a `/proc/<pid>/stat` state letter; `None` for any state in which
+    /// the process can still run (`R`, `S`, `D`, …).
+    pub(crate) fn from_state(state: u8) -> Option<Stopped> {
+        match state {
+            b'T' => Some(Stopped::BySignal),
+            b't' => Some(Stopped::ByTracer),
+            _ => None,
+        }
+    }
+
+    /// In words, for status and logs.
+    pub fn describe(self) -> &'static str {
+        match self {
+            Stopped::BySignal => "process stopped by SIGSTOP or another stop signal (state T)",
+            Stopped::ByTracer => "process stopped by a tracer (state t)",
+        }
+    }
+}
+
+impl std::fmt::Display for Stopped {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.describe())
+    }
+}
+
 /// Which group [`ModuleProcess::kill_tree`] tears down.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum TeardownKind {
@@ -346,6 +383,19 @@ impl ModuleProcess {
             None => ticks.saturating_mul(1000) / clock_ticks_per_second(),
         };
         usage
+    }
+
+    /// Whether the main process is stopped (frozen by `SIGSTOP`, or held by
+    /// a tracer), read from `/proc/<pid>/stat` now. `None` while it can
+    /// run, and once it has exited. A stopped process keeps its socket and
+    /// its pid but answers nothing; only its state shows it at once.
+    pub fn stopped(&self) -> Option<Stopped> {
+        let pid = self.raw_pid().ok()?.as_raw_pid();
+        // Under the guard: an unreaped pid is still this process's.
+        self.guard
+            .with_live(|| tree::read_stat(pid))
+            .flatten()
+            .and_then(|stat| Stopped::from_state(stat.state))
     }
 
     /// Which group [`kill_tree`](ModuleProcess::kill_tree) tears down for

@@ -1,4 +1,6 @@
-//! The readers of a module's stdout and stderr.
+//! A module's text made into the node's log lines: the readers of its
+//! stdout and stderr, and the one cap and escaping every line of module text
+//! gets, whether it came through a pipe or a `log` frame.
 //!
 //! A pipe holds 64 KiB; a child that fills it blocks in `write` until
 //! someone reads (pitfalls #10). So each pipe gets its own thread that reads
@@ -6,6 +8,21 @@
 //! line goes to `tracing` (stdout at info, stderr at warn, with the module's
 //! name), and a line longer than [`MAX_LINE`] is cut there, marked, and the
 //! rest of it discarded, so memory stays bounded whatever the module writes.
+//!
+//! # One module line, one log line
+//!
+//! Module text is untrusted. A newline in it would start a line of the
+//! node's log that the module wrote entirely (`INFO blvm_node: …`), a
+//! carriage return would overwrite what a terminal shows, and an escape
+//! sequence would recolour or hide it. So before any of it reaches
+//! `tracing`, [`escape_into`] writes every control character (C0, DEL and
+//! C1, CR and LF among them), the Unicode line and paragraph separators and
+//! the bidirectional-text controls as visible escapes (`\n`, `\r`, `\t`,
+//! `\x1b`, `\u{2028}`), and a backslash as `\\` so that the escaping can be
+//! undone without ambiguity: a module cannot fake an escape either.
+//! Whatever subscriber the node installs then writes one line per module
+//! line. [`LineBudget`] caps a `log` frame (message, target and fields
+//! together) at the same [`MAX_LINE`] bytes as a pipe line.
 //!
 //! End of file comes when every holder of the write end is gone, which
 //! includes descendants of the module, so a reader can outlive the main
@@ -16,11 +33,97 @@ use std::io::{self, Read};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 
-/// Longest line, in bytes, re-emitted as is.
+/// Longest line of module text, in bytes before escaping, that reaches the
+/// log whole: a stdout or stderr line, or a `log` frame's message, target
+/// and fields together. The one cap on both.
 pub const MAX_LINE: usize = 8 * 1024;
 
 /// The marker appended to a line cut at [`MAX_LINE`].
 pub const TRUNCATED_MARKER: &str = " [line truncated]";
+
+/// Appends `text` to `out` with every character that could break a log line
+/// or drive a terminal written as a visible escape (see the module docs).
+/// Everything else is copied as is.
+pub(crate) fn escape_into(out: &mut String, text: &str) {
+    use std::fmt::Write as _;
+    for c in text.chars() {
+        match c {
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            // C0 and DEL: `\x1b`.
+            '\0'..='\x1f' | '\x7f' => {
+                let _ = write!(out, "\\x{:02x}", u32::from(c));
+            }
+            // C1 (`\u{9b}` is a one-byte CSI to some terminals), the line and
+            // paragraph separators some viewers break lines at, and the
+            // bidirectional controls that reorder what the reader sees.
+            c if c.is_control() || is_separator_or_bidi(c) => {
+                let _ = write!(out, "\\u{{{:x}}}", u32::from(c));
+            }
+            c => out.push(c),
+        }
+    }
+}
+
+/// U+2028, U+2029, and the bidirectional formatting characters (ALM, LRM,
+/// RLM, the embeddings and overrides, the isolates).
+fn is_separator_or_bidi(c: char) -> bool {
+    matches!(c, '\u{2028}' | '\u{2029}' | '\u{061c}' | '\u{200e}' | '\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}')
+}
+
+/// The [`MAX_LINE`] bytes one log line may carry of a module's text, spent
+/// piece by piece (a `log` frame's message, then its target, then its
+/// fields): what does not fit is cut at a character boundary and the line
+/// is then marked [truncated](LineBudget::is_truncated).
+#[derive(Debug)]
+pub(crate) struct LineBudget {
+    left: usize,
+    truncated: bool,
+}
+
+impl LineBudget {
+    /// A budget of [`MAX_LINE`] bytes.
+    pub(crate) fn new() -> LineBudget {
+        LineBudget::with(MAX_LINE)
+    }
+
+    fn with(bytes: usize) -> LineBudget {
+        LineBudget {
+            left: bytes,
+            truncated: false,
+        }
+    }
+
+    /// Escapes as much of `text` into `out` as the budget has left.
+    pub(crate) fn push(&mut self, out: &mut String, text: &str) {
+        let mut end = text.len().min(self.left);
+        while !text.is_char_boundary(end) {
+            end -= 1;
+        }
+        if end < text.len() {
+            self.truncated = true;
+        }
+        self.left -= end;
+        escape_into(out, &text[..end]);
+    }
+
+    /// Whether nothing is left: anything more would be cut.
+    pub(crate) fn is_spent(&self) -> bool {
+        self.left == 0
+    }
+
+    /// Records that something was left out without being pushed.
+    pub(crate) fn mark_truncated(&mut self) {
+        self.truncated = true;
+    }
+
+    /// Whether anything was cut.
+    pub(crate) fn is_truncated(&self) -> bool {
+        self.truncated
+    }
+}
 
 /// Which of the module's output streams a reader serves.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -91,10 +194,13 @@ impl LineSplitter {
     }
 }
 
-/// Logs one line of module output.
+/// Logs one line of module output, escaped.
 fn log_line(module: &str, stream: Stream, line: &[u8], truncated: bool) {
-    let text = String::from_utf8_lossy(line);
-    let text = text.strip_suffix('\r').unwrap_or(&text);
+    let raw = String::from_utf8_lossy(line);
+    // A CRLF line ending is a line ending, not text to show.
+    let raw = raw.strip_suffix('\r').unwrap_or(&raw);
+    let mut text = String::with_capacity(raw.len());
+    escape_into(&mut text, raw);
     let marker = if truncated { TRUNCATED_MARKER } else { "" };
     match stream {
         Stream::Stdout => tracing::info!(module, stream = "stdout", "{text}{marker}"),
@@ -225,5 +331,48 @@ mod tests {
         }
         assert_eq!(count, 1);
         assert!(s.line.capacity() <= MAX_LINE.max(256) * 2);
+    }
+
+    fn escaped(text: &str) -> String {
+        let mut out = String::new();
+        escape_into(&mut out, text);
+        out
+    }
+
+    #[test]
+    fn line_breaks_terminal_controls_and_backslashes_are_escaped_and_the_rest_kept() {
+        assert_eq!(
+            escaped("a\nINFO blvm_node: forged\r\x1b[31mred\x1b[0m\t\0\x7f"),
+            "a\\nINFO blvm_node: forged\\r\\x1b[31mred\\x1b[0m\\t\\x00\\x7f"
+        );
+        // C1 (NEL, CSI), the line separator and a bidi override.
+        assert_eq!(
+            escaped("\u{85}\u{9b}\u{2028}\u{202e}"),
+            "\\u{85}\\u{9b}\\u{2028}\\u{202e}"
+        );
+        // A backslash is doubled, so `\n` typed by a module stays
+        // distinguishable from an escaped newline.
+        assert_eq!(escaped("C:\\n"), "C:\\\\n");
+        assert_eq!(escaped("héllo ₿ \"quoted\" {}"), "héllo ₿ \"quoted\" {}");
+        assert!(!escaped(&(0u8..=127).map(char::from).collect::<String>()).contains(|c: char| c.is_control()));
+    }
+
+    #[test]
+    fn a_budget_is_shared_by_every_piece_and_cuts_at_a_character_boundary() {
+        let mut budget = LineBudget::with(6);
+        let mut a = String::new();
+        budget.push(&mut a, "abcd");
+        assert!(!budget.is_truncated());
+        let mut b = String::new();
+        // 2 bytes left; "é" is 2 bytes, "₿" 3: cut before the ₿.
+        budget.push(&mut b, "é₿");
+        assert_eq!((a.as_str(), b.as_str()), ("abcd", "é"));
+        assert!(budget.is_truncated() && budget.is_spent());
+        // The budget counts the module's bytes, not the escapes.
+        let mut budget = LineBudget::with(2);
+        let mut c = String::new();
+        budget.push(&mut c, "\n\n");
+        assert_eq!(c, "\\n\\n");
+        assert!(!budget.is_truncated());
     }
 }

@@ -439,3 +439,32 @@ fn handles_are_send_and_sync() {
     check::<ModuleProcessSpawner>();
     check::<SpawnError>();
 }
+
+#[test]
+fn a_stopped_module_process_is_seen_stopped_until_it_is_continued() {
+    let dir = TestDir::new("stopped");
+    let binary = dir.script("frozen", "exec sleep 600");
+    let spawner = ModuleProcessSpawner::new(SpawnerConfig::without_cgroup());
+    let process = spawn(&spawner, &dir.request("frozen", binary));
+    let pid = rustix::process::Pid::from_raw(process.pid() as i32).expect("a spawned pid is positive");
+    // The process is our child: waitid with WNOWAIT reports its stop and
+    // its resumption as they happen, leaving both for the waiter thread.
+    let wait = |options: rustix::process::WaitIdOptions| loop {
+        match rustix::process::waitid(
+            rustix::process::WaitId::Pid(pid),
+            options | rustix::process::WaitIdOptions::NOWAIT,
+        ) {
+            Err(rustix::io::Errno::INTR) => continue,
+            other => break other.expect("waitid on our own child"),
+        }
+    };
+    assert_eq!(process.stopped(), None);
+    process.signal(Signal::STOP).expect("SIGSTOP");
+    wait(rustix::process::WaitIdOptions::STOPPED);
+    assert_eq!(process.stopped(), Some(Stopped::BySignal));
+    assert!(process.stopped().is_some_and(|s| s.describe().contains("SIGSTOP")));
+    process.signal(Signal::CONT).expect("SIGCONT");
+    wait(rustix::process::WaitIdOptions::CONTINUED);
+    assert_eq!(process.stopped(), None);
+    process.kill_tree().expect("killed");
+}

@@ -9,6 +9,8 @@ mod cgroup_v2;
 mod concurrency;
 mod events;
 mod isolation;
+mod liveness;
+mod logs;
 mod manager;
 mod neighbours;
 mod permissions;

@@ -3,7 +3,8 @@
 //! They use the same `request`/`response` frames as module→node requests,
 //! with their own correlation ids (each side numbers its own requests). A
 //! module that does not know an invocation method answers
-//! `method_not_found`.
+//! `method_not_found`. [`HEALTH_CHECK`] relies on exactly that: a module
+//! answers it, one way or the other, as long as it reads its socket.
 
 use serde::{Deserialize, Serialize};
 
@@ -15,6 +16,13 @@ pub const RPC_CALL: &str = "rpc_call";
 pub const MODULE_CALL: &str = "module_call";
 /// Wire name of a timer the module scheduled firing.
 pub const TIMER_FIRED: &str = "timer_fired";
+/// Wire name of the node's liveness check of a running module, sent every
+/// few seconds with params [`crate::Empty`] and answered with `{}`. *Any*
+/// answer within the node's deadline shows the module alive, an error
+/// included: a v1 module that does not know this method answers
+/// `method_not_found`, as it must for every unknown invocation. No answer
+/// in time, and the node kills and restarts the module as a crash.
+pub const HEALTH_CHECK: &str = "health_check";
 
 /// Params of `rpc_call`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

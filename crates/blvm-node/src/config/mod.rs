@@ -22,12 +22,17 @@
 //!
 //! [trust.keys]                 # whose module signatures count: see `trust`
 //! alice = "02c6047f…"
+//!
+//! [supervision]                # module health checks: see `supervision`
+//! health_check_interval = 10
 //! ```
 
 mod sandbox;
+mod supervision;
 mod trust;
 
 pub use sandbox::{LimitSettings, SandboxSettings};
+pub use supervision::{Supervision, SupervisionSettings};
 pub use trust::TrustSettings;
 
 use std::collections::BTreeMap;
@@ -86,6 +91,10 @@ pub struct Settings {
     #[arg(skip)]
     #[serde(default)]
     pub trust: TrustSettings,
+    /// Module health checks, `[supervision]` (file only).
+    #[arg(skip)]
+    #[serde(default)]
+    pub supervision: SupervisionSettings,
 }
 
 impl Settings {
@@ -117,6 +126,11 @@ impl Settings {
                 other.trust
             } else {
                 self.trust
+            },
+            supervision: if self.supervision == SupervisionSettings::default() {
+                other.supervision
+            } else {
+                self.supervision
             },
         }
     }
@@ -193,6 +207,8 @@ pub struct NodeConfig {
     pub signatures: blvm_module_host::security::SignaturePolicy,
     /// Every module's IPC request rate.
     pub request_rate: blvm_module_host::ipc::RequestRate,
+    /// How modules' liveness is checked.
+    pub supervision: Supervision,
 }
 
 impl NodeConfig {
@@ -240,10 +256,12 @@ impl NodeConfig {
         let sandbox = s.sandbox.resolve()?;
         let signatures = s.trust.resolve()?;
         let request_rate = s.sandbox.request_rate()?;
+        let supervision = s.supervision.resolve()?;
         Ok(NodeConfig {
             sandbox,
             signatures,
             request_rate,
+            supervision,
             network,
             modules_dir: s.modules_dir.unwrap_or_else(|| datadir.join("modules")),
             datadir,

@@ -104,6 +104,8 @@ impl Node {
         manager_config.sandbox = config.sandbox.clone();
         manager_config.signatures = config.signatures.clone();
         manager_config.request_rate = Some(config.request_rate);
+        manager_config.health_check_interval = config.supervision.health_check_interval;
+        manager_config.health_check_timeout = config.supervision.health_check_timeout;
         let coinbase_script = match &config.mining_address {
             Some(a) => a
                 .parse::<bitcoin::Address<_>>()

@@ -9,6 +9,11 @@
 //! `write` for many frames (the throughput path). No lock is ever held
 //! across an `.await`, so a request from the module and an invocation from
 //! the node can always be in flight together.
+//!
+//! The one invocation that never reaches the invocation queue is the node's
+//! `health_check`: the reader answers it itself, so a module is alive as
+//! long as its connection is read, whether or not its code ever takes the
+//! invocation receiver.
 
 use std::collections::HashMap;
 use std::io::{ErrorKind, Read, Write};
@@ -18,8 +23,10 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use blvm_module_protocol::frame::{decode_body, encode};
+use blvm_module_protocol::methods::invocation::HEALTH_CHECK;
 use blvm_module_protocol::{
-    ErrorCode, Frame, FrameDecoder, Hello, LogRecord, RemoteError, Request, Shutdown, Welcome, DEFAULT_MAX_FRAME_LEN,
+    Empty, ErrorCode, Frame, FrameDecoder, Hello, LogRecord, RemoteError, Request, Shutdown, Welcome,
+    DEFAULT_MAX_FRAME_LEN,
 };
 use bytes::{Bytes, BytesMut};
 use serde::de::DeserializeOwned;
@@ -332,7 +339,8 @@ impl ModuleIpcClient {
     /// Takes the receiver of node invocations (RPC calls, module calls,
     /// timer fires). Invocations that arrive before it is taken wait for
     /// it (one may arrive right after the handshake); once it is dropped,
-    /// they are answered `method_not_found`.
+    /// they are answered `method_not_found`. The node's `health_check` is
+    /// never queued here: the SDK answers it as it reads the socket.
     pub fn invocation_receiver(&self) -> Result<InvocationReceiver, SdkError> {
         let rx = lock(&self.inner.invocations_rx)
             .take()
@@ -552,6 +560,18 @@ fn dispatch(client: &ModuleIpcClient, frame: Frame) {
 }
 
 fn dispatch_invocation(client: &ModuleIpcClient, request: Request) {
+    if request.method == HEALTH_CHECK {
+        // Answered here, by the task that reads the socket: what the node
+        // checks is that the connection is served, and a module that never
+        // takes its invocation receiver (it only follows events, say) is
+        // as alive as one that does. A module whose runtime is blocked
+        // does not get here, and does not answer, which is the point.
+        let mut result = Vec::new();
+        if encode::body(&mut result, "result", &Empty {}).is_ok() {
+            let _ = client.respond(request.id, Ok(result));
+        }
+        return;
+    }
     let inner = &client.inner;
     let invocation = Invocation::new(client.clone(), request);
     // Sent under the lock so that `close_inner` cannot drop the sender in
