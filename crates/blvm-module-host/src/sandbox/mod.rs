@@ -18,12 +18,15 @@
 //!    `CAP_SYS_ADMIN`, which the uid drop takes away;
 //! 4. uid/gid drop (when configured): changing credentials clears
 //!    `PR_SET_PDEATHSIG`, so it comes before it;
+//!    then a fresh session keyring (`keyring`): after the drop, so it is
+//!    the module's uid's;
 //! 5. `PR_SET_NO_NEW_PRIVS`: Landlock and seccomp need it once
 //!    `CAP_SYS_ADMIN` is gone, and a setuid binary exec'd later gains
 //!    nothing;
 //! 6. `PR_SET_PDEATHSIG(SIGKILL)`, then a check that the node did not die
 //!    before it was set;
-//! 7. Landlock;
+//! 7. Landlock, with signal and abstract-socket scoping where the kernel
+//!    has it (one ruleset, one `landlock_restrict_self`);
 //! 8. seccomp last: its filter would refuse system calls the earlier steps
 //!    make (it is the narrowest, and applies to `execve` itself only as
 //!    "allowed").
@@ -33,10 +36,16 @@
 //! without it and reports it in [`SandboxReport::missing`]. A layer that
 //! was prepared and then fails in the child always fails the spawn, with
 //! the layer's name: a layer is listed as active only if it was applied.
+//!
+//! An *optional* layer ([`Layer::is_optional`]: Landlock scoping, which
+//! needs Linux 6.12) is applied where the kernel has it and listed as
+//! missing where it has not, in both modes: strict mode never refuses a
+//! module for it, and status still says it is absent.
 
 mod cgroup_v1;
 mod cgroup_v2;
 mod groups;
+mod keyring;
 mod landlock;
 mod limits;
 mod netns;
@@ -51,6 +60,10 @@ pub use cgroup_v2::{delegate_controllers, Delegation, NODE_LEAF};
 pub use groups::{CgroupVersion, CONTROLLERS};
 pub use limits::ResourceLimits;
 pub use privileges::RunAs;
+pub use seccomp::{
+    Answer as SeccompAnswer, DeniedCall, Refused as SeccompRefused, CLONE_NAMESPACE_FLAGS, DENIED_CALLS,
+    NEWEST_KNOWN_SYSCALL,
+};
 
 /// What to do when a layer cannot be applied on this host.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -85,6 +98,13 @@ pub enum Layer {
     Landlock,
     /// The seccomp filter.
     Seccomp,
+    /// Landlock scoping (ABI 6): no signal to, and no abstract Unix socket
+    /// of, a process outside the module's Landlock domain. Optional.
+    LandlockScope,
+    /// A fresh session keyring: the module possesses none of the node's
+    /// keys. Not listed where the kernel (or a filter of the node's own)
+    /// offers no keyrings, as there is none to share.
+    SessionKeyring,
 }
 
 impl Layer {
@@ -101,7 +121,16 @@ impl Layer {
             Layer::DeathSignal => "pdeathsig",
             Layer::Landlock => "landlock",
             Layer::Seccomp => "seccomp",
+            Layer::LandlockScope => "landlock-scope",
+            Layer::SessionKeyring => "session-keyring",
         }
+    }
+
+    /// An optional layer is applied where the kernel has it and listed as
+    /// missing where it has not, in strict mode too: never a reason to
+    /// refuse a module.
+    pub fn is_optional(self) -> bool {
+        matches!(self, Layer::LandlockScope)
     }
 
     /// The cgroup controller enforcing this layer, for the three cgroup
@@ -121,7 +150,7 @@ impl Layer {
     }
 
     fn from_code(code: i32) -> Option<Layer> {
-        const ALL: [Layer; 10] = [
+        const ALL: [Layer; 12] = [
             Layer::CgroupMemory,
             Layer::CgroupPids,
             Layer::CgroupCpu,
@@ -132,6 +161,8 @@ impl Layer {
             Layer::DeathSignal,
             Layer::Landlock,
             Layer::Seccomp,
+            Layer::LandlockScope,
+            Layer::SessionKeyring,
         ];
         ALL.get(usize::try_from(code.checked_sub(1)?).ok()?).copied()
     }
@@ -242,7 +273,8 @@ pub struct SandboxSpec {
 pub struct SandboxReport {
     /// Layers applied, in the order they were applied.
     pub active: Vec<Layer>,
-    /// Layers that could not be applied (permissive mode only), with why.
+    /// Layers that could not be applied, with why: in permissive mode any,
+    /// in strict mode only optional ones ([`Layer::is_optional`]).
     pub missing: Vec<(Layer, String)>,
 }
 
@@ -308,6 +340,7 @@ pub(crate) struct Prepared {
     rlimits: Vec<(rustix::process::Resource, rustix::process::Rlimit)>,
     netns: bool,
     run_as: Option<RunAs>,
+    session_keyring: bool,
     no_new_privs: bool,
     death_signal: bool,
     node_pid: Option<rustix::process::Pid>,
@@ -339,6 +372,14 @@ impl Prepared {
                 Ok(false)
             }
             Err(reason) => Err(SandboxError { layer, reason }),
+        };
+        // An optional layer is reported, never required (module doc).
+        let optional = |layer: Layer, result: Result<(), String>, report: &mut SandboxReport| match result {
+            Ok(()) => report.active.push(layer),
+            Err(reason) => {
+                tracing::warn!(layer = %layer, %reason, "optional sandbox layer missing");
+                report.missing.push((layer, reason));
+            }
         };
 
         // 1. cgroup limits, v2 where the module's group has the
@@ -382,6 +423,11 @@ impl Prepared {
             }
             _ => None,
         };
+        // 4a. A fresh session keyring, where there are keyrings at all.
+        let session_keyring = keyring::available();
+        if session_keyring {
+            need(Layer::SessionKeyring, Ok(()), &mut report)?;
+        }
         // 5, 6.
         need(Layer::NoNewPrivs, Ok(()), &mut report)?;
         // PR_SET_PDEATHSIG fires when the *thread* that forked the module
@@ -390,14 +436,20 @@ impl Prepared {
         // a tokio worker or blocking-pool thread (those end when idle, which
         // is what once killed modules of a live node).
         need(Layer::DeathSignal, Ok(()), &mut report)?;
-        // 7. Landlock.
-        let landlock = match landlock::ruleset(target, &spec.extra_read_only) {
-            Ok(r) => {
+        // 7. Landlock, and its scoping (optional) in the same ruleset.
+        let landlock = match landlock::ruleset(target, &spec.extra_read_only, spec.network_access) {
+            Ok(built) => {
                 need(Layer::Landlock, Ok(()), &mut report)?;
-                Some(r)
+                optional(Layer::LandlockScope, built.scoped, &mut report);
+                Some(built.ruleset)
             }
             Err(reason) => {
                 need(Layer::Landlock, Err(reason), &mut report)?;
+                optional(
+                    Layer::LandlockScope,
+                    Err("no Landlock ruleset to scope".into()),
+                    &mut report,
+                );
                 None
             }
         };
@@ -423,6 +475,7 @@ impl Prepared {
             rlimits,
             netns,
             run_as,
+            session_keyring,
             no_new_privs: true,
             death_signal: true,
             node_pid: Some(rustix::process::getpid()),
@@ -443,6 +496,9 @@ impl Prepared {
         }
         if let Some(ids) = self.run_as {
             privileges::drop_to(ids).map_err(|e| child_error(Layer::UidDrop, e.raw_os_error()))?;
+        }
+        if self.session_keyring {
+            keyring::join_fresh_in_child().map_err(|errno| child_error(Layer::SessionKeyring, errno))?;
         }
         if self.no_new_privs {
             privileges::no_new_privs().map_err(|e| child_error(Layer::NoNewPrivs, e.raw_os_error()))?;
