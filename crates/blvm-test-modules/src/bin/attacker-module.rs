@@ -12,6 +12,9 @@ use blvm_sdk::protocol::methods::invocation::{ModuleCall, ModuleCallResult};
 use blvm_sdk::protocol::RemoteError;
 use blvm_sdk::{ModuleIntegration, SdkError};
 
+#[path = "attacker/kernel.rs"]
+mod kernel;
+
 fn outcome<T>(r: std::io::Result<T>, ok: impl FnOnce(T) -> String) -> String {
     match r {
         Ok(v) => format!("ALLOWED {}", ok(v)),
@@ -174,6 +177,7 @@ fn attack(method: &str, arg: &str) -> Option<String> {
                 Err(e) => format!("BLOCKED {e}"),
             }
         }
+        m if kernel::METHODS.contains(&m) => return kernel::attack(m, arg),
         _ => return None,
     })
 }
