@@ -374,11 +374,14 @@ impl Prepared {
             Err(reason) => Err(SandboxError { layer, reason }),
         };
         // An optional layer is reported, never required (module doc).
-        let optional = |layer: Layer, result: Result<(), String>, report: &mut SandboxReport| match result {
-            Ok(()) => report.active.push(layer),
-            Err(reason) => {
-                tracing::warn!(layer = %layer, %reason, "optional sandbox layer missing");
-                report.missing.push((layer, reason));
+        let optional = |layer: Layer, result: Result<(), String>, report: &mut SandboxReport| {
+            debug_assert!(layer.is_optional(), "{layer} is a required layer");
+            match result {
+                Ok(()) => report.active.push(layer),
+                Err(reason) => {
+                    tracing::warn!(layer = %layer, %reason, "optional sandbox layer missing");
+                    report.missing.push((layer, reason));
+                }
             }
         };
 
