@@ -4,25 +4,42 @@
 //! config, or other modules' folders).
 //!
 //! Connecting to the node's Unix socket needs no rule: Landlock's
-//! filesystem rights cover opening, creating and executing files, not
-//! `connect` on a path socket (tested by every sandboxed module's
-//! handshake).
+//! filesystem rights up to ABI 7 cover opening, creating and executing
+//! files, not `connect` on a path socket (tested by every sandboxed
+//! module's handshake).
 //!
-//! ABI 3 (Linux 6.2: adds truncate) is required; the ruleset is built with
-//! `HardRequirement`, so on an older kernel preparing it fails, which
-//! strict mode refuses and permissive mode reports.
+//! ABI 3 (Linux 6.2: adds truncate) is required; its rights are handled
+//! with `HardRequirement`, so on an older kernel preparing the ruleset
+//! fails, which strict mode refuses and permissive mode reports. The
+//! rights of later ABIs, up to [`ABI_BEST`], are used where the kernel has
+//! them (`BestEffort`): TCP `bind`/`connect` (ABI 4) for a module without
+//! `network_access`, `ioctl` on devices (ABI 5), and the scoping of ABI 6:
+//! no signal to a process outside the module's Landlock domain (another
+//! module, a host process of the same uid) and no `connect` to an abstract
+//! Unix socket created outside it. Scoping is its own layer
+//! ([`super::Layer::LandlockScope`]), optional: reported when present and
+//! as missing when the kernel is older, never a reason to refuse a module.
 
 use std::path::Path;
 
 use landlock::{
-    Access, AccessFs, BitFlags, CompatLevel, Compatible, PathBeneath, PathFd, Ruleset, RulesetAttr, RulesetCreated,
-    RulesetCreatedAttr, ABI,
+    Access, AccessFs, AccessNet, BitFlags, CompatLevel, Compatible, PathBeneath, PathFd, Ruleset, RulesetAttr,
+    RulesetCreated, RulesetCreatedAttr, Scope, ABI,
 };
 
 use super::Target;
 
-/// The ABI the ruleset is written for.
-const ABI_USED: ABI = ABI::V3;
+/// The ABI whose rights are required.
+const ABI_REQUIRED: ABI = ABI::V3;
+
+/// The newest ABI whose rights are used where the kernel has them (Linux
+/// 6.15; ABI 7 adds only audit-log switches, left at their defaults).
+/// Newer ABIs wait until they are tested: ABI 9's `ResolveUnix` would
+/// refuse the module's `connect` to the node's socket, which has no rule.
+const ABI_BEST: ABI = ABI::V7;
+
+/// The ABI that brought scoping.
+const ABI_SCOPE: ABI = ABI::V6;
 
 /// Read-only (and executable) system paths the dynamic loader and the C
 /// library need. Missing ones are skipped.
@@ -39,17 +56,43 @@ pub(super) const SYSTEM_READ_ONLY: [&str; 7] = [
 /// Character devices every program may need to read and write.
 pub(super) const DEVICES: [&str; 2] = ["/dev/null", "/dev/zero"];
 
-/// Builds the ruleset in the parent (its fd stays open until the child
-/// restricts itself).
-pub(super) fn ruleset(target: &Target<'_>, extra_read_only: &[std::path::PathBuf]) -> Result<RulesetCreated, String> {
+/// A ruleset built in the parent, and whether it scopes signals and
+/// abstract sockets (`Err` says why not).
+pub(super) struct Built {
+    /// The ruleset (its fd stays open until the child restricts itself).
+    pub ruleset: RulesetCreated,
+    /// Signal and abstract-socket scoping is in the ruleset.
+    pub scoped: Result<(), String>,
+}
+
+/// Builds the ruleset in the parent. `network_access`: without it TCP
+/// `bind` and `connect` are handled too, with no rule (refused).
+pub(super) fn ruleset(
+    target: &Target<'_>,
+    extra_read_only: &[std::path::PathBuf],
+    network_access: bool,
+) -> Result<Built, String> {
+    let scoped = scoping_available();
     let build = || -> Result<RulesetCreated, landlock::RulesetError> {
         let mut ruleset = Ruleset::default()
             .set_compatibility(CompatLevel::HardRequirement)
-            .handle_access(AccessFs::from_all(ABI_USED))?
-            .create()?;
-        let read = AccessFs::from_read(ABI_USED);
-        let all = AccessFs::from_all(ABI_USED);
-        let rw_file = AccessFs::from_file(ABI_USED) & !AccessFs::Execute;
+            .handle_access(AccessFs::from_all(ABI_REQUIRED))?;
+        if scoped {
+            // Still HardRequirement: the probe said the kernel has it, and
+            // the layer is reported active only if it is in the ruleset.
+            ruleset = ruleset.scope(Scope::from_all(ABI_SCOPE))?;
+        }
+        // Everything after this is used where the kernel has it, rules too.
+        ruleset = ruleset
+            .set_compatibility(CompatLevel::BestEffort)
+            .handle_access(AccessFs::from_all(ABI_BEST))?;
+        if !network_access {
+            ruleset = ruleset.handle_access(AccessNet::from_all(ABI_BEST))?;
+        }
+        let mut ruleset = ruleset.create()?;
+        let read = AccessFs::from_read(ABI_BEST);
+        let all = AccessFs::from_all(ABI_BEST);
+        let rw_file = AccessFs::from_file(ABI_BEST) & !AccessFs::Execute;
         let mut ro: Vec<&Path> = vec![target.binary];
         ro.extend(SYSTEM_READ_ONLY.iter().map(Path::new));
         ro.extend(extra_read_only.iter().map(|p| p.as_path()));
@@ -62,7 +105,25 @@ pub(super) fn ruleset(target: &Target<'_>, extra_read_only: &[std::path::PathBuf
         ruleset = add(ruleset, target.data_dir, all)?;
         Ok(ruleset)
     };
-    build().map_err(|e| format!("cannot build the Landlock ruleset (ABI 3 needed): {e}"))
+    let ruleset = build().map_err(|e| format!("cannot build the Landlock ruleset (ABI 3 needed): {e}"))?;
+    Ok(Built {
+        ruleset,
+        scoped: if scoped {
+            Ok(())
+        } else {
+            Err("this kernel's Landlock has no scoping (ABI 6, Linux 6.12, needed)".into())
+        },
+    })
+}
+
+/// Whether the kernel's Landlock has signal and abstract-socket scoping:
+/// asking for it as a hard requirement fails otherwise (one system call,
+/// the ABI query; nothing is created).
+fn scoping_available() -> bool {
+    Ruleset::default()
+        .set_compatibility(CompatLevel::HardRequirement)
+        .scope(Scope::from_all(ABI_SCOPE))
+        .is_ok()
 }
 
 /// Adds `path` with `access` (reduced to file rights for a file); a path
@@ -78,7 +139,7 @@ fn add(
     let access = if meta.is_dir() {
         access
     } else {
-        access & AccessFs::from_file(ABI_USED)
+        access & AccessFs::from_file(ABI_BEST)
     };
     let Ok(fd) = PathFd::new(path) else {
         return Ok(ruleset);
@@ -90,9 +151,18 @@ fn add(
 /// prepared fd, then the fd is closed. Returns the errno on failure.
 pub(super) fn restrict_self(ruleset: RulesetCreated) -> Result<(), i32> {
     match ruleset.restrict_self() {
-        Ok(status) if status.ruleset == landlock::RulesetStatus::FullyEnforced => Ok(()),
-        // HardRequirement makes anything else an error, but never claim
-        // a layer that is not fully enforced.
+        // Partially: a right of ABI 4..7 the kernel lacks was left out;
+        // the required ones (and scoping, when reported) are hard
+        // requirements, so they are in.
+        Ok(status)
+            if matches!(
+                status.ruleset,
+                landlock::RulesetStatus::FullyEnforced | landlock::RulesetStatus::PartiallyEnforced
+            ) =>
+        {
+            Ok(())
+        }
+        // Never claim a layer that is not enforced.
         Ok(_) => Err(rustix::io::Errno::NOSYS.raw_os_error()),
         Err(_) => Err(std::io::Error::last_os_error().raw_os_error().unwrap_or(0)),
     }

@@ -21,12 +21,15 @@
 //!    uid drop takes away;
 //! 4. uid/gid drop to the module's own ids (when the node is root):
 //!    changing credentials clears `PR_SET_PDEATHSIG`, so it comes before it;
+//!    then a fresh session keyring (`keyring`): after the drop, so it is
+//!    the module's uid's;
 //! 5. `PR_SET_NO_NEW_PRIVS`: Landlock and seccomp need it once
 //!    `CAP_SYS_ADMIN` is gone, and a setuid binary exec'd later gains
 //!    nothing;
 //! 6. `PR_SET_PDEATHSIG(SIGKILL)`, then a check that the node did not die
 //!    before it was set;
-//! 7. Landlock;
+//! 7. Landlock, with signal and abstract-socket scoping where the kernel
+//!    has it (one ruleset, one `landlock_restrict_self`);
 //! 8. seccomp last: its filter would refuse system calls the earlier steps
 //!    make (it is the narrowest, and applies to `execve` itself only as
 //!    "allowed").
@@ -36,12 +39,18 @@
 //! without it and reports it in [`SandboxReport::missing`]. A layer that
 //! was prepared and then fails in the child always fails the spawn, with
 //! the layer's name: a layer is listed as active only if it was applied.
+//!
+//! An *optional* layer ([`Layer::is_optional`]: Landlock scoping, which
+//! needs Linux 6.12) is applied where the kernel has it and listed as
+//! missing where it has not, in both modes: strict mode never refuses a
+//! module for it, and status still says it is absent.
 
 mod cgroup_v1;
 mod cgroup_v2;
 mod disk;
 mod groups;
 mod identity;
+mod keyring;
 mod landlock;
 mod limits;
 mod namespaces;
@@ -61,6 +70,10 @@ pub use identity::{Identity, IdentityAllocator, IdentityError};
 pub use limits::{ResourceLimits, DEFAULT_DISK_BYTES};
 pub(crate) use namespaces::fork_in_new_pid_namespace;
 pub use privileges::RunAs;
+pub use seccomp::{
+    Answer as SeccompAnswer, DeniedCall, Refused as SeccompRefused, CLONE_NAMESPACE_FLAGS, DENIED_CALLS,
+    NEWEST_KNOWN_SYSCALL,
+};
 
 /// What to do when a layer cannot be applied on this host.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -103,6 +116,13 @@ pub enum Layer {
     MountNamespace,
     /// Its data dir is a file system of its own, of the quota's size.
     DiskQuota,
+    /// Landlock scoping (ABI 6): no signal to, and no abstract Unix socket
+    /// of, a process outside the module's Landlock domain. Optional.
+    LandlockScope,
+    /// A fresh session keyring: the module possesses none of the node's
+    /// keys. Not listed where the kernel (or a filter of the node's own)
+    /// offers no keyrings, as there is none to share.
+    SessionKeyring,
 }
 
 impl Layer {
@@ -123,7 +143,16 @@ impl Layer {
             Layer::IpcNamespace => "ipcns",
             Layer::MountNamespace => "mountns",
             Layer::DiskQuota => "disk-quota",
+            Layer::LandlockScope => "landlock-scope",
+            Layer::SessionKeyring => "session-keyring",
         }
+    }
+
+    /// An optional layer is applied where the kernel has it and listed as
+    /// missing where it has not, in strict mode too: never a reason to
+    /// refuse a module.
+    pub fn is_optional(self) -> bool {
+        matches!(self, Layer::LandlockScope)
     }
 
     /// The cgroup controller enforcing this layer, for the three cgroup
@@ -143,7 +172,7 @@ impl Layer {
     }
 
     fn from_code(code: i32) -> Option<Layer> {
-        const ALL: [Layer; 14] = [
+        const ALL: [Layer; 16] = [
             Layer::CgroupMemory,
             Layer::CgroupPids,
             Layer::CgroupCpu,
@@ -158,6 +187,8 @@ impl Layer {
             Layer::IpcNamespace,
             Layer::MountNamespace,
             Layer::DiskQuota,
+            Layer::LandlockScope,
+            Layer::SessionKeyring,
         ];
         ALL.get(usize::try_from(code.checked_sub(1)?).ok()?).copied()
     }
@@ -277,7 +308,8 @@ pub struct SandboxSpec {
 pub struct SandboxReport {
     /// Layers applied, in the order they were applied.
     pub active: Vec<Layer>,
-    /// Layers that could not be applied (permissive mode only), with why.
+    /// Layers that could not be applied, with why: in permissive mode any,
+    /// in strict mode only optional ones ([`Layer::is_optional`]).
     pub missing: Vec<(Layer, String)>,
 }
 
@@ -349,6 +381,7 @@ pub(crate) struct Prepared {
     mounts: Option<namespaces::MountPlan>,
     disk: Option<std::sync::Arc<AttachedImage>>,
     run_as: Option<RunAs>,
+    session_keyring: bool,
     no_new_privs: bool,
     death_signal: bool,
     node_pidfd: Option<std::os::fd::OwnedFd>,
@@ -380,6 +413,17 @@ impl Prepared {
                 Ok(false)
             }
             Err(reason) => Err(SandboxError { layer, reason }),
+        };
+        // An optional layer is reported, never required (module doc).
+        let optional = |layer: Layer, result: Result<(), String>, report: &mut SandboxReport| {
+            debug_assert!(layer.is_optional(), "{layer} is a required layer");
+            match result {
+                Ok(()) => report.active.push(layer),
+                Err(reason) => {
+                    tracing::warn!(layer = %layer, %reason, "optional sandbox layer missing");
+                    report.missing.push((layer, reason));
+                }
+            }
         };
 
         // 1. cgroup limits, v2 where the module's group has the
@@ -483,6 +527,11 @@ impl Prepared {
             }
             None => None,
         };
+        // 4a. A fresh session keyring, where there are keyrings at all.
+        let session_keyring = keyring::available();
+        if session_keyring {
+            need(Layer::SessionKeyring, Ok(()), &mut report)?;
+        }
         // 5, 6.
         need(Layer::NoNewPrivs, Ok(()), &mut report)?;
         // PR_SET_PDEATHSIG fires when the *thread* that forked the module
@@ -491,19 +540,26 @@ impl Prepared {
         // a tokio worker or blocking-pool thread (those end when idle, which
         // is what once killed modules of a live node).
         need(Layer::DeathSignal, Ok(()), &mut report)?;
-        // 7. Landlock. With a disk quota the data dir is the image's root,
-        //    reached through the node's own mount of it.
+        // 7. Landlock, and its scoping (optional) in the same ruleset. With a
+        //    disk quota the data dir is the image's root, reached through the
+        //    node's own mount of it.
         let landlock_target = Target {
             data_dir: landlock_data_dir.as_deref().unwrap_or(target.data_dir),
             ..*target
         };
-        let landlock = match landlock::ruleset(&landlock_target, &spec.extra_read_only) {
-            Ok(r) => {
+        let landlock = match landlock::ruleset(&landlock_target, &spec.extra_read_only, spec.network_access) {
+            Ok(built) => {
                 need(Layer::Landlock, Ok(()), &mut report)?;
-                Some(r)
+                optional(Layer::LandlockScope, built.scoped, &mut report);
+                Some(built.ruleset)
             }
             Err(reason) => {
                 need(Layer::Landlock, Err(reason), &mut report)?;
+                optional(
+                    Layer::LandlockScope,
+                    Err("no Landlock ruleset to scope".into()),
+                    &mut report,
+                );
                 None
             }
         };
@@ -533,6 +589,7 @@ impl Prepared {
             mounts,
             disk,
             run_as,
+            session_keyring,
             no_new_privs: true,
             death_signal: true,
             node_pidfd: privileges::node_pidfd(),
@@ -560,6 +617,9 @@ impl Prepared {
         }
         if let Some(ids) = self.run_as {
             privileges::drop_to(ids).map_err(|e| child_error(Layer::UidDrop, e.raw_os_error()))?;
+        }
+        if self.session_keyring {
+            keyring::join_fresh_in_child().map_err(|errno| child_error(Layer::SessionKeyring, errno))?;
         }
         if self.no_new_privs {
             privileges::no_new_privs().map_err(|e| child_error(Layer::NoNewPrivs, e.raw_os_error()))?;

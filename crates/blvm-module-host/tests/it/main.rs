@@ -9,6 +9,7 @@ mod cgroup_v2;
 mod concurrency;
 mod events;
 mod isolation;
+mod kernel_surface;
 mod liveness;
 mod logs;
 mod manager;

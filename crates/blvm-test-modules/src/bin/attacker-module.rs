@@ -18,6 +18,8 @@ use blvm_sdk::protocol::methods::invocation::{ModuleCall, ModuleCallResult};
 use blvm_sdk::protocol::RemoteError;
 use blvm_sdk::{ModuleIntegration, SdkError};
 
+#[path = "attacker/kernel.rs"]
+mod kernel;
 #[path = "attacker/slots.rs"]
 mod slots;
 
@@ -184,6 +186,7 @@ fn attack(method: &str, arg: &str) -> Option<String> {
                 Err(e) => format!("BLOCKED {e}"),
             }
         }
+        m if kernel::METHODS.contains(&m) => return kernel::attack(m, arg),
         _ => return neighbours::attack(method, arg),
     })
 }
