@@ -13,6 +13,8 @@
 //!    node's IPC server), sequentially; p50, p99 and the ratio to the floor.
 //! 3. Throughput: 64 requests in flight on one module connection.
 //! 4. Events: events per second delivered to 1 and to 8 module processes.
+//! 5. Spawn → ready: a module load to its handshake, sandbox off and on,
+//!    against `/bin/true` (`spawn`).
 //!
 //! The node side answers from real mainnet blocks held in memory
 //! (`blvm-testkit`).
@@ -29,6 +31,8 @@ use blvm_module_protocol::events::{Event, NewBlock};
 use blvm_module_protocol::{Hash32, Permission, PermissionSet};
 use blvm_testkit::MemoryChain;
 
+mod spawn;
+
 type Error = Box<dyn std::error::Error>;
 
 const RAW_MSG: usize = 64;
@@ -42,13 +46,14 @@ fn main() -> Result<(), Error> {
     let parts: Vec<&str> = args[1..]
         .iter()
         .map(String::as_str)
-        .filter(|a| ["codec", "rtt", "inflight", "events", "import", "bigblocks"].contains(a))
+        .filter(|a| ["codec", "rtt", "inflight", "events", "import", "bigblocks", "spawn"].contains(a))
         .collect();
     let wants = |part: &str| parts.is_empty() || parts.contains(&part);
     let scale = if quick { 10 } else { 1 };
     let module_bin = build_bench_module()?;
     let dir = std::env::temp_dir().join(format!("blvm-bench-{}", std::process::id()));
     std::fs::create_dir_all(&dir)?;
+    let idle = module_bin.with_file_name("idle-module");
     let bench = Bench::start(&dir, module_bin)?;
 
     println!(
@@ -57,6 +62,9 @@ fn main() -> Result<(), Error> {
         if quick { "quick run" } else { "full run" }
     );
     let n = 200_000 / scale;
+    if wants("spawn") {
+        spawn::spawn_ready(&dir, &idle, 5, 30 / scale.min(3))?;
+    }
     if wants("import") {
         import(&dir)?;
     }
@@ -251,7 +259,16 @@ fn build_bench_module() -> Result<PathBuf, Error> {
     let release = dir.ends_with("release");
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     let mut cmd = Command::new(cargo);
-    cmd.args(["build", "--quiet", "-p", "blvm-test-modules", "--bin", "bench-module"])
+    cmd.args([
+        "build",
+        "--quiet",
+        "-p",
+        "blvm-test-modules",
+        "--bin",
+        "bench-module",
+        "--bin",
+        "idle-module",
+    ])
         .arg("--manifest-path")
         .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/../../Cargo.toml"));
     if release {
