@@ -832,6 +832,8 @@ impl ModuleManager {
                         .collect()
                 })
                 .unwrap_or_default(),
+            cpu_quota_percent: live.and_then(|p| p.cpu_quota_percent()),
+            cpu_weight: live.and_then(|p| cpu_weight_of(p)),
             resource_warnings: e.resource_warnings.clone(),
             delivery: e
                 .module_id
@@ -898,4 +900,13 @@ impl ModuleManager {
             server.shutdown();
         }
     }
+}
+
+/// The weight of `process`'s cpu group, read from the group.
+fn cpu_weight_of(process: &ModuleProcess) -> Option<u32> {
+    let (_, version, dir) = process
+        .limit_cgroups()
+        .into_iter()
+        .find(|(layer, _, _)| *layer == crate::sandbox::Layer::CgroupCpu)?;
+    crate::sandbox::read_cpu_weight(version, &dir).map(crate::sandbox::CpuWeight::get)
 }

@@ -48,8 +48,9 @@ use std::io;
 use std::path::PathBuf;
 
 pub use cgroup_v2::{delegate_controllers, Delegation, NODE_LEAF};
+pub(crate) use groups::read_cpu_weight;
 pub use groups::{CgroupVersion, CONTROLLERS};
-pub use limits::ResourceLimits;
+pub use limits::{CpuWeight, ResourceLimits, DEFAULT_CPU_PERCENT};
 pub use privileges::RunAs;
 
 /// What to do when a layer cannot be applied on this host.
@@ -69,7 +70,7 @@ pub enum Layer {
     CgroupMemory,
     /// Process (task) count limit of the module's cgroup.
     CgroupPids,
-    /// CPU quota of the module's cgroup.
+    /// CPU quota and scheduling weight of the module's cgroup.
     CgroupCpu,
     /// `RLIMIT_DATA`, `RLIMIT_NOFILE`, `RLIMIT_CORE`=0.
     Rlimits,
@@ -153,6 +154,9 @@ pub struct SandboxConfig {
     pub mode: SandboxMode,
     /// Limits of every module.
     pub default_limits: ResourceLimits,
+    /// The scheduling weight of every module's cpu group (and of the
+    /// group holding them), below the node's: see [`CpuWeight`].
+    pub cpu_weight: CpuWeight,
     /// Per-module limits, combined with `default_limits` field by field:
     /// the stricter value wins.
     pub limits: BTreeMap<String, ResourceLimits>,
@@ -174,6 +178,7 @@ impl Default for SandboxConfig {
             enabled: true,
             mode: SandboxMode::Strict,
             default_limits: ResourceLimits::default(),
+            cpu_weight: CpuWeight::default(),
             limits: BTreeMap::new(),
             run_as: Some(RunAs::default()),
             cgroup_v1_mounts: BTreeMap::new(),
@@ -209,6 +214,7 @@ impl SandboxConfig {
         Some(SandboxSpec {
             mode: self.mode,
             limits,
+            cpu_weight: self.cpu_weight,
             network_access,
             run_as: self.run_as,
             extra_read_only: Vec::new(),
@@ -224,6 +230,8 @@ pub struct SandboxSpec {
     pub mode: SandboxMode,
     /// Resource limits.
     pub limits: ResourceLimits,
+    /// Scheduling weight of its cpu group.
+    pub cpu_weight: CpuWeight,
     /// Granted `network_access`: no network namespace, and `socket()` of
     /// any family is allowed.
     pub network_access: bool,
@@ -342,12 +350,13 @@ impl Prepared {
         };
 
         // 1. cgroup limits, v2 where the module's group has the
-        //    controller, else v1.
+        //    controller, else v1. The cpu group is always wanted: without
+        //    a quota it still carries the weight.
         let mut groups = groups::LimitGroups::default();
         for (layer, wanted) in [
             (Layer::CgroupMemory, spec.limits.memory_bytes.is_some()),
             (Layer::CgroupPids, spec.limits.max_processes.is_some()),
-            (Layer::CgroupCpu, spec.limits.cpu_percent.is_some()),
+            (Layer::CgroupCpu, true),
         ] {
             if !wanted {
                 continue;
@@ -357,6 +366,7 @@ impl Prepared {
                 .add(
                     layer,
                     &spec.limits,
+                    spec.cpu_weight,
                     target.module_id,
                     target.cgroup_v2,
                     mount.map(PathBuf::as_path),

@@ -27,7 +27,7 @@
 mod sandbox;
 mod trust;
 
-pub use sandbox::{LimitSettings, SandboxSettings};
+pub use sandbox::{CpuPercent, LimitSettings, SandboxSettings};
 pub use trust::TrustSettings;
 
 use std::collections::BTreeMap;

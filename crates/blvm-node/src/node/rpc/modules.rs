@@ -57,6 +57,8 @@ fn status_json(s: &ModuleStatus) -> Value {
         "signed_by": s.signed_by,
         "rate_limited": s.rate_limited,
         "limit_cgroups": s.limit_cgroups,
+        "cpu_quota_percent": s.cpu_quota_percent,
+        "cpu_weight": s.cpu_weight,
         "resource_warnings": s.resource_warnings,
     })
 }
