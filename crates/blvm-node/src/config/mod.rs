@@ -22,11 +22,16 @@
 //!
 //! [trust.keys]                 # whose module signatures count: see `trust`
 //! alice = "02c6047f…"
+//!
+//! [disk]                       # when free space counts as low: see `disk`
+//! warn_free_percent = 10
 //! ```
 
+mod disk;
 mod sandbox;
 mod trust;
 
+pub use disk::{DiskSettings, DiskWatchConfig};
 pub use sandbox::{CpuPercent, LimitSettings, SandboxSettings};
 pub use trust::TrustSettings;
 
@@ -86,6 +91,10 @@ pub struct Settings {
     #[arg(skip)]
     #[serde(default)]
     pub trust: TrustSettings,
+    /// The free-space warning, `[disk]` (file only).
+    #[arg(skip)]
+    #[serde(default)]
+    pub disk: DiskSettings,
 }
 
 impl Settings {
@@ -117,6 +126,11 @@ impl Settings {
                 other.trust
             } else {
                 self.trust
+            },
+            disk: if self.disk == DiskSettings::default() {
+                other.disk
+            } else {
+                self.disk
             },
         }
     }
@@ -193,6 +207,8 @@ pub struct NodeConfig {
     pub signatures: blvm_module_host::security::SignaturePolicy,
     /// Every module's IPC request rate.
     pub request_rate: blvm_module_host::ipc::RequestRate,
+    /// When free space on the node's file systems counts as low.
+    pub disk: DiskWatchConfig,
 }
 
 impl NodeConfig {
@@ -240,7 +256,9 @@ impl NodeConfig {
         let sandbox = s.sandbox.resolve()?;
         let signatures = s.trust.resolve()?;
         let request_rate = s.sandbox.request_rate()?;
+        let disk = s.disk.resolve()?;
         Ok(NodeConfig {
+            disk,
             sandbox,
             signatures,
             request_rate,
