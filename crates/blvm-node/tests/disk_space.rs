@@ -137,6 +137,9 @@ async fn free_space_below_the_threshold_is_logged_published_once_to_a_subscribed
     let report = node.manager.auto_load_modules().await.expect("loads");
     assert_eq!(report.loaded, ["recorder"], "{report:?}");
 
+    // The recorder serves calls only once its subscription is answered:
+    // an answer means `DiskSpaceLow` reaches it from now on.
+    assert_eq!(recorder(&node, "report", "").await, "", "nothing seen yet");
     // The watch, as the node's main command starts it.
     let watch = node.spawn_disk_watch();
     let line = recorder(&node, "wait", "DiskSpaceLow").await;

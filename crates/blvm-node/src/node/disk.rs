@@ -257,13 +257,16 @@ impl Node {
         self.disk.warnings()
     }
 
-    /// Starts the watch: a reading at once, then every interval, each on
-    /// a blocking thread. Must be called inside a tokio runtime; abort the
-    /// handle to stop it.
+    /// Starts the watch: a reading every interval, each on a blocking
+    /// thread, the first one interval from now (so that modules loaded
+    /// with the node have subscribed when a disk already low at start is
+    /// published: that is published once). Must be called inside a tokio
+    /// runtime; abort the handle to stop it.
     pub fn spawn_disk_watch(self: &Arc<Node>) -> tokio::task::JoinHandle<()> {
         let node = Arc::clone(self);
         tokio::spawn(async move {
-            let mut tick = tokio::time::interval(node.disk.config().interval);
+            let every = node.disk.config().interval;
+            let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
             // A reading that took longer than the interval is followed by
             // the next one, not by a burst of the missed ones.
             tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
