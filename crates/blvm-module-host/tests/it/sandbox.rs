@@ -577,9 +577,10 @@ pub(crate) fn throttled_periods(group: &Path) -> u64 {
 /// everything below it on drop. `None` where cpu is not a v1 hierarchy.
 ///
 /// Why: a module's cpu group normally sits in the shared
-/// `<node's group>/blvm-modules`, which weighs as much as one task of the
-/// node. On a saturated machine (a dozen busy tasks on two cores) that
-/// gets it less than the 16% of a core that 80% of a 20% quota is, for as
+/// `<node's group>/blvm-modules`, which weighs a tenth of one task of
+/// the node (the modules' cpu weight). On a saturated machine (a dozen
+/// busy tasks on two cores) that gets it less than the 16% of a core that
+/// 80% of a 20% quota is, for as
 /// long as the load lasts: it is held by the load, not by its quota, and
 /// rightly gets no `cpu` warning. Below this group (given to the node as
 /// the operator's `cgroup_v1_mounts` override) nothing else on the machine
