@@ -4,7 +4,8 @@
 //! ```text
 //! cargo run --release -p blvm-bench            # all benchmarks
 //! cargo run --release -p blvm-bench -- quick   # fewer iterations
-//! cargo run --release -p blvm-bench -- events  # one part: rtt, inflight or events
+//! cargo run --release -p blvm-bench -- events  # one part: codec, rtt, inflight, events,
+//!                                               # import, bigblocks or spinning
 //! ```
 //!
 //! 1. Floor: a raw blocking Unix-socket ping-pong of 64 bytes between this
@@ -15,6 +16,11 @@
 //! 4. Events: events per second delivered to 1 and to 8 module processes.
 //! 5. Spawn → ready: a module load to its handshake, sandbox off and on,
 //!    against `/bin/true` (`spawn`).
+//! 6. Block processing with a spinning module (`spinning`, as root): the
+//!    node importing mainnet 0..438 with no module and with one module
+//!    spinning on every core under the default sandbox, in interleaved
+//!    rounds; wall and CPU time per block, and their ratio (see
+//!    `spinner`).
 //!
 //! The node side answers from real mainnet blocks held in memory
 //! (`blvm-testkit`).
@@ -32,6 +38,7 @@ use blvm_module_protocol::{Hash32, Permission, PermissionSet};
 use blvm_testkit::MemoryChain;
 
 mod spawn;
+mod spinner;
 
 type Error = Box<dyn std::error::Error>;
 
@@ -46,7 +53,19 @@ fn main() -> Result<(), Error> {
     let parts: Vec<&str> = args[1..]
         .iter()
         .map(String::as_str)
-        .filter(|a| ["codec", "rtt", "inflight", "events", "import", "bigblocks", "spawn"].contains(a))
+        .filter(|a| {
+            [
+                "codec",
+                "rtt",
+                "inflight",
+                "events",
+                "import",
+                "bigblocks",
+                "spawn",
+                "spinning",
+            ]
+            .contains(a)
+        })
         .collect();
     let wants = |part: &str| parts.is_empty() || parts.contains(&part);
     let scale = if quick { 10 } else { 1 };
@@ -54,7 +73,7 @@ fn main() -> Result<(), Error> {
     let dir = std::env::temp_dir().join(format!("blvm-bench-{}", std::process::id()));
     std::fs::create_dir_all(&dir)?;
     let idle = module_bin.with_file_name("idle-module");
-    let bench = Bench::start(&dir, module_bin)?;
+    let bench = Bench::start(&dir, module_bin.clone())?;
 
     println!(
         "blvm-bench: {} cores, {}",
@@ -70,6 +89,10 @@ fn main() -> Result<(), Error> {
     }
     if wants("bigblocks") {
         big_blocks()?;
+    }
+    if wants("spinning") {
+        let attacker = module_bin.with_file_name("attacker-module");
+        spinner::run(&dir, &attacker, if quick { 5 } else { 11 })?;
     }
     if wants("codec") {
         codec(&bench.chain, 1_000_000 / scale);
@@ -252,7 +275,9 @@ fn cores() -> usize {
     std::thread::available_parallelism().map_or(1, |n| n.get())
 }
 
-/// Builds the module binary with the same profile as this binary.
+/// Builds the module binaries (`bench-module`, and `attacker-module` for
+/// the spinning figure) with the same profile as this binary; returns the
+/// path of `bench-module`.
 fn build_bench_module() -> Result<PathBuf, Error> {
     let exe = std::env::current_exe()?;
     let dir = exe.parent().ok_or("no exe dir")?.to_path_buf();
@@ -268,9 +293,11 @@ fn build_bench_module() -> Result<PathBuf, Error> {
         "bench-module",
         "--bin",
         "idle-module",
+        "--bin",
+        "attacker-module",
     ])
-        .arg("--manifest-path")
-        .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/../../Cargo.toml"));
+    .arg("--manifest-path")
+    .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/../../Cargo.toml"));
     if release {
         cmd.arg("--release");
     }

@@ -52,7 +52,10 @@ async fn manager(root: &Path, sandbox: bool) -> Result<ModuleManager, Error> {
     config.shutdown_grace = Duration::from_secs(5);
     let manager = ModuleManager::with_config(config);
     manager
-        .start(root.join("sock").join("node.sock"), Arc::new(MemoryChain::mainnet_0_438()))
+        .start(
+            root.join("sock").join("node.sock"),
+            Arc::new(MemoryChain::mainnet_0_438()),
+        )
         .await?;
     Ok(manager)
 }

@@ -1,7 +1,6 @@
 //! `blvm-node`: run the reference node, import blocks, or administer the
 //! modules of a running node.
 
-use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -227,14 +226,16 @@ fn background_tasks(node: &Arc<Node>, config: &NodeConfig) -> Vec<tokio::task::J
         }
     }
     let health = Arc::clone(node);
-    let datadir = config.datadir.clone();
     tasks.push(tokio::spawn(async move {
         let mut tick = tokio::time::interval(Duration::from_secs(60));
         loop {
             tick.tick().await;
-            health_check(&health, &datadir);
+            health_check(&health);
         }
     }));
+    // Free space of the chain store's and the modules' file systems:
+    // `DiskSpaceLow` and a warning once per crossing (`node::disk`).
+    tasks.push(node.spawn_disk_watch());
     let audit = Arc::clone(node);
     tasks.push(tokio::spawn(async move {
         let mut tick = tokio::time::interval(Duration::from_secs(3600));
@@ -247,8 +248,8 @@ fn background_tasks(node: &Arc<Node>, config: &NodeConfig) -> Vec<tokio::task::J
     tasks
 }
 
-/// `HealthCheck`, and `DiskSpaceLow` under 10% free.
-fn health_check(node: &Node, datadir: &Path) {
+/// `HealthCheck` (free space has its own watch, `Node::spawn_disk_watch`).
+fn health_check(node: &Node) {
     let tip = node.chain.tip();
     let modules = node.manager.status();
     let failed = modules.iter().filter(|m| m.state.as_str() == "failed").count();
@@ -262,23 +263,6 @@ fn health_check(node: &Node, datadir: &Path) {
             modules.len()
         )),
     });
-    if let Ok(fs) = rustix::fs::statvfs(datadir) {
-        let total = fs.f_blocks.saturating_mul(fs.f_frsize);
-        let free = fs.f_bavail.saturating_mul(fs.f_frsize);
-        let percent = if total == 0 {
-            100.0
-        } else {
-            free as f64 / total as f64 * 100.0
-        };
-        if percent < 10.0 {
-            node.publish(ev::DiskSpaceLow {
-                available_bytes: free,
-                total_bytes: total,
-                percent_free: percent,
-                disk_path: datadir.display().to_string(),
-            });
-        }
-    }
 }
 
 /// Recounts the UTXO set and compares it with the running counters.

@@ -864,6 +864,8 @@ impl ModuleManager {
                         .collect()
                 })
                 .unwrap_or_default(),
+            cpu_quota_percent: live.and_then(|p| p.cpu_quota_percent()),
+            cpu_weight: live.and_then(|p| cpu_weight_of(p)),
             resource_warnings: e.resource_warnings.clone(),
             run_as: live.and_then(|p| p.run_as()),
             disk: live.and_then(|p| p.disk_usage()),
@@ -932,4 +934,13 @@ impl ModuleManager {
             server.shutdown();
         }
     }
+}
+
+/// The weight of `process`'s cpu group, read from the group.
+fn cpu_weight_of(process: &ModuleProcess) -> Option<u32> {
+    let (_, version, dir) = process
+        .limit_cgroups()
+        .into_iter()
+        .find(|(layer, _, _)| *layer == crate::sandbox::Layer::CgroupCpu)?;
+    crate::sandbox::read_cpu_weight(version, &dir).map(crate::sandbox::CpuWeight::get)
 }

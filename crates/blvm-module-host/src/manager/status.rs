@@ -83,6 +83,13 @@ pub struct ModuleStatus {
     /// directory>`, e.g. `pids v2 /sys/fs/cgroup/…/blvm-modules/x-812-0`.
     /// Empty when not running.
     pub limit_cgroups: Vec<String>,
+    /// Its CPU quota, in percent of one core, when its cpu group enforces
+    /// one (`None`: no cpu group, or the operator removed the quota).
+    pub cpu_quota_percent: Option<u32>,
+    /// The scheduling weight of its cpu group as the kernel has it, in
+    /// cgroup v2 `cpu.weight` units (v1 `cpu.shares` converted: 1024 is
+    /// 100, the node's); `None` without a cpu group.
+    pub cpu_weight: Option<u32>,
     /// The latest resource limit warning of each resource (`memory`,
     /// `pids`), newest last, e.g. `memory at 83% of its limit (223… of
     /// 268435456 bytes)`: published as `ResourceLimitWarning` when usage

@@ -18,7 +18,7 @@
 use std::io;
 use std::path::{Path, PathBuf};
 
-use super::limits::ResourceLimits;
+use super::limits::{CpuWeight, ResourceLimits};
 use super::Layer;
 
 /// The leaf group the node moves itself into when its own group must
@@ -186,15 +186,31 @@ pub(super) fn write_limit(group: &Path, layer: Layer, limits: &ResourceLimits) -
     }
 }
 
+/// Writes the modules' scheduling weight into the module's v2 group and
+/// into its parent (`blvm-modules`), which is what the node's leaf
+/// [`NODE_LEAF`] (weight 100) competes with.
+pub(super) fn write_weight(group: &Path, weight: CpuWeight) -> io::Result<()> {
+    for dir in [Some(group), group.parent()].into_iter().flatten() {
+        let file = dir.join("cpu.weight");
+        std::fs::write(&file, weight.get().to_string())
+            .map_err(|e| io::Error::new(e.kind(), format!("{}: {e}", file.display())))?;
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    /// A directory laid out like a v2 group with the three controllers on
-    /// (plain files: what is checked is what is written where).
+    /// A directory laid out like a module's v2 group with the three
+    /// controllers on, inside a directory standing for `blvm-modules`
+    /// (plain files: what is checked is what is written where). Removed
+    /// with [`remove`].
     fn fake_group(tag: &str) -> PathBuf {
         let dir = std::env::temp_dir().join(format!("blvm-v2-{tag}-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
+        // The module's group, below the one holding every module.
+        let dir = dir.join("module");
         std::fs::create_dir_all(&dir).expect("dir");
         for f in [
             "memory.max",
@@ -202,11 +218,18 @@ mod tests {
             "memory.oom.group",
             "pids.max",
             "cpu.max",
+            "cpu.weight",
         ] {
             std::fs::write(dir.join(f), "max\n").expect("file");
         }
         std::fs::write(dir.join("cgroup.controllers"), "cpu memory pids\n").expect("file");
         dir
+    }
+
+    fn remove(module_group: &Path) {
+        if let Some(parent) = module_group.parent() {
+            let _ = std::fs::remove_dir_all(parent);
+        }
     }
 
     fn read(dir: &Path, file: &str) -> String {
@@ -231,8 +254,12 @@ mod tests {
         assert_eq!(read(&dir, "memory.oom.group"), "1");
         assert_eq!(read(&dir, "pids.max"), "16");
         assert_eq!(read(&dir, "cpu.max"), "25000 100000");
+        write_weight(&dir, CpuWeight::new(7).expect("weight")).expect("written");
+        assert_eq!(read(&dir, "cpu.weight"), "7");
+        let parent = dir.parent().expect("parent");
+        assert_eq!(read(parent, "cpu.weight"), "7", "the group holding every module");
         assert!(has_controller(&dir, "memory") && !has_controller(&dir, "hugetlb"));
-        let _ = std::fs::remove_dir_all(&dir);
+        remove(&dir);
     }
 
     #[test]
@@ -249,7 +276,7 @@ mod tests {
         write_limit(&dir, Layer::CgroupCpu, &none).expect("written");
         assert_eq!(read(&dir, "pids.max"), "max");
         assert_eq!(read(&dir, "cpu.max"), "max 100000");
-        let _ = std::fs::remove_dir_all(&dir);
+        remove(&dir);
     }
 
     #[test]

@@ -8,12 +8,19 @@
 //! step, each v1 group by one `write` of `0` to its `cgroup.procs`, opened
 //! before the fork. v1 groups are removed when the module's tree is dead;
 //! the v2 group is the teardown group, removed by `process`.
+//!
+//! The cpu group also carries the modules' scheduling weight
+//! ([`CpuWeight`]), written into the module's group and into the group
+//! holding every module (`blvm-modules`): that one is what competes with
+//! the node for the CPU (v2: with the node's leaf `blvm-node` beside it;
+//! v1: with the node's threads, in the node's own group), the module's
+//! own weight only splits the modules' part among them.
 
 use std::fs::{File, OpenOptions};
 use std::io;
 use std::path::{Path, PathBuf};
 
-use super::limits::ResourceLimits;
+use super::limits::{CpuWeight, ResourceLimits};
 use super::{cgroup_v1, cgroup_v2, child_error, Layer};
 
 /// The controllers that enforce limits, in the order they are set up.
@@ -60,10 +67,14 @@ impl LimitGroups {
     /// `v1_mount` overrides where that hierarchy is mounted (the operator's
     /// `SandboxConfig::cgroup_v1_mounts`); `None` finds it in
     /// `/proc/self/mountinfo`.
+    ///
+    /// `weight` is written with the cpu limit (into the module's group and
+    /// its parent); other layers ignore it.
     pub(super) fn add(
         &mut self,
         layer: Layer,
         limits: &ResourceLimits,
+        weight: CpuWeight,
         module_id: &str,
         v2_group: Option<&Path>,
         v1_mount: Option<&Path>,
@@ -71,6 +82,9 @@ impl LimitGroups {
         let controller = cgroup_controller(layer)?;
         if let Some(group) = v2_group.filter(|g| cgroup_v2::has_controller(g, controller)) {
             cgroup_v2::write_limit(group, layer, limits)?;
+            if layer == Layer::CgroupCpu {
+                cgroup_v2::write_weight(group, weight)?;
+            }
             self.groups.push(Group {
                 layer,
                 version: CgroupVersion::V2,
@@ -79,7 +93,7 @@ impl LimitGroups {
             });
             return Ok(CgroupVersion::V2);
         }
-        self.add_v1(layer, limits, module_id, v1_mount).map_err(|e| {
+        self.add_v1(layer, limits, weight, module_id, v1_mount).map_err(|e| {
             let v2 = match v2_group {
                 Some(g) => format!("cgroup v2 does not enable {controller} for {}", g.display()),
                 None => "the module has no cgroup v2 group (the node could not create one)".to_owned(),
@@ -93,6 +107,7 @@ impl LimitGroups {
         &mut self,
         layer: Layer,
         limits: &ResourceLimits,
+        weight: CpuWeight,
         module_id: &str,
         mount: Option<&Path>,
     ) -> io::Result<()> {
@@ -127,9 +142,16 @@ impl LimitGroups {
             }
             Layer::CgroupPids => write("pids.max", limits.max_processes.unwrap_or(u64::MAX).to_string())?,
             _ => {
-                let percent = u64::from(limits.cpu_percent.unwrap_or(100).max(1));
                 write("cpu.cfs_period_us", "100000".into())?;
-                write("cpu.cfs_quota_us", (percent * 1000).to_string())?;
+                // -1: no quota (the operator removed it); the weight stays.
+                let quota = limits
+                    .cpu_percent
+                    .map_or_else(|| "-1".to_owned(), |p| (u64::from(p.max(1)) * 1000).to_string());
+                write("cpu.cfs_quota_us", quota)?;
+                write("cpu.shares", weight.v1_shares().to_string())?;
+                // The group that competes with the node's threads.
+                let shares = parent.join("cpu.shares");
+                std::fs::write(&shares, weight.v1_shares().to_string()).map_err(|e| at(&shares, e))?;
             }
         }
         let procs = OpenOptions::new().write(true).open(dir.join("cgroup.procs"))?;
@@ -231,6 +253,15 @@ fn at(path: &Path, e: io::Error) -> io::Error {
     io::Error::new(e.kind(), format!("{}: {e}", path.display()))
 }
 
+/// The weight of the cpu group `dir` of hierarchy `version`, from its
+/// `cpu.weight` (v2) or `cpu.shares` (v1).
+pub(crate) fn read_cpu_weight(version: CgroupVersion, dir: &Path) -> Option<CpuWeight> {
+    match version {
+        CgroupVersion::V2 => CpuWeight::new(u32::try_from(read_number(dir, "cpu.weight")?).ok()?),
+        CgroupVersion::V1 => Some(CpuWeight::from_v1_shares(read_number(dir, "cpu.shares")?)),
+    }
+}
+
 /// Reads a cgroup file holding one number; `None` for `max` (no limit),
 /// a missing file or anything unparsable.
 fn read_number(dir: &Path, file: &str) -> Option<u64> {
@@ -258,7 +289,7 @@ mod tests {
         let mut groups = LimitGroups::default();
         let limits = ResourceLimits::default();
         let version = groups
-            .add(Layer::CgroupPids, &limits, "sweeper", None, None)
+            .add(Layer::CgroupPids, &limits, CpuWeight::default(), "sweeper", None, None)
             .expect("pids group");
         assert_eq!(version, CgroupVersion::V1);
         assert!(!stale.exists(), "{} survived", stale.display());

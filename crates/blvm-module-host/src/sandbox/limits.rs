@@ -5,6 +5,12 @@
 //! `RLIMIT_NPROC` is not used: it counts every process of the *uid*, so
 //! it would count the node's own when modules share its uid. The pids
 //! controller counts the module's group only.
+//!
+//! `RLIMIT_CPU` is not used either: it bounds a process's CPU time over
+//! its whole life and then kills it (`SIGXCPU`, then `SIGKILL`), so a
+//! long-lived module would be killed for having run long, and a spinning
+//! one not slowed until then. CPU is shared instead, by the cgroup's quota
+//! (a rate, per 100 ms period) and its weight ([`CpuWeight`]).
 
 use rustix::process::{Resource, Rlimit};
 
@@ -34,18 +40,91 @@ pub struct ResourceLimits {
 /// for a dozen modules.
 pub const DEFAULT_DISK_BYTES: u64 = 256 << 20;
 
+/// The default CPU quota of a module, in percent of one core.
+///
+/// Half a core: more than a module that reacts to blocks and requests
+/// needs, and a bound on what one that spins on every core takes from the
+/// node (with `N` modules, `N` halves at most, less whenever the node
+/// wants the CPU, see [`CpuWeight`]). Before this default a spinning
+/// module slowed block generation 21–37×; what remains is the figure
+/// "block processing with a spinning module" of `blvm-bench`.
+pub const DEFAULT_CPU_PERCENT: u32 = 50;
+
 impl Default for ResourceLimits {
-    /// 2 GiB, 512 tasks, no CPU quota, 1024 files, a 256 MiB data dir: loose enough for any
-    /// well-behaved module, tight enough that a runaway one cannot take
-    /// the node's host down.
+    /// 2 GiB, 512 tasks, half a core ([`DEFAULT_CPU_PERCENT`]), 1024
+    /// files, a 256 MiB data dir ([`DEFAULT_DISK_BYTES`]): loose enough for any well-behaved module, tight enough that
+    /// a runaway one cannot take the node's host down.
     fn default() -> ResourceLimits {
         ResourceLimits {
             memory_bytes: Some(2 << 30),
             max_processes: Some(512),
-            cpu_percent: None,
+            cpu_percent: Some(DEFAULT_CPU_PERCENT),
             max_open_files: Some(1024),
             disk_bytes: Some(DEFAULT_DISK_BYTES),
         }
+    }
+}
+
+/// The scheduling weight of modules' cpu groups, in cgroup v2
+/// `cpu.weight` units (1 to 10000; every group, the node's included, has
+/// 100 unless told otherwise). v1 hierarchies get it as `cpu.shares`,
+/// scaled so that 100 is v1's default of 1024 ([`CpuWeight::v1_shares`]).
+///
+/// The weight says how the CPU is split when it is contended, where the
+/// quota says how much a module may take even from an idle machine: the
+/// group holding the modules (`blvm-modules`) and each module's own group
+/// get it, so that when the node and its modules all want to run, the
+/// node (weight 100) is given ten times what all modules together are at
+/// the default weight of 10.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub struct CpuWeight(u32);
+
+impl CpuWeight {
+    /// The weight the kernel gives a group nobody configured: the node's.
+    pub const NODE: CpuWeight = CpuWeight(100);
+    /// Every module's weight unless the operator says otherwise
+    /// (`[sandbox] cpu_weight`).
+    pub const MODULE_DEFAULT: CpuWeight = CpuWeight(10);
+    /// The range `cpu.weight` accepts.
+    pub const RANGE: std::ops::RangeInclusive<u32> = 1..=10_000;
+
+    /// `weight` if it is in [`CpuWeight::RANGE`].
+    pub fn new(weight: u32) -> Option<CpuWeight> {
+        Self::RANGE.contains(&weight).then_some(CpuWeight(weight))
+    }
+
+    /// The value in `cpu.weight` units.
+    pub fn get(self) -> u32 {
+        self.0
+    }
+
+    /// The same weight as v1 `cpu.shares` (default 1024 for weight 100;
+    /// at least 2, the kernel's minimum).
+    pub fn v1_shares(self) -> u64 {
+        (u64::from(self.0) * 1024 / 100).max(2)
+    }
+
+    /// The weight a v1 `cpu.shares` value stands for, rounded to the
+    /// nearest (so `from_v1_shares(w.v1_shares()) == w` for every `w`).
+    pub fn from_v1_shares(shares: u64) -> CpuWeight {
+        let w = (shares.saturating_mul(100) + 512) / 1024;
+        CpuWeight(
+            u32::try_from(w)
+                .unwrap_or(u32::MAX)
+                .clamp(*Self::RANGE.start(), *Self::RANGE.end()),
+        )
+    }
+}
+
+impl Default for CpuWeight {
+    fn default() -> CpuWeight {
+        CpuWeight::MODULE_DEFAULT
+    }
+}
+
+impl std::fmt::Display for CpuWeight {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.0.fmt(f)
     }
 }
 
@@ -102,4 +181,29 @@ pub(super) fn apply_rlimits(list: &[(Resource, Rlimit)]) -> Result<(), rustix::i
         rustix::process::setrlimit(*resource, *limit)?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn by_default_a_module_has_half_a_core_and_a_tenth_of_the_nodes_weight() {
+        assert_eq!(ResourceLimits::default().cpu_percent, Some(50));
+        assert!(CpuWeight::default() < CpuWeight::NODE);
+        assert_eq!(CpuWeight::default().get(), 10);
+        assert_eq!(CpuWeight::default().v1_shares(), 102);
+        assert_eq!(CpuWeight::NODE.v1_shares(), 1024, "v1's default for 100");
+    }
+
+    #[test]
+    fn weights_convert_to_v1_shares_and_back_exactly_and_out_of_range_is_refused() {
+        for w in CpuWeight::RANGE {
+            let weight = CpuWeight::new(w).expect("in range");
+            assert_eq!(CpuWeight::from_v1_shares(weight.v1_shares()), weight, "{w}");
+        }
+        assert_eq!(CpuWeight::new(0), None);
+        assert_eq!(CpuWeight::new(10_001), None);
+        assert_eq!(CpuWeight::from_v1_shares(262_144).get(), 10_000, "clamped");
+    }
 }

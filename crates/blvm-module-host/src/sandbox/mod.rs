@@ -65,9 +65,10 @@ use std::path::PathBuf;
 
 pub use cgroup_v2::{delegate_controllers, Delegation, NODE_LEAF};
 pub use disk::{AttachedImage, DiskImages, DiskUsage, MIN_QUOTA_BYTES};
+pub(crate) use groups::read_cpu_weight;
 pub use groups::{CgroupVersion, CONTROLLERS};
 pub use identity::{Identity, IdentityAllocator, IdentityError};
-pub use limits::{ResourceLimits, DEFAULT_DISK_BYTES};
+pub use limits::{CpuWeight, ResourceLimits, DEFAULT_CPU_PERCENT, DEFAULT_DISK_BYTES};
 pub(crate) use namespaces::fork_in_new_pid_namespace;
 pub use privileges::RunAs;
 pub use seccomp::{
@@ -92,7 +93,7 @@ pub enum Layer {
     CgroupMemory,
     /// Process (task) count limit of the module's cgroup.
     CgroupPids,
-    /// CPU quota of the module's cgroup.
+    /// CPU quota and scheduling weight of the module's cgroup.
     CgroupCpu,
     /// `RLIMIT_DATA`, `RLIMIT_NOFILE`, `RLIMIT_CORE`=0.
     Rlimits,
@@ -210,6 +211,9 @@ pub struct SandboxConfig {
     pub mode: SandboxMode,
     /// Limits of every module.
     pub default_limits: ResourceLimits,
+    /// The scheduling weight of every module's cpu group (and of the
+    /// group holding them), below the node's: see [`CpuWeight`].
+    pub cpu_weight: CpuWeight,
     /// Per-module limits, combined with `default_limits` field by field:
     /// the stricter value wins.
     pub limits: BTreeMap<String, ResourceLimits>,
@@ -232,6 +236,7 @@ impl Default for SandboxConfig {
             enabled: true,
             mode: SandboxMode::Strict,
             default_limits: ResourceLimits::default(),
+            cpu_weight: CpuWeight::default(),
             limits: BTreeMap::new(),
             identity: Identity::default(),
             cgroup_v1_mounts: BTreeMap::new(),
@@ -270,6 +275,7 @@ impl SandboxConfig {
         Some(SandboxSpec {
             mode: self.mode,
             limits,
+            cpu_weight: self.cpu_weight,
             network_access,
             run_as: match self.identity {
                 Identity::PerModule { .. } => ids,
@@ -289,6 +295,8 @@ pub struct SandboxSpec {
     pub mode: SandboxMode,
     /// Resource limits.
     pub limits: ResourceLimits,
+    /// Scheduling weight of its cpu group.
+    pub cpu_weight: CpuWeight,
     /// Granted `network_access`: no network namespace, and `socket()` of
     /// any family is allowed.
     pub network_access: bool,
@@ -427,12 +435,13 @@ impl Prepared {
         };
 
         // 1. cgroup limits, v2 where the module's group has the
-        //    controller, else v1.
+        //    controller, else v1. The cpu group is always wanted: without
+        //    a quota it still carries the weight.
         let mut groups = groups::LimitGroups::default();
         for (layer, wanted) in [
             (Layer::CgroupMemory, spec.limits.memory_bytes.is_some()),
             (Layer::CgroupPids, spec.limits.max_processes.is_some()),
-            (Layer::CgroupCpu, spec.limits.cpu_percent.is_some()),
+            (Layer::CgroupCpu, true),
         ] {
             if !wanted {
                 continue;
@@ -442,6 +451,7 @@ impl Prepared {
                 .add(
                     layer,
                     &spec.limits,
+                    spec.cpu_weight,
                     target.module_id,
                     target.cgroup_v2,
                     mount.map(PathBuf::as_path),

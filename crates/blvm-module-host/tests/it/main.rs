@@ -7,6 +7,7 @@ mod support;
 mod auth;
 mod cgroup_v2;
 mod concurrency;
+mod cpu;
 mod events;
 mod isolation;
 mod kernel_surface;

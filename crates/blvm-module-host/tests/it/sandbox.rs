@@ -36,7 +36,7 @@ async fn node_with(tag: &str, limits: ResourceLimits, tweak: impl FnOnce(&mut Ma
     .await
 }
 
-fn install(node: &Node, name: &str, caps: &str) {
+pub(crate) fn install(node: &Node, name: &str, caps: &str) {
     let dir = node.modules_dir.join(name);
     std::fs::create_dir_all(&dir).expect("module dir");
     std::fs::copy(module_bin("attacker-module"), dir.join(name)).expect("copy binary");
@@ -45,7 +45,7 @@ fn install(node: &Node, name: &str, caps: &str) {
     std::fs::write(dir.join("module.toml"), manifest).expect("manifest");
 }
 
-async fn attack(node: &Node, name: &str, method: &str, arg: &str) -> String {
+pub(crate) async fn attack(node: &Node, name: &str, method: &str, arg: &str) -> String {
     crate::support::module_call_text(&node.manager, name, method, arg).await
 }
 
@@ -229,7 +229,7 @@ fn install_recorder(node: &Node, name: &str, events: &str) {
 }
 
 /// A bus subscriber inside the test.
-fn observe(manager: &ModuleManager, types: &[EventType]) -> Receiver<Outbound> {
+pub(crate) fn observe(manager: &ModuleManager, types: &[EventType]) -> Receiver<Outbound> {
     let (_tx, rx) = manager.events().register("observer", "observer", "0.0.0", 10_000);
     manager.events().subscribe("observer", types);
     rx
@@ -238,7 +238,11 @@ fn observe(manager: &ModuleManager, types: &[EventType]) -> Receiver<Outbound> {
 /// The next `ResourceLimitWarning` for `resource`, within the deadline.
 /// Runs `meanwhile` on every event and every 100 ms while it waits.
 #[track_caller]
-fn next_warning(rx: &Receiver<Outbound>, resource: &str, mut meanwhile: impl FnMut()) -> ResourceLimitWarning {
+pub(crate) fn next_warning(
+    rx: &Receiver<Outbound>,
+    resource: &str,
+    mut meanwhile: impl FnMut(),
+) -> ResourceLimitWarning {
     let deadline = Instant::now() + DEADLINE;
     loop {
         meanwhile();
@@ -295,7 +299,7 @@ fn v1_group(pid: u32, controller: &str) -> PathBuf {
 /// The group enforcing `controller`'s limit on module `name` and its
 /// hierarchy version (`"v1"`/`"v2"`), as the module's status reports it,
 /// checked against the kernel's view in `/proc/<pid>/cgroup`.
-fn limit_group(node: &Node, name: &str, controller: &str) -> (String, PathBuf) {
+pub(crate) fn limit_group(node: &Node, name: &str, controller: &str) -> (String, PathBuf) {
     let status = node.manager.module_status(name).expect("status");
     let pid = status.pid.expect("running");
     let entry = status
@@ -332,7 +336,7 @@ fn memory_limit_file(version: &str) -> &'static str {
 }
 
 /// The CPU quota of a group, in microseconds per 100 ms period.
-fn cpu_quota_us(version: &str, dir: &Path) -> u64 {
+pub(crate) fn cpu_quota_us(version: &str, dir: &Path) -> u64 {
     if version == "v1" {
         assert_eq!(read_number(dir.join("cpu.cfs_period_us")), 100_000);
         return read_number(dir.join("cpu.cfs_quota_us"));
@@ -343,7 +347,7 @@ fn cpu_quota_us(version: &str, dir: &Path) -> u64 {
     quota.parse().expect("a quota")
 }
 
-fn read_number(path: PathBuf) -> u64 {
+pub(crate) fn read_number(path: PathBuf) -> u64 {
     std::fs::read_to_string(&path)
         .unwrap_or_else(|e| panic!("{}: {e}", path.display()))
         .trim()
@@ -562,7 +566,7 @@ async fn spinning_on_every_thread_is_held_to_the_cpu_quota_and_the_node_keeps_an
 
 /// `nr_throttled` of a cpu group's `cpu.stat` (same name in v1 and v2):
 /// how many periods the kernel held the group at its quota.
-fn throttled_periods(group: &Path) -> u64 {
+pub(crate) fn throttled_periods(group: &Path) -> u64 {
     let stat = std::fs::read_to_string(group.join("cpu.stat")).expect("cpu.stat");
     stat.lines()
         .find_map(|l| l.strip_prefix("nr_throttled ")?.trim().parse().ok())
@@ -575,17 +579,18 @@ fn throttled_periods(group: &Path) -> u64 {
 /// everything below it on drop. `None` where cpu is not a v1 hierarchy.
 ///
 /// Why: a module's cpu group normally sits in the shared
-/// `<node's group>/blvm-modules`, which weighs as much as one task of the
-/// node. On a saturated machine (a dozen busy tasks on two cores) that
-/// gets it less than the 16% of a core that 80% of a 20% quota is, for as
+/// `<node's group>/blvm-modules`, which weighs a tenth of one task of
+/// the node (the modules' cpu weight). On a saturated machine (a dozen
+/// busy tasks on two cores) that gets it less than the 16% of a core that
+/// 80% of a 20% quota is, for as
 /// long as the load lasts: it is held by the load, not by its quota, and
 /// rightly gets no `cpu` warning. Below this group (given to the node as
 /// the operator's `cgroup_v1_mounts` override) nothing else on the machine
 /// can take its share, and the quota is the only thing that holds it.
-struct HeavyCpuGroup(PathBuf);
+pub(crate) struct HeavyCpuGroup(pub(crate) PathBuf);
 
 impl HeavyCpuGroup {
-    fn create(tag: &str) -> Option<HeavyCpuGroup> {
+    pub(crate) fn create(tag: &str) -> Option<HeavyCpuGroup> {
         let info = std::fs::read_to_string("/proc/self/mountinfo").expect("mountinfo");
         let point = info.lines().find_map(|line| {
             let (left, right) = line.split_once(" - ")?;

@@ -25,13 +25,17 @@
 //!
 //! [supervision]                # module health checks: see `supervision`
 //! health_check_interval = 10
+//! [disk]                       # when free space counts as low: see `disk`
+//! warn_free_percent = 10
 //! ```
 
+mod disk;
 mod sandbox;
 mod supervision;
 mod trust;
 
-pub use sandbox::{LimitSettings, SandboxSettings};
+pub use disk::{DiskSettings, DiskWatchConfig};
+pub use sandbox::{CpuPercent, LimitSettings, SandboxSettings};
 pub use supervision::{Supervision, SupervisionSettings};
 pub use trust::TrustSettings;
 
@@ -95,6 +99,10 @@ pub struct Settings {
     #[arg(skip)]
     #[serde(default)]
     pub supervision: SupervisionSettings,
+    /// The free-space warning, `[disk]` (file only).
+    #[arg(skip)]
+    #[serde(default)]
+    pub disk: DiskSettings,
 }
 
 impl Settings {
@@ -131,6 +139,11 @@ impl Settings {
                 other.supervision
             } else {
                 self.supervision
+            },
+            disk: if self.disk == DiskSettings::default() {
+                other.disk
+            } else {
+                self.disk
             },
         }
     }
@@ -209,6 +222,8 @@ pub struct NodeConfig {
     pub request_rate: blvm_module_host::ipc::RequestRate,
     /// How modules' liveness is checked.
     pub supervision: Supervision,
+    /// When free space on the node's file systems counts as low.
+    pub disk: DiskWatchConfig,
 }
 
 impl NodeConfig {
@@ -257,7 +272,9 @@ impl NodeConfig {
         let signatures = s.trust.resolve()?;
         let request_rate = s.sandbox.request_rate()?;
         let supervision = s.supervision.resolve()?;
+        let disk = s.disk.resolve()?;
         Ok(NodeConfig {
+            disk,
             sandbox,
             signatures,
             request_rate,

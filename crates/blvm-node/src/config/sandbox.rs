@@ -7,7 +7,9 @@
 //! mode = "strict"           # or "permissive": start a module without a layer the host lacks
 //! memory_mb = 2048          # per module, its whole process tree
 //! max_processes = 512       # processes and threads
-//! cpu_percent = 100         # of one core; absent = no quota
+//! cpu_percent = 50          # of one core (the default); "none" = no quota
+//! cpu_weight = 10           # scheduling weight of modules (cgroup v2 units, 1..10000;
+//!                           # the node's is 100; v1 gets cpu.shares = weight × 1024 / 100)
 //! max_open_files = 1024     # per process
 //! disk_mb = 256             # its data dir: a file system of its own, this size
 //! run_as = "per-module"     # under a root node: each module its own uid/gid from uid_range;
@@ -29,7 +31,7 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 use blvm_module_host::ipc::RequestRate;
-use blvm_module_host::sandbox::{Identity, ResourceLimits, RunAs, SandboxConfig, SandboxMode};
+use blvm_module_host::sandbox::{CpuWeight, Identity, ResourceLimits, RunAs, SandboxConfig, SandboxMode};
 use serde::Deserialize;
 
 use super::ConfigError;
@@ -46,8 +48,11 @@ pub struct SandboxSettings {
     pub memory_mb: Option<u64>,
     /// Processes and threads of every module.
     pub max_processes: Option<u64>,
-    /// CPU of every module, percent of one core.
-    pub cpu_percent: Option<u32>,
+    /// CPU of every module, percent of one core, or `"none"`.
+    pub cpu_percent: Option<CpuPercent>,
+    /// Scheduling weight of every module's cpu group (1 to 10000; the
+    /// node's is 100).
+    pub cpu_weight: Option<u32>,
     /// Open files per process of every module.
     pub max_open_files: Option<u64>,
     /// Size of every module's data dir, MiB.
@@ -76,12 +81,23 @@ pub struct LimitSettings {
     pub memory_mb: Option<u64>,
     /// Processes and threads.
     pub max_processes: Option<u64>,
-    /// CPU, percent of one core.
-    pub cpu_percent: Option<u32>,
+    /// CPU, percent of one core (`"none"` in `[sandbox]` only).
+    pub cpu_percent: Option<CpuPercent>,
     /// Open files per process.
     pub max_open_files: Option<u64>,
     /// Data dir size, MiB.
     pub disk_mb: Option<u64>,
+}
+
+/// A CPU quota as written: a percentage of one core, or a word
+/// (`"none"` removes the default quota).
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(untagged)]
+pub enum CpuPercent {
+    /// Percent of one core.
+    Percent(u32),
+    /// `"none"`.
+    Word(String),
 }
 
 impl LimitSettings {
@@ -104,7 +120,22 @@ impl LimitSettings {
                 })
             })
             .transpose()?;
-        let cpu = positive("cpu_percent", self.cpu_percent.map(u64::from))?;
+        let cpu = match &self.cpu_percent {
+            None => base.cpu_percent,
+            Some(CpuPercent::Percent(p)) => positive("cpu_percent", Some(u64::from(*p)))?.map(|_| *p),
+            // Only the defaults can drop the quota: a per-module section
+            // is combined with them, the stricter value winning.
+            Some(CpuPercent::Word(w)) if w == "none" && section == "sandbox" => None,
+            Some(CpuPercent::Word(w)) => {
+                return Err(ConfigError::Invalid {
+                    key: "sandbox",
+                    message: format!(
+                        "[{section}] cpu_percent: expected a percent of one core above 0{}, got `{w}`",
+                        if section == "sandbox" { " or \"none\"" } else { "" }
+                    ),
+                })
+            }
+        };
         let disk = positive("disk_mb", self.disk_mb)?
             .map(|mb| {
                 mb.checked_mul(1 << 20).ok_or_else(|| ConfigError::Invalid {
@@ -116,7 +147,7 @@ impl LimitSettings {
         Ok(ResourceLimits {
             memory_bytes: memory.or(base.memory_bytes),
             max_processes: positive("max_processes", self.max_processes)?.or(base.max_processes),
-            cpu_percent: cpu.and_then(|c| u32::try_from(c).ok()).or(base.cpu_percent),
+            cpu_percent: cpu,
             max_open_files: positive("max_open_files", self.max_open_files)?.or(base.max_open_files),
             disk_bytes: disk.or(base.disk_bytes),
         })
@@ -172,10 +203,18 @@ impl SandboxSettings {
                 });
             }
         }
+        let cpu_weight = match self.cpu_weight {
+            None => defaults.cpu_weight,
+            Some(w) => CpuWeight::new(w).ok_or_else(|| ConfigError::Invalid {
+                key: "sandbox",
+                message: format!("[sandbox] cpu_weight: expected 1 to 10000 (the node's is 100), got {w}"),
+            })?,
+        };
         Ok(SandboxConfig {
             enabled: self.enabled.unwrap_or(defaults.enabled),
             mode,
             default_limits: self.defaults().over(defaults.default_limits, "sandbox")?,
+            cpu_weight,
             limits,
             identity,
             cgroup_v1_mounts: self.cgroup_v1_mounts.clone(),
@@ -206,7 +245,7 @@ impl SandboxSettings {
         LimitSettings {
             memory_mb: self.memory_mb,
             max_processes: self.max_processes,
-            cpu_percent: self.cpu_percent,
+            cpu_percent: self.cpu_percent.clone(),
             max_open_files: self.max_open_files,
             disk_mb: self.disk_mb,
         }
@@ -272,6 +311,7 @@ mod tests {
         assert_eq!(c.mode, SandboxMode::Permissive);
         assert_eq!(c.default_limits.memory_bytes, Some(512 << 20));
         assert_eq!(c.default_limits.cpu_percent, Some(50));
+        assert_eq!(c.cpu_weight, CpuWeight::default());
         // Not written: the built-in default stays.
         assert_eq!(c.default_limits.max_processes, Some(512));
         assert_eq!(c.identity, Identity::Shared(RunAs { uid: 1000, gid: 1001 }));
@@ -299,6 +339,20 @@ mod tests {
     }
 
     #[test]
+    fn the_default_cpu_quota_can_be_raised_or_removed_and_the_weight_set() {
+        let default = parse("[sandbox]\n").expect("resolves");
+        assert_eq!(default.default_limits.cpu_percent, Some(50));
+        assert!(default.cpu_weight < CpuWeight::NODE);
+        let raised = parse("[sandbox]\ncpu_percent = 400\ncpu_weight = 50\n").expect("resolves");
+        assert_eq!(raised.default_limits.cpu_percent, Some(400));
+        assert_eq!(raised.cpu_weight.get(), 50);
+        let removed = parse("[sandbox]\ncpu_percent = \"none\"\n").expect("resolves");
+        assert_eq!(removed.default_limits.cpu_percent, None);
+        let tighter = parse("[sandbox.limits.x]\ncpu_percent = 20\n").expect("resolves");
+        assert_eq!(tighter.limits["x"].cpu_percent, Some(20));
+    }
+
+    #[test]
     fn the_request_rate_is_read_over_its_default() {
         let file: SandboxSettings = toml::from_str("requests_per_second = 500\n").expect("parses");
         let rate = file.request_rate().expect("valid");
@@ -316,6 +370,10 @@ mod tests {
             ("[sandbox]\nuid_range = \"9-3\"\n", "uid_range"),
             ("[sandbox]\ndisk_mb = 0\n", "disk_mb"),
             ("[sandbox.limits.x]\ncpu_percent = 0\n", "cpu_percent"),
+            ("[sandbox.limits.x]\ncpu_percent = \"none\"\n", "cpu_percent"),
+            ("[sandbox]\ncpu_percent = \"all\"\n", "cpu_percent"),
+            ("[sandbox]\ncpu_weight = 0\n", "cpu_weight"),
+            ("[sandbox]\ncpu_weight = 10001\n", "cpu_weight"),
             ("[sandbox.cgroup_v1_mounts]\nblkio = \"/b\"\n", "blkio"),
             ("[sandbox]\nmemory = 5\n", "memory"),
         ] {

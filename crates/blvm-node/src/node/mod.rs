@@ -10,6 +10,7 @@
 mod backend;
 pub mod bridge;
 pub mod convert;
+pub mod disk;
 mod rpc;
 
 use std::path::Path;
@@ -48,6 +49,8 @@ pub struct Node {
     sync: Mutex<Option<SyncProgress>>,
     coinbase_script: ScriptBuf,
     stop: tokio::sync::Notify,
+    /// Free space on the chain store's and the modules' file systems.
+    disk: disk::DiskWatch,
 }
 
 /// An import in progress, for `BlockSync*` events.
@@ -100,6 +103,10 @@ impl Node {
             config.datadir.join("module-data"),
             config.datadir.join("sockets"),
         );
+        let disk = disk::DiskWatch::new(
+            config.disk,
+            vec![config.datadir.join("chain"), manager_config.data_dir.clone()],
+        );
         manager_config.module_configs = config.module_configs.clone();
         manager_config.sandbox = config.sandbox.clone();
         manager_config.signatures = config.signatures.clone();
@@ -129,6 +136,7 @@ impl Node {
             sync: Mutex::new(None),
             coinbase_script,
             stop: tokio::sync::Notify::new(),
+            disk,
             config,
         }))
     }

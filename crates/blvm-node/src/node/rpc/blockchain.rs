@@ -45,7 +45,7 @@ fn getblockchaininfo(node: &Arc<Node>, _: &Params) -> Result<Value, RpcError> {
         "chainwork": hex(&tip.chain_work),
         "size_on_disk": dir_size(&node.config.datadir.join("chain")),
         "pruned": false,
-        "warnings": [],
+        "warnings": node.disk_warnings(),
     }))
 }
 

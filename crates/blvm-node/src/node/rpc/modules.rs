@@ -60,6 +60,8 @@ fn status_json(s: &ModuleStatus) -> Value {
         "unresponsive": s.unresponsive,
         "health_checks": s.health_checks,
         "limit_cgroups": s.limit_cgroups,
+        "cpu_quota_percent": s.cpu_quota_percent,
+        "cpu_weight": s.cpu_weight,
         "resource_warnings": s.resource_warnings,
         "uid": s.run_as.map(|ids| ids.uid),
         "gid": s.run_as.map(|ids| ids.gid),

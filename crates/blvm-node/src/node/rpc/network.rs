@@ -41,7 +41,7 @@ fn getnetworkinfo(node: &Arc<Node>, _: &Params) -> Result<Value, RpcError> {
         "relayfee": relay,
         "incrementalfee": relay,
         "localaddresses": [],
-        "warnings": [],
+        "warnings": node.disk_warnings(),
     }))
 }
 
