@@ -16,9 +16,10 @@ for module in modules/*/; do
     install -m 0755 "target/release/$name" "$datadir/modules/$name/$name"
 done
 if [ "$(id -u)" -ne 0 ] && [[ " $* " != *" --sandbox-mode"* ]]; then
-    # Without root the node can neither create cgroups nor drop the
-    # modules' uid: strict mode would refuse to start them. Run them with
-    # the layers this user can apply; their status lists the missing ones.
+    # Without root the node can neither create cgroups, namespaces or
+    # data dir images nor give modules their own uids: strict mode would
+    # refuse to start them. Run them with the layers this user can apply;
+    # their status lists the missing ones.
     echo "run-node.sh: not root; modules run in --sandbox-mode permissive (see docs/security.md)" >&2
     set -- --sandbox-mode permissive "$@"
 fi
