@@ -143,11 +143,11 @@ impl DiskImages {
         std::fs::create_dir_all(images_dir).map_err(|e| format!("{}: {e}", images_dir.display()))?;
         std::fs::set_permissions(images_dir, std::fs::Permissions::from_mode(0o700))
             .map_err(|e| format!("{}: {e}", images_dir.display()))?;
-        prepare_image(&image, data_dir, bytes, ids)?;
+        let created = prepare_image(&image, data_dir, bytes, ids)?;
         let (loop_dev, device) = attach_loop(&image)?;
         let master = new_mount(&device).map_err(|e| format!("cannot mount {}: {e}", image.display()))?;
         if let Some(ids) = ids {
-            give_root_to(&master, ids)?;
+            give_root_to(&master, ids, created)?;
         }
         // The superblock now holds the device open; ours can go (with
         // AUTOCLEAR, the device detaches once the last mount is gone).
@@ -164,16 +164,17 @@ impl DiskImages {
 }
 
 /// Creates the image if missing (preallocated, ext4, root owned by `ids`,
-/// holding a copy of `data_dir`), or grows it to `bytes`.
-fn prepare_image(image: &Path, data_dir: &Path, bytes: u64, ids: Option<RunAs>) -> Result<(), String> {
+/// holding a copy of `data_dir`), or grows it to `bytes`. True when it
+/// was created now.
+fn prepare_image(image: &Path, data_dir: &Path, bytes: u64, ids: Option<RunAs>) -> Result<bool, String> {
     let show = |e: std::io::Error| format!("{}: {e}", image.display());
     match std::fs::metadata(image) {
-        Ok(meta) if meta.len() >= bytes => return Ok(()),
+        Ok(meta) if meta.len() >= bytes => return Ok(false),
         Ok(_) => {
             // Grow: extend the file, then the file system (offline: the
             // image is not attached yet in this node run).
             preallocate(image, bytes).map_err(show)?;
-            return run(Command::new("resize2fs").arg("-f").arg(image), "resize2fs");
+            return run(Command::new("resize2fs").arg("-f").arg(image), "resize2fs").map(|()| false);
         }
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
         Err(e) => return Err(show(e)),
@@ -197,7 +198,8 @@ fn prepare_image(image: &Path, data_dir: &Path, bytes: u64, ids: Option<RunAs>) 
         let _ = std::fs::remove_file(&tmp);
         return Err(e);
     }
-    std::fs::rename(&tmp, image).map_err(show)
+    std::fs::rename(&tmp, image).map_err(show)?;
+    Ok(true)
 }
 
 fn preallocate(path: &Path, bytes: u64) -> std::io::Result<()> {
@@ -240,14 +242,18 @@ fn new_mount(device: &CString) -> std::io::Result<OwnedFd> {
     )?)
 }
 
-/// Makes the file system's root (and what a root-owned copy put there)
-/// belong to the module, when it does not already.
-fn give_root_to(mount: &OwnedFd, ids: RunAs) -> Result<(), String> {
+/// Makes the file system's root, and everything in it, belong to the
+/// module: always for a new image (`mkfs -d` copies files with the owners
+/// they had, say an earlier shared uid), else when its root is not the
+/// module's (the operator changed `uid_range`).
+fn give_root_to(mount: &OwnedFd, ids: RunAs, created: bool) -> Result<(), String> {
     let st = rustix::fs::fstat(mount).map_err(|e| format!("stat of the image's root: {e}"))?;
-    if st.st_uid == ids.uid && st.st_gid == ids.gid {
+    if !created && st.st_uid == ids.uid && st.st_gid == ids.gid {
         return Ok(());
     }
-    let root = PathBuf::from(format!("/proc/self/fd/{}", mount.as_raw_fd()));
+    // `/.` so the walk, which never follows a link, starts *through* the
+    // magic link to the mount's root rather than at the link itself.
+    let root = PathBuf::from(format!("/proc/self/fd/{}/.", mount.as_raw_fd()));
     super::privileges::chown_tree(
         &root,
         rustix::fs::Uid::from_raw(ids.uid),

@@ -369,3 +369,36 @@ async fn a_module_filling_its_data_dir_stops_at_its_quota_and_keeps_its_data_acr
     assert!(read.starts_with("ALLOWED 5 bytes"), "after restart: {read}");
     node.manager.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn files_of_a_plain_data_dir_are_copied_into_the_new_image_and_given_to_the_module() {
+    if !is_root() {
+        eprintln!("not root: nothing to test");
+        return;
+    }
+    let node = Node::start("neighbours-migrate", |_| {}).await;
+    install(&node, "attacker", "\"subscribe_events\"");
+    // What an earlier node (modules as `nobody`, no quota) left there.
+    let own = node.data_dir.join("attacker");
+    std::fs::create_dir_all(own.join("db")).expect("data dir");
+    let old = own.join("db").join("old");
+    std::fs::write(&old, b"hello").expect("old file");
+    for path in [own.as_path(), own.join("db").as_path(), old.as_path()] {
+        rustix::fs::chown(
+            path,
+            Some(rustix::fs::Uid::from_raw(65534)),
+            Some(rustix::fs::Gid::from_raw(65534)),
+        )
+        .expect("chown");
+    }
+    std::fs::set_permissions(&old, std::fs::Permissions::from_mode(0o600)).expect("chmod");
+    load_all(&node, 1).await;
+    let old_s = old.to_str().expect("utf8");
+    let read = attack(&node.manager, "attacker", "read", old_s).await;
+    assert_eq!(read, "ALLOWED 5 bytes", "the old file is in the image");
+    let write = attack(&node.manager, "attacker", "write", old_s).await;
+    assert!(write.starts_with("ALLOWED"), "and the module's to write: {write}");
+    let status = node.manager.module_status("attacker").expect("status");
+    assert!(status.sandbox_layers.iter().any(|l| l == "disk-quota"), "{status:?}");
+    node.manager.shutdown().await;
+}
