@@ -402,3 +402,78 @@ async fn files_of_a_plain_data_dir_are_copied_into_the_new_image_and_given_to_th
     assert!(status.sandbox_layers.iter().any(|l| l == "disk-quota"), "{status:?}");
     node.manager.shutdown().await;
 }
+
+/// Set (to the attacker binary) when this test binary is re-executed as
+/// an ordinary user for
+/// [`permissive_mode_under_an_ordinary_user_lists_each_namespace_and_the_disk_quota_as_missing`].
+const ORDINARY_USER_ENV: &str = "BLVM_IT_NEIGHBOURS_ORDINARY_USER";
+
+/// The node of the permissive-mode test, when this binary is re-executed
+/// with [`ORDINARY_USER_ENV`] set (as `nobody`): loads the attacker in
+/// permissive mode and prints `LAYERS <layer> …`. Does nothing otherwise.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ordinary_user_node_for_the_permissive_mode_test() {
+    let Some(binary) = std::env::var_os(ORDINARY_USER_ENV) else {
+        return;
+    };
+    let node = Node::start("neighbours-ordinary", |c| {
+        c.sandbox.mode = blvm_module_host::sandbox::SandboxMode::Permissive;
+    })
+    .await;
+    let dir = node.modules_dir.join("attacker");
+    std::fs::create_dir_all(&dir).expect("module dir");
+    std::fs::copy(binary, dir.join("attacker")).expect("copy binary");
+    std::fs::write(
+        dir.join("module.toml"),
+        "name = \"attacker\"\nversion = \"1.0.0\"\nentry_point = \"attacker\"\ncapabilities = []\n",
+    )
+    .expect("manifest");
+    load_all(&node, 1).await;
+    let layers = node.manager.module_status("attacker").expect("status").sandbox_layers;
+    println!("LAYERS {}", layers.join(" "));
+    node.manager.shutdown().await;
+}
+
+#[test]
+fn permissive_mode_under_an_ordinary_user_lists_each_namespace_and_the_disk_quota_as_missing() {
+    if std::env::var_os(ORDINARY_USER_ENV).is_some() || !is_root() {
+        eprintln!("not root: cannot become an ordinary user; nothing to test");
+        return;
+    }
+    use std::os::unix::process::CommandExt;
+    // The binary must be the ordinary user's to read: a copy in /tmp.
+    let dir = temp_dir("neighbours-ordinary-bin");
+    let binary = dir.join("attacker-module");
+    std::fs::copy(module_bin("attacker-module"), &binary).expect("copy");
+    for path in [dir.as_path(), binary.as_path()] {
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    }
+    let out = Command::new(std::env::current_exe().expect("test binary"))
+        .args([
+            "--exact",
+            "neighbours::ordinary_user_node_for_the_permissive_mode_test",
+            "--nocapture",
+            "--test-threads=1",
+        ])
+        .env(ORDINARY_USER_ENV, &binary)
+        .uid(65534)
+        .gid(65534)
+        .output()
+        .expect("ordinary user's node");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let layers = stdout
+        .lines()
+        .find_map(|l| l.split_once("LAYERS ").map(|(_, rest)| rest.to_owned()))
+        .unwrap_or_else(|| panic!("no layers printed: {stdout}\n{}", String::from_utf8_lossy(&out.stderr)));
+    let layers: Vec<&str> = layers.split_whitespace().collect();
+    for missing in ["pidns", "ipcns", "mountns", "disk-quota", "netns"] {
+        assert!(
+            layers.contains(&format!("missing:{missing}").as_str()),
+            "{missing} listed missing: {layers:?}"
+        );
+    }
+    for active in ["rlimits", "no-new-privs", "landlock", "seccomp"] {
+        assert!(layers.contains(&active), "{active} still applied: {layers:?}");
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}

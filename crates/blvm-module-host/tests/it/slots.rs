@@ -25,8 +25,9 @@ use tokio::sync::broadcast;
 use crate::support::{module_bin, module_call_text, spec, Host, TestNode, DEADLINE};
 
 /// The uid and gid of the "local user": an account that is neither the
-/// node's (root) nor, as each test checks, a module's.
-const LOCAL_USER: u32 = 1_500_000_001;
+/// node's (root) nor, as each test checks, a module's (outside the node's
+/// default per-module range).
+const LOCAL_USER: u32 = 1_400_000_001;
 
 /// Set when this test binary is re-executed as the local user
 /// ([`local_user_process_for_the_slots_tests`]).
