@@ -14,20 +14,10 @@ use std::os::unix::process::CommandExt;
 use blvm_module_host::manager::ModuleState;
 use blvm_module_host::sandbox::{SeccompAnswer, SeccompRefused, DENIED_CALLS};
 
-use crate::support::{module_bin, TestNode as Node, DEADLINE};
+use crate::support::{install_attacker as install, TestNode as Node, DEADLINE};
 
 async fn node(tag: &str) -> Node {
     Node::start(tag, |config| config.restart.max_crashes = 1).await
-}
-
-/// Installs the attacker module as `name`; `caps` is its capability list.
-fn install(node: &Node, name: &str, caps: &str) {
-    let dir = node.modules_dir.join(name);
-    std::fs::create_dir_all(&dir).expect("module dir");
-    std::fs::copy(module_bin("attacker-module"), dir.join(name)).expect("copy binary");
-    let manifest =
-        format!("name = \"{name}\"\nversion = \"1.0.0\"\nentry_point = \"{name}\"\ncapabilities = [{caps}]\n");
-    std::fs::write(dir.join("module.toml"), manifest).expect("manifest");
 }
 
 async fn load_all(node: &Node, count: usize) {

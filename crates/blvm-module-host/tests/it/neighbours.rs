@@ -12,21 +12,7 @@ use std::process::Command;
 use blvm_module_host::manager::{ModuleManager, ModuleState};
 use blvm_module_host::sandbox::{Identity, RunAs};
 
-use crate::support::{module_bin, temp_dir, TestNode as Node};
-
-fn is_root() -> bool {
-    rustix::process::geteuid().is_root()
-}
-
-/// Installs the attacker binary as module `name` with `caps`.
-fn install(node: &Node, name: &str, caps: &str) {
-    let dir = node.modules_dir.join(name);
-    std::fs::create_dir_all(&dir).expect("module dir");
-    std::fs::copy(module_bin("attacker-module"), dir.join(name)).expect("copy binary");
-    let manifest =
-        format!("name = \"{name}\"\nversion = \"1.0.0\"\nentry_point = \"{name}\"\ncapabilities = [{caps}]\n");
-    std::fs::write(dir.join("module.toml"), manifest).expect("manifest");
-}
+use crate::support::{install_attacker as install, is_root, module_bin, temp_dir, TestNode as Node};
 
 async fn attack(manager: &ModuleManager, name: &str, method: &str, arg: &str) -> String {
     crate::support::module_call_text(manager, name, method, arg).await

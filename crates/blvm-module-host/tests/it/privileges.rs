@@ -14,7 +14,7 @@ use std::time::Duration;
 
 use blvm_module_host::manager::{ManagerConfig, ModuleManager, ModuleState};
 
-use crate::support::{module_bin, temp_dir, DEADLINE};
+use crate::support::{is_root, module_bin, temp_dir, DEADLINE};
 
 /// `nobody`/`nogroup`: what modules ran as before each had its own ids.
 const NOBODY: u32 = 65534;
@@ -22,10 +22,6 @@ const NOBODY: u32 = 65534;
 /// Set (to a directory holding `modules/`) when this test binary is
 /// re-executed as the node of [`module_dies_when_its_node_is_killed`].
 const NODE_PROCESS_ENV: &str = "BLVM_IT_PRIVILEGES_NODE_ROOT";
-
-fn is_root() -> bool {
-    rustix::process::geteuid().is_root()
-}
 
 /// Installs the attacker module under `modules_dir/<name>`.
 fn install(modules_dir: &Path, name: &str) {

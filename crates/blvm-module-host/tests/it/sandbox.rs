@@ -13,6 +13,7 @@ use blvm_module_host::manager::{ManagerConfig, ModuleManager, ModuleState};
 use blvm_module_host::sandbox::{ResourceLimits, SandboxMode};
 use blvm_module_protocol::events::{Event, EventType, NewBlock, ResourceLimitWarning};
 
+pub(crate) use crate::support::install_attacker as install;
 use crate::support::{module_bin, temp_dir, TestNode as Node, DEADLINE};
 
 async fn node(tag: &str, memory: Option<u64>) -> Node {
@@ -34,15 +35,6 @@ async fn node_with(tag: &str, limits: ResourceLimits, tweak: impl FnOnce(&mut Ma
         tweak(config);
     })
     .await
-}
-
-pub(crate) fn install(node: &Node, name: &str, caps: &str) {
-    let dir = node.modules_dir.join(name);
-    std::fs::create_dir_all(&dir).expect("module dir");
-    std::fs::copy(module_bin("attacker-module"), dir.join(name)).expect("copy binary");
-    let manifest =
-        format!("name = \"{name}\"\nversion = \"1.0.0\"\nentry_point = \"{name}\"\ncapabilities = [{caps}]\n");
-    std::fs::write(dir.join("module.toml"), manifest).expect("manifest");
 }
 
 pub(crate) async fn attack(node: &Node, name: &str, method: &str, arg: &str) -> String {

@@ -22,7 +22,7 @@ use blvm_module_protocol::{Frame, FrameDecoder};
 use bytes::BytesMut;
 use tokio::sync::broadcast;
 
-use crate::support::{module_bin, module_call_text, spec, Host, TestNode, DEADLINE};
+use crate::support::{install_attacker, is_root, module_bin, module_call_text, spec, Host, TestNode, DEADLINE};
 
 /// The uid and gid of the "local user": an account that is neither the
 /// node's (root) nor, as each test checks, a module's (outside the node's
@@ -36,19 +36,9 @@ const LOCAL_USER_ENV: &str = "BLVM_IT_SLOTS_LOCAL_USER";
 /// `EACCES`: what `connect` and `opendir` answer without permission.
 const EACCES: i32 = 13;
 
-fn is_root() -> bool {
-    rustix::process::geteuid().is_root()
-}
-
-/// Installs the attacker module under `modules_dir/<name>`.
+/// Installs the attacker module as `name`.
 fn install(node: &TestNode, name: &str) {
-    let dir = node.modules_dir.join(name);
-    std::fs::create_dir_all(&dir).expect("module dir");
-    std::fs::copy(module_bin("attacker-module"), dir.join(name)).expect("copy binary");
-    let manifest = format!(
-        "name = \"{name}\"\nversion = \"1.0.0\"\nentry_point = \"{name}\"\ncapabilities = [\"subscribe_events\"]\n"
-    );
-    std::fs::write(dir.join("module.toml"), manifest).expect("manifest");
+    install_attacker(node, name, "\"subscribe_events\"");
 }
 
 /// Loads the installed module `name` (as `loadmodule` would).

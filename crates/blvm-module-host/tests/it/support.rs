@@ -403,3 +403,20 @@ pub fn host_pid_of(module_pid: u32, ns_pid: u32) -> Option<u32> {
         (inner == ns_pid).then_some(pid)
     })
 }
+
+/// Whether the tests run as root (CI does): the sandbox's uid drop,
+/// namespaces and disk images need it.
+pub fn is_root() -> bool {
+    rustix::process::geteuid().is_root()
+}
+
+/// Installs the attacker module (`attacker-module`) as `name` in `node`'s
+/// modules dir; `caps` is its capability list as TOML (`"\"network_access\""`).
+pub fn install_attacker(node: &TestNode, name: &str, caps: &str) {
+    let dir = node.modules_dir.join(name);
+    std::fs::create_dir_all(&dir).expect("module dir");
+    std::fs::copy(module_bin("attacker-module"), dir.join(name)).expect("copy binary");
+    let manifest =
+        format!("name = \"{name}\"\nversion = \"1.0.0\"\nentry_point = \"{name}\"\ncapabilities = [{caps}]\n");
+    std::fs::write(dir.join("module.toml"), manifest).expect("manifest");
+}
