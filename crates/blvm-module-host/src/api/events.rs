@@ -25,14 +25,33 @@
 //! reads seq 1, 2; the next block arrives with seq 4, and A knows it
 //! missed one.
 //!
+//! # Events replayed at subscription
+//!
+//! Some events describe a state rather than a moment, and a module that
+//! subscribes after they happened still needs them: a module loaded at
+//! start typically opens its database before it subscribes, and the node
+//! announces its configuration and its startup as soon as the modules have
+//! shaken hands. A subscription that *adds* one of these types delivers, at
+//! once and in this order, before any later event:
+//!
+//! 1. `ConfigLoaded`: the latest one published, if any ([`REPLAYED`]);
+//! 2. `NodeStartupCompleted`: the one published, if the node has started;
+//! 3. `ModuleLoaded`: one for every other module already announced, then
+//!    the module's own when it has been announced (its own is otherwise
+//!    published, to every `ModuleLoaded` subscriber, itself included, by
+//!    this very subscription: see below). Either way a module hears of
+//!    itself once, after the others it is told about at subscription.
+//!
+//! Publishing a replayed type and subscribing take the same lock, so an
+//! event is either replayed or delivered live, never both and never
+//! neither. Nothing else is replayed. A type already in the subscription
+//! is not replayed again; unsubscribing and subscribing again replays it
+//! again (a new subscription of the same connection).
+//!
 //! # `ModuleLoaded`
 //!
 //! A module's `ModuleLoaded` is published only once it has subscribed (its
-//! first `subscribe_events`), so every module that hears of it is ready. A
-//! module that subscribes to `ModuleLoaded` first receives one
-//! `ModuleLoaded` for every module already announced, then its own is
-//! published to every `ModuleLoaded` subscriber, itself included. Both
-//! steps happen under one lock, so no announcement is seen twice or missed.
+//! first `subscribe_events`), so every module that hears of it is ready.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -44,6 +63,11 @@ use bytes::Bytes;
 
 /// Default capacity of a module's event queue, as the seed specifies.
 pub const DEFAULT_QUEUE_CAPACITY: usize = 100;
+
+/// The event types whose latest event the bus keeps and delivers to a
+/// subscription that adds the type after it was published (besides
+/// `ModuleLoaded`, replayed per announced module), in replay order.
+pub const REPLAYED: [EventType; 2] = [EventType::ConfigLoaded, EventType::NodeStartupCompleted];
 
 /// An event encoded once and shared by every subscriber.
 #[derive(Debug)]
@@ -168,8 +192,12 @@ pub struct EventManager {
     /// every publish; written only on (un)subscribe.
     table: RwLock<Vec<Vec<Arc<Subscriber>>>>,
     /// Registered modules, in registration order; also the lock that
-    /// orders `ModuleLoaded` announcements against subscriptions.
+    /// orders `ModuleLoaded` announcements and the publication of
+    /// [`REPLAYED`] types against subscriptions.
     modules: Mutex<Vec<(String, ModuleEntry)>>,
+    /// The latest event of each [`REPLAYED`] type, by position in it.
+    /// Written and read only with `modules` held.
+    retained: Mutex<[Option<Arc<EncodedEvent>>; REPLAYED.len()]>,
     /// Counters outlive a module's registration so that stats can be read
     /// after it disconnected.
     stats: Mutex<HashMap<String, StatsEntry>>,
@@ -187,6 +215,7 @@ impl EventManager {
         EventManager {
             table: RwLock::new(vec![Vec::new(); EventType::COUNT]),
             modules: Mutex::new(Vec::new()),
+            retained: Mutex::new([None, None]),
             stats: Mutex::new(HashMap::new()),
         }
     }
@@ -214,7 +243,16 @@ impl EventManager {
     }
 
     fn publish_encoded(&self, ty: EventType, encoded: &Arc<EncodedEvent>) -> usize {
-        let (queued, closed) = self.offer_all(ty, encoded);
+        let (queued, closed) = match REPLAYED.iter().position(|t| *t == ty) {
+            Some(slot) => {
+                // Under the subscription lock: a module subscribing now
+                // gets this event either from the table or replayed.
+                let _modules = lock(&self.modules);
+                lock(&self.retained)[slot] = Some(Arc::clone(encoded));
+                self.offer_all(ty, encoded)
+            }
+            None => self.offer_all(ty, encoded),
+        };
         self.remove_closed(closed);
         queued
     }
@@ -299,9 +337,11 @@ impl EventManager {
     /// Adds `types` to a module's subscription and returns all the types it
     /// is now subscribed to. Permission checks are the hub's job.
     ///
-    /// On a module's first subscription its `ModuleLoaded` is published; if
-    /// `types` adds `ModuleLoaded`, the already-announced modules are
-    /// replayed to it first (see the module docs).
+    /// The [`REPLAYED`] types it adds are replayed to it (their latest
+    /// event, if any); on a module's first subscription its `ModuleLoaded`
+    /// is published; if `types` adds `ModuleLoaded`, the already-announced
+    /// modules are replayed to it first, its own last (see the module
+    /// docs).
     pub fn subscribe(&self, module_id: &str, types: &[EventType]) -> Vec<EventType> {
         let mut modules = lock(&self.modules);
         let Some(pos) = modules.iter().position(|(id, _)| id == module_id) else {
@@ -322,15 +362,31 @@ impl EventManager {
             entry.types.extend(added.iter().copied());
             added
         };
+        let subscriber = Arc::clone(&modules[pos].1.subscriber);
+        // A full or closed queue is counted by `offer`; a replay is best
+        // effort like any delivery.
+        {
+            let retained = lock(&self.retained);
+            for (ty, event) in REPLAYED.iter().zip(retained.iter()) {
+                if let (true, Some(event)) = (added.contains(ty), event) {
+                    let _ = subscriber.offer(event);
+                }
+            }
+        }
         if added.contains(&EventType::ModuleLoaded) {
-            let subscriber = Arc::clone(&modules[pos].1.subscriber);
             for (id, other) in modules.iter() {
                 if other.announced && id != module_id {
                     if let Some(e) = encode_module_loaded(&other.name, &other.version) {
-                        // A full or closed queue is counted by `offer`;
-                        // the replay is best effort like any delivery.
                         let _ = subscriber.offer(&e);
                     }
+                }
+            }
+            // Its own, when an earlier subscription announced it; else the
+            // announcement below reaches it like every subscriber.
+            let own = &modules[pos].1;
+            if own.announced {
+                if let Some(e) = encode_module_loaded(&own.name, &own.version) {
+                    let _ = subscriber.offer(&e);
                 }
             }
         }

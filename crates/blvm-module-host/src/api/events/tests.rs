@@ -1,6 +1,6 @@
 use std::sync::mpsc::Receiver;
 
-use blvm_module_protocol::events::{Event, EventType, ModuleLoaded, NewBlock};
+use blvm_module_protocol::events::{ConfigLoaded, Event, EventType, ModuleLoaded, NewBlock, NodeStartupCompleted};
 use blvm_module_protocol::Hash32;
 
 use super::{EventManager, Outbound};
@@ -97,6 +97,124 @@ fn module_loaded_is_published_after_subscription_and_replayed_to_hot_loaded_modu
     // A second subscribe does not announce again.
     bus.subscribe("b", &[EventType::NewBlock]);
     assert!(drain(&rx_a).is_empty());
+}
+
+fn loaded(name: &str, version: &str) -> Event {
+    Event::from(ModuleLoaded {
+        module_name: name.into(),
+        version: version.into(),
+    })
+}
+
+fn config(reload: bool) -> Event {
+    Event::from(ConfigLoaded {
+        changed_sections: vec!["modules".into()],
+        reload,
+    })
+}
+
+fn started() -> Event {
+    Event::from(NodeStartupCompleted {
+        duration_ms: 812,
+        components: vec!["chain".into()],
+    })
+}
+
+#[test]
+fn module_subscribing_to_modules_loaded_later_hears_of_itself_too_and_last() {
+    let bus = EventManager::new();
+    let (_ta, _rx_a) = bus.register("a", "alpha", "1.0.0", 100);
+    let (_tb, rx_b) = bus.register("b", "beta", "2.0.0", 100);
+    bus.subscribe("a", &[EventType::NewBlock]);
+    // b's first subscription announces it, to no one: nobody listens yet.
+    bus.subscribe("b", &[EventType::NewBlock]);
+    assert!(drain(&rx_b).is_empty());
+    // Its later subscription to ModuleLoaded tells it of alpha, then of
+    // itself, as its first one would have.
+    bus.subscribe("b", &[EventType::ModuleLoaded]);
+    assert_eq!(
+        drain(&rx_b),
+        vec![(1, loaded("alpha", "1.0.0")), (2, loaded("beta", "2.0.0"))]
+    );
+}
+
+#[test]
+fn startup_events_published_before_a_subscription_are_replayed_to_it_once() {
+    let bus = EventManager::new();
+    let (_ta, rx_a) = bus.register("a", "alpha", "1.0.0", 100);
+    bus.publish(&config(false));
+    bus.publish(&config(true));
+    bus.publish(&started());
+    // a's first subscription comes after both: it gets the latest
+    // ConfigLoaded and the startup, in that order, then its own
+    // announcement.
+    bus.subscribe(
+        "a",
+        &[
+            EventType::NodeStartupCompleted,
+            EventType::ModuleLoaded,
+            EventType::ConfigLoaded,
+        ],
+    );
+    assert_eq!(
+        drain(&rx_a),
+        vec![(1, config(true)), (2, started()), (3, loaded("alpha", "1.0.0"))]
+    );
+    // Subscribing again to types it has is no new subscription: nothing
+    // is replayed twice.
+    bus.subscribe("a", &[EventType::NodeStartupCompleted, EventType::NewBlock]);
+    assert!(drain(&rx_a).is_empty());
+    // Published after the subscription: delivered live, once.
+    bus.publish(&config(true));
+    assert_eq!(drain(&rx_a), vec![(4, config(true))]);
+    // A later subscription of another module, that adds only one of them.
+    let (_tb, rx_b) = bus.register("b", "beta", "1.0.0", 100);
+    bus.subscribe("b", &[EventType::NewBlock]);
+    bus.subscribe("b", &[EventType::NodeStartupCompleted]);
+    assert_eq!(drain(&rx_b), vec![(1, started())]);
+}
+
+#[test]
+fn nothing_is_replayed_before_the_node_published_it_or_for_other_types() {
+    let bus = EventManager::new();
+    let (_ta, rx_a) = bus.register("a", "alpha", "1.0.0", 100);
+    bus.publish(&block(1));
+    bus.subscribe(
+        "a",
+        &[
+            EventType::NewBlock,
+            EventType::ConfigLoaded,
+            EventType::NodeStartupCompleted,
+        ],
+    );
+    assert!(drain(&rx_a).is_empty());
+}
+
+#[test]
+fn startup_event_published_while_modules_subscribe_reaches_each_exactly_once() {
+    const N: usize = 500;
+    let bus = std::sync::Arc::new(EventManager::new());
+    let receivers: Vec<_> = (0..N)
+        .map(|i| bus.register(&format!("m{i}"), "m", "1.0.0", 100))
+        .collect();
+    // The publication lands somewhere among the subscriptions: those
+    // before it get it live, those after replayed; none twice, none never.
+    let go = std::sync::Arc::new(std::sync::Barrier::new(2));
+    let publisher = {
+        let (bus, go) = (bus.clone(), go.clone());
+        std::thread::spawn(move || {
+            go.wait();
+            bus.publish(&started())
+        })
+    };
+    go.wait();
+    for i in 0..N {
+        bus.subscribe(&format!("m{i}"), &[EventType::NodeStartupCompleted]);
+    }
+    publisher.join().unwrap();
+    for (_, rx) in &receivers {
+        assert_eq!(drain(rx), vec![(1, started())]);
+    }
 }
 
 #[test]
