@@ -40,13 +40,13 @@ use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 use blvm_module_protocol::events::{
-    Event, ModuleDiscovered, ModuleInstalled, ModuleRemoved, ModuleUnloaded, ModuleUpdated,
+    Event, ModuleDiscovered, ModuleInstalled, ModuleRemoved, ModuleStateChanged, ModuleUnloaded, ModuleUpdated,
 };
 use blvm_module_protocol::PermissionSet;
 use semver::Version;
 use tokio::sync::{oneshot, watch, Notify};
 
-pub use status::{ModuleState, ModuleStatus};
+pub use status::{CrashRecord, ModuleState, ModuleStatus, CRASH_RECORDS, UNLOADED};
 pub use verify::{VerifiedBinary, VerifyError};
 
 use crate::api::backend::NodeBackend;
@@ -59,7 +59,7 @@ use crate::sandbox::{DiskImages, Identity, IdentityAllocator, SandboxConfig};
 use crate::security::{self, SignatureError, SignaturePolicy};
 
 /// When and how often a crashed module is restarted.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RestartPolicy {
     /// Wait before the first restart; doubles with each crash in the window.
     pub initial_backoff: Duration,
@@ -299,6 +299,10 @@ struct Entry {
     unresponsive: Option<String>,
     /// Health checks the current spawn answered.
     health_checks: u64,
+    /// The latest crashes, oldest first, at most [`CRASH_RECORDS`].
+    crashes: std::collections::VecDeque<CrashRecord>,
+    /// When the crash awaiting its restart was seen, to time the restart.
+    crash_seen: Option<std::time::Instant>,
     stop: Arc<Notify>,
     stop_requested: bool,
     /// Why the stop was requested, sent in `Shutdown`: `unload`, `reload`
@@ -510,6 +514,7 @@ impl ModuleManager {
         }
         let version = manifest.version().to_string();
         let stop = Arc::new(Notify::new());
+        let old_state;
         {
             let mut modules = inner.lock();
             if !replace && modules.contains_key(name) {
@@ -533,6 +538,8 @@ impl ModuleManager {
                     resource_warnings: Vec::new(),
                     unresponsive: None,
                     health_checks: 0,
+                    crashes: std::collections::VecDeque::new(),
+                    crash_seen: None,
                     stop: Arc::clone(&stop),
                     stop_requested: false,
                     stop_reason: "unload",
@@ -540,6 +547,7 @@ impl ModuleManager {
                 },
             );
             // The replaced spawn's delivery stats go with it.
+            old_state = old.as_ref().map_or(UNLOADED, |e| e.state.as_str());
             if let Some(id) = old.and_then(|e| e.module_id) {
                 inner.events.forget(&id);
             }
@@ -547,6 +555,12 @@ impl ModuleManager {
         inner.publish(ModuleInstalled {
             module_name: name.to_owned(),
             version,
+        });
+        // Its first state (a reload: from its old entry's, `stopped`).
+        inner.publish(ModuleStateChanged {
+            module_name: name.to_owned(),
+            old_state: old_state.to_owned(),
+            new_state: ModuleState::Loading.as_str().to_owned(),
         });
         let (ready_tx, ready_rx) = oneshot::channel();
         let task = tokio::spawn(supervisor::supervise(
@@ -842,6 +856,8 @@ impl ModuleManager {
             restarts: e.restarts,
             last_error: e.last_error.clone(),
             capabilities: e.capabilities,
+            requested_capabilities: e.manifest.capabilities(),
+            crashes: e.crashes.iter().copied().collect(),
             usage: live.map(|p| p.usage()),
             sandbox_layers: live.map(|p| p.sandbox().describe()).unwrap_or_default(),
             signed_by: e.signed_by.clone(),

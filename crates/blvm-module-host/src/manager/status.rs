@@ -1,11 +1,18 @@
 //! What the manager reports about each module.
 
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use blvm_module_protocol::PermissionSet;
 
 use crate::api::events::DeliveryStats;
 use crate::process::ResourceUsage;
+
+/// `ModuleStateChanged.old_state` of a module's first transition, into
+/// `loading` when it is loaded: it had no state before.
+pub const UNLOADED: &str = "unloaded";
+
+/// How many [`CrashRecord`]s a status keeps, the newest.
+pub const CRASH_RECORDS: usize = 16;
 
 /// Where a module is in its life.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -68,8 +75,15 @@ pub struct ModuleStatus {
     pub restarts: u32,
     /// The last error (crash, failed start), in words.
     pub last_error: Option<String>,
-    /// Capabilities granted.
+    /// Capabilities granted: those requested that the operator's policy
+    /// allows.
     pub capabilities: PermissionSet,
+    /// Capabilities its manifest requests.
+    pub requested_capabilities: PermissionSet,
+    /// Its latest crashes (at most [`CRASH_RECORDS`], oldest first) since it
+    /// was loaded, each with the backoff chosen and the time the restart
+    /// actually took.
+    pub crashes: Vec<CrashRecord>,
     /// The operator's keyring names of the maintainers whose signatures
     /// verified when it was loaded; empty for an unsigned module.
     pub signed_by: Vec<String>,
@@ -115,4 +129,19 @@ pub struct ModuleStatus {
     /// Its data dir's own file system, when it has a disk quota: bytes
     /// used and the file system's size.
     pub disk: Option<crate::sandbox::DiskUsage>,
+}
+
+/// One crash of a module and the restart that followed it, as the node
+/// timed them: the record that shows the restart policy at work.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CrashRecord {
+    /// When the crash was seen (wall clock).
+    pub at: SystemTime,
+    /// The wait the restart policy chose before restarting it; `None` when
+    /// this crash left the module `failed`.
+    pub backoff: Option<Duration>,
+    /// From the crash being seen to the next process being spawned, on the
+    /// node's monotonic clock; `None` until that spawn (and for good when
+    /// there is none: failed, or stopped during the backoff).
+    pub restarted_after: Option<Duration>,
 }

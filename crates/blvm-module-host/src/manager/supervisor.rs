@@ -1,5 +1,8 @@
 //! One module's supervisor: spawn, handshake, run, and on a crash restart
-//! with backoff until the crash-loop cap.
+//! with backoff until the crash-loop cap. Each crash is recorded in the
+//! module's status with the backoff chosen and, once the next process is
+//! spawned, how long after the crash that was (`ModuleStatus::crashes`):
+//! the restart policy can be checked from what the node measured.
 //!
 //! # Steps of one run, in order
 //!
@@ -34,7 +37,7 @@ use blvm_module_protocol::events::{ModuleCrashed, ModuleHealthChanged, ModuleSta
 use tokio::sync::{broadcast, oneshot, Notify};
 
 use super::liveness::{self, Liveness, StateChange, Verdict};
-use super::{Inner, ModuleState};
+use super::{CrashRecord, Inner, ModuleState, CRASH_RECORDS};
 use crate::ipc::{ConnectionEvent, ModuleSpec};
 use crate::process::{ExitInfo, ModuleProcess, SpawnRequest};
 use crate::sandbox::Gauge;
@@ -115,6 +118,9 @@ pub(super) async fn supervise(
                 ),
             )
         };
+        let exp = (crashes.len() as u32).saturating_sub(1).min(16);
+        let backoff = policy.initial_backoff.saturating_mul(1 << exp).min(policy.max_backoff);
+        record_crash(&inner, &name, will_restart.then_some(backoff));
         let Some((version, restarts)) = transition(&inner, &name, state, Some(why), will_restart) else {
             return;
         };
@@ -131,8 +137,6 @@ pub(super) async fn supervise(
         if !will_restart {
             return;
         }
-        let exp = (crashes.len() as u32).saturating_sub(1).min(16);
-        let backoff = policy.initial_backoff.saturating_mul(1 << exp).min(policy.max_backoff);
         tokio::select! {
             _ = tokio::time::sleep(backoff) => {}
             _ = stop.notified() => {
@@ -144,6 +148,22 @@ pub(super) async fn supervise(
             set_state(&inner, &name, ModuleState::Stopped, None);
             return;
         }
+    }
+}
+
+/// Adds a crash, seen now, to the module's status with the backoff chosen
+/// (`None`: no restart), keeping the newest [`CRASH_RECORDS`].
+fn record_crash(inner: &Inner, name: &str, backoff: Option<std::time::Duration>) {
+    if let Some(e) = inner.lock().get_mut(name) {
+        if e.crashes.len() == CRASH_RECORDS {
+            e.crashes.pop_front();
+        }
+        e.crashes.push_back(CrashRecord {
+            at: std::time::SystemTime::now(),
+            backoff,
+            restarted_after: None,
+        });
+        e.crash_seen = backoff.map(|_| Instant::now());
     }
 }
 
@@ -317,6 +337,12 @@ async fn run_once(
             }
             e.health_checks = 0;
             e.process = Some(Arc::clone(&process));
+            // A restart: how long after its crash it came, as the node saw.
+            if let Some(seen) = e.crash_seen.take() {
+                if let Some(last) = e.crashes.back_mut() {
+                    last.restarted_after = Some(seen.elapsed());
+                }
+            }
         }
     }
     set_state(inner, name, ModuleState::Loading, None);

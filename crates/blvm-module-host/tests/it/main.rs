@@ -11,6 +11,7 @@ mod cpu;
 mod events;
 mod isolation;
 mod kernel_surface;
+mod lifecycle_events;
 mod liveness;
 mod logs;
 mod manager;

@@ -36,6 +36,56 @@ async fn node_with(tag: &str, handshake_timeout: Duration) -> Node {
     .await
 }
 
+/// A manager whose crashed modules restart after `backoff_ms` (doubling,
+/// up to `max_ms`), failed at the `max_crashes`th crash.
+async fn node_with_policy(tag: &str, backoff_ms: u64, max_ms: u64, max_crashes: u32) -> Node {
+    Node::start(tag, |config| {
+        config.restart = RestartPolicy {
+            initial_backoff: Duration::from_millis(backoff_ms),
+            max_backoff: Duration::from_millis(max_ms),
+            max_crashes,
+            window: Duration::from_secs(120),
+        };
+    })
+    .await
+}
+
+/// The crashes the node recorded in `name`'s status, as (backoff chosen,
+/// measured from crash to respawn), and checks what the policy promises:
+/// the backoffs are `expected` (ms; `None`: failed, no restart) and each
+/// restart came no sooner than its backoff. Timed by the node, with its
+/// monotonic clock: a restart with no backoff at all would come within the
+/// few ms a spawn takes, well under the first one.
+#[track_caller]
+fn assert_backoffs(node: &Node, name: &str, expected: &[Option<u64>]) {
+    let status = node.manager.module_status(name).expect("status");
+    let chosen: Vec<Option<u64>> = status
+        .crashes
+        .iter()
+        .map(|c| c.backoff.map(|b| b.as_millis() as u64))
+        .collect();
+    assert_eq!(chosen, expected, "{:?}", status.crashes);
+    for (crash, want) in status.crashes.iter().zip(expected) {
+        match (want, crash.restarted_after) {
+            (Some(ms), Some(after)) => assert!(
+                after >= Duration::from_millis(*ms),
+                "restarted {after:?} after a crash whose backoff is {ms} ms: {:?}",
+                status.crashes
+            ),
+            (None, None) => {}
+            (want, after) => panic!("backoff {want:?} but restarted after {after:?}: {:?}", status.crashes),
+        }
+    }
+}
+
+fn kill_module(pid: u32) {
+    rustix::process::kill_process(
+        rustix::process::Pid::from_raw(pid as i32).expect("pid"),
+        rustix::process::Signal::KILL,
+    )
+    .expect("kill");
+}
+
 /// Installs a module folder: manifest, a copy of a test binary, config.
 fn install(node: &Node, name: &str, version: &str, bin: &str, deps: &str, config: &str) -> PathBuf {
     let dir = node.modules_dir.join(name);
@@ -227,7 +277,8 @@ async fn node_config_section_is_merged_over_the_modules_own_config() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn killed_module_is_restarted_with_backoff_and_its_pending_request_fails_typed() {
-    let node = node("sigkill").await;
+    // 300 ms, doubling, capped at 800 ms; failed at the fourth crash.
+    let node = node_with_policy("sigkill", 300, 800, 4).await;
     let observer = observe(&node.manager, &[EventType::ModuleCrashed]);
     install(&node, "victim", "1.0.0", "test-module", "", "mode = \"serve\"\n");
     let report = node.manager.auto_load_modules().await.expect("started");
@@ -267,12 +318,24 @@ async fn killed_module_is_restarted_with_backoff_and_its_pending_request_fails_t
         .expect("restarted");
     assert_ne!(after.pid, Some(pid));
     assert_eq!(call(&node, "victim", "flood").await.expect("serves again"), b"flooded");
+    // Two more kills: each restart waits twice as long, up to the cap.
+    for restarts in 2..=3 {
+        kill_module(node.manager.module_status("victim").and_then(|s| s.pid).expect("pid"));
+        node.manager
+            .wait_for("victim", DEADLINE, |s| {
+                s.state == ModuleState::Running && s.restarts == restarts
+            })
+            .await
+            .expect("restarted");
+    }
+    assert_backoffs(&node, "victim", &[Some(300), Some(600), Some(800)]);
     node.manager.shutdown().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn module_crashing_at_every_start_ends_up_failed_after_the_configured_count() {
-    let node = node("crashloop").await;
+    // 400 ms, then 800 ms; the third crash leaves it failed.
+    let node = node_with_policy("crashloop", 400, 10_000, 3).await;
     let observer = observe(&node.manager, &[EventType::ModuleCrashed]);
     install(&node, "steady", "1.0.0", "test-module", "", "mode = \"serve\"\n");
     install(&node, "doomed", "1.0.0", "test-module", "", "mode = \"crash\"\n");
@@ -297,6 +360,7 @@ async fn module_crashing_at_every_start_ends_up_failed_after_the_configured_coun
         crashes.push((c.exit_code, c.will_restart));
     }
     assert_eq!(crashes, vec![(Some(3), true), (Some(3), true), (Some(3), false)]);
+    assert_backoffs(&node, "doomed", &[Some(400), Some(800), None]);
     // The crash loop never touched its neighbour.
     let steady = node.manager.module_status("steady").expect("status");
     assert_eq!(
