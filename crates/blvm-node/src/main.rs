@@ -226,19 +226,25 @@ fn background_tasks(node: &Arc<Node>, config: &NodeConfig) -> Vec<tokio::task::J
         }
     }
     let health = Arc::clone(node);
-    tasks.push(tokio::spawn(async move {
-        let mut tick = tokio::time::interval(Duration::from_secs(60));
-        loop {
-            tick.tick().await;
-            health_check(&health);
-        }
-    }));
+    // `[maintenance]`: a period of `None` is "never".
+    if let Some(every) = config.maintenance.health_interval {
+        tasks.push(tokio::spawn(async move {
+            let mut tick = tokio::time::interval(every);
+            loop {
+                tick.tick().await;
+                health_check(&health);
+            }
+        }));
+    }
     // Free space of the chain store's and the modules' file systems:
     // `DiskSpaceLow` and a warning once per crossing (`node::disk`).
     tasks.push(node.spawn_disk_watch());
     let audit = Arc::clone(node);
+    let Some(every) = config.maintenance.utxo_audit_interval else {
+        return tasks;
+    };
     tasks.push(tokio::spawn(async move {
-        let mut tick = tokio::time::interval(Duration::from_secs(3600));
+        let mut tick = tokio::time::interval(every);
         loop {
             tick.tick().await;
             let n = Arc::clone(&audit);

@@ -14,8 +14,11 @@
 //! minrelaytxfee = 1.0          # --minrelaytxfee, in sat/vB (Core's -minrelaytxfee is in BTC/kvB)
 //! log = "info"                 # --log
 //!
-//! [modules.block-stats]        # merged over the module's config.toml
-//! verbose = "true"
+//! [modules]                    # every module: capability allow-list, event queue
+//! capabilities = ["subscribe_events", "read_blockchain"]
+//!
+//! [modules.block-stats]        # one module: the same two keys, and its config
+//! verbose = "true"             # (merged over the module's config.toml): see `modules`
 //!
 //! [sandbox]                    # limits, mode, uid of modules: see `sandbox`
 //! memory_mb = 1024
@@ -23,23 +26,30 @@
 //! [trust.keys]                 # whose module signatures count: see `trust`
 //! alice = "02c6047f…"
 //!
-//! [supervision]                # module health checks: see `supervision`
+//! [supervision]                # module health checks, restarts: see `supervision`
 //! health_check_interval = 10
+//!
 //! [disk]                       # when free space counts as low: see `disk`
 //! warn_free_percent = 10
+//!
+//! [maintenance]                # the node's periodic events: see `maintenance`
+//! health_interval = 60
 //! ```
 
 mod disk;
+mod maintenance;
+pub mod modules;
 mod sandbox;
 mod supervision;
 mod trust;
 
 pub use disk::{DiskSettings, DiskWatchConfig};
+pub use maintenance::{Maintenance, MaintenanceSettings};
+pub use modules::ModulesConfig;
 pub use sandbox::{CpuPercent, LimitSettings, SandboxSettings};
 pub use supervision::{Supervision, SupervisionSettings};
 pub use trust::TrustSettings;
 
-use std::collections::BTreeMap;
 use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
 
@@ -83,10 +93,11 @@ pub struct Settings {
     /// Minimum relay fee rate, sat/vB.
     #[arg(long, global = true)]
     pub minrelaytxfee: Option<f64>,
-    /// Per-module configuration, `[modules.<name>]` (file only).
+    /// `[modules]`: defaults for every module, and `[modules.<name>]`
+    /// sections (file only); see [`modules`].
     #[arg(skip)]
     #[serde(default)]
-    pub modules: BTreeMap<String, toml::Table>,
+    pub modules: toml::Table,
     /// The modules' sandbox, `[sandbox]` (file only).
     #[arg(skip)]
     #[serde(default)]
@@ -95,7 +106,7 @@ pub struct Settings {
     #[arg(skip)]
     #[serde(default)]
     pub trust: TrustSettings,
-    /// Module health checks, `[supervision]` (file only).
+    /// Module health checks and restarts, `[supervision]` (file only).
     #[arg(skip)]
     #[serde(default)]
     pub supervision: SupervisionSettings,
@@ -103,6 +114,10 @@ pub struct Settings {
     #[arg(skip)]
     #[serde(default)]
     pub disk: DiskSettings,
+    /// The node's periodic events, `[maintenance]` (file only).
+    #[arg(skip)]
+    #[serde(default)]
+    pub maintenance: MaintenanceSettings,
 }
 
 impl Settings {
@@ -144,6 +159,11 @@ impl Settings {
                 other.disk
             } else {
                 self.disk
+            },
+            maintenance: if self.maintenance == MaintenanceSettings::default() {
+                other.maintenance
+            } else {
+                self.maintenance
             },
         }
     }
@@ -212,18 +232,21 @@ pub struct NodeConfig {
     pub log: String,
     /// Minimum relay fee rate, sat/vB.
     pub min_relay_fee: f64,
-    /// `[modules.<name>]` sections, flattened to dotted keys.
-    pub module_configs: BTreeMap<String, BTreeMap<String, String>>,
+    /// `[modules]`: capability allow-lists, event queues, and each
+    /// module's configuration (flattened to dotted keys).
+    pub modules: ModulesConfig,
     /// The modules' sandbox.
     pub sandbox: blvm_module_host::sandbox::SandboxConfig,
     /// Whose module signatures count.
     pub signatures: blvm_module_host::security::SignaturePolicy,
     /// Every module's IPC request rate.
     pub request_rate: blvm_module_host::ipc::RequestRate,
-    /// How modules' liveness is checked.
+    /// How modules' liveness is checked, and how crashed ones restart.
     pub supervision: Supervision,
     /// When free space on the node's file systems counts as low.
     pub disk: DiskWatchConfig,
+    /// How often the node's periodic events come.
+    pub maintenance: Maintenance,
 }
 
 impl NodeConfig {
@@ -260,25 +283,20 @@ impl NodeConfig {
                 })
             }
         };
-        let mut module_configs = BTreeMap::new();
-        for (name, table) in s.modules {
-            let flat = blvm_module_host::registry::flatten_config(&table).map_err(|e| ConfigError::Invalid {
-                key: "modules",
-                message: format!("[modules.{name}]: {e}"),
-            })?;
-            module_configs.insert(name, flat);
-        }
+        let modules = modules::resolve(&s.modules)?;
         let sandbox = s.sandbox.resolve()?;
         let signatures = s.trust.resolve()?;
         let request_rate = s.sandbox.request_rate()?;
         let supervision = s.supervision.resolve()?;
         let disk = s.disk.resolve()?;
+        let maintenance = s.maintenance.resolve()?;
         Ok(NodeConfig {
             disk,
             sandbox,
             signatures,
             request_rate,
             supervision,
+            maintenance,
             network,
             modules_dir: s.modules_dir.unwrap_or_else(|| datadir.join("modules")),
             datadir,
@@ -317,7 +335,7 @@ impl NodeConfig {
                 Some(f) => f,
                 None => 1.0,
             },
-            module_configs,
+            modules,
         })
     }
 }
@@ -356,7 +374,7 @@ mod tests {
         };
         let c = NodeConfig::resolve(flags.or(file)).expect("resolves");
         assert_eq!((c.rpc_addr.port(), c.block_interval), (2000, 3));
-        assert_eq!(c.module_configs["block-stats"]["limits.depth"], "5");
+        assert_eq!(c.modules.module_configs["block-stats"]["limits.depth"], "5");
     }
 
     #[test]

@@ -1,10 +1,14 @@
 //! The `[supervision]` section: how the node checks that its running
-//! modules are alive.
+//! modules are alive, and how it restarts those that crash.
 //!
 //! ```toml
 //! [supervision]
 //! health_check_interval = 10   # seconds between health checks of a module; 0 = none
 //! health_check_timeout = 5     # seconds it has to answer (and may stay stopped) before it is restarted
+//! restart_backoff_ms = 500     # wait before the first restart after a crash; doubles with each crash
+//! max_restart_backoff_ms = 30000   # the longest wait
+//! max_crashes = 5              # crashes within crash_window after which the module is failed
+//! crash_window = 300           # seconds crashes are counted in
 //! ```
 //!
 //! A module whose main process is stopped (`SIGSTOP`) is `unresponsive` at
@@ -13,6 +17,8 @@
 //! as a crash.
 
 use std::time::Duration;
+
+use blvm_module_host::manager::RestartPolicy;
 
 use serde::Deserialize;
 
@@ -28,19 +34,31 @@ pub struct SupervisionSettings {
     /// Seconds a module has to answer a health check, and may stay stopped,
     /// before it is killed and restarted.
     pub health_check_timeout: Option<u64>,
+    /// Milliseconds before the first restart of a crashed module; doubled
+    /// for each further crash in the window.
+    pub restart_backoff_ms: Option<u64>,
+    /// The longest wait before a restart, milliseconds.
+    pub max_restart_backoff_ms: Option<u64>,
+    /// Crashes within `crash_window` after which the module is `failed`.
+    pub max_crashes: Option<u32>,
+    /// Seconds crashes are counted in.
+    pub crash_window: Option<u64>,
 }
 
-/// The liveness settings the module manager takes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// The liveness and restart settings the module manager takes.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Supervision {
     /// `None`: no health checks.
     pub health_check_interval: Option<Duration>,
     /// The deadline.
     pub health_check_timeout: Duration,
+    /// Restarts after crashes.
+    pub restart: RestartPolicy,
 }
 
 impl SupervisionSettings {
-    /// The written values over the manager's defaults (10 s and 5 s).
+    /// The written values over the manager's defaults (10 s and 5 s; 0.5 s
+    /// to 30 s of backoff, failed at the fifth crash within 300 s).
     pub fn resolve(&self) -> Result<Supervision, ConfigError> {
         let defaults = blvm_module_host::ManagerConfig::new("", "", "");
         let interval = match self.health_check_interval {
@@ -58,9 +76,39 @@ impl SupervisionSettings {
             Some(secs) => Duration::from_secs(secs),
             None => defaults.health_check_timeout,
         };
+        let positive = |name: &str, v: Option<u64>| match v {
+            Some(0) => Err(ConfigError::Invalid {
+                key: "supervision",
+                message: format!("[supervision] {name}: expected a number above 0, got 0"),
+            }),
+            other => Ok(other),
+        };
+        let base = defaults.restart;
+        let initial = positive("restart_backoff_ms", self.restart_backoff_ms)?
+            .map_or(base.initial_backoff, Duration::from_millis);
+        let max = positive("max_restart_backoff_ms", self.max_restart_backoff_ms)?
+            .map_or(base.max_backoff, Duration::from_millis);
+        if max < initial {
+            return Err(ConfigError::Invalid {
+                key: "supervision",
+                message: format!(
+                    "[supervision] max_restart_backoff_ms: {} is below restart_backoff_ms {}",
+                    max.as_millis(),
+                    initial.as_millis()
+                ),
+            });
+        }
+        let restart = RestartPolicy {
+            initial_backoff: initial,
+            max_backoff: max,
+            max_crashes: positive("max_crashes", self.max_crashes.map(u64::from))?
+                .map_or(base.max_crashes, |n| u32::try_from(n).unwrap_or(u32::MAX)),
+            window: positive("crash_window", self.crash_window)?.map_or(base.window, Duration::from_secs),
+        };
         Ok(Supervision {
             health_check_interval: interval,
             health_check_timeout: timeout,
+            restart,
         })
     }
 }
@@ -88,5 +136,50 @@ mod tests {
         let zero: SupervisionSettings = toml::from_str("health_check_timeout = 0\n").expect("parses");
         assert!(zero.resolve().unwrap_err().to_string().contains("health_check_timeout"));
         assert!(toml::from_str::<SupervisionSettings>("health_interval = 3\n").is_err());
+    }
+
+    #[test]
+    fn restart_policy_is_read_over_its_defaults_and_checked() {
+        let s = SupervisionSettings::default().resolve().expect("defaults");
+        assert_eq!(
+            (
+                s.restart.initial_backoff,
+                s.restart.max_backoff,
+                s.restart.max_crashes,
+                s.restart.window
+            ),
+            (
+                Duration::from_millis(500),
+                Duration::from_secs(30),
+                5,
+                Duration::from_secs(300)
+            )
+        );
+        let file: SupervisionSettings = toml::from_str(
+            "restart_backoff_ms = 200\nmax_restart_backoff_ms = 800\nmax_crashes = 3\ncrash_window = 60\n",
+        )
+        .expect("parses");
+        let r = file.resolve().expect("valid").restart;
+        assert_eq!(
+            (r.initial_backoff, r.max_backoff, r.max_crashes, r.window),
+            (
+                Duration::from_millis(200),
+                Duration::from_millis(800),
+                3,
+                Duration::from_secs(60)
+            )
+        );
+        for (text, key) in [
+            ("max_crashes = 0\n", "max_crashes"),
+            ("restart_backoff_ms = 0\n", "restart_backoff_ms"),
+            ("crash_window = 0\n", "crash_window"),
+            (
+                "restart_backoff_ms = 5000\nmax_restart_backoff_ms = 100\n",
+                "max_restart_backoff_ms",
+            ),
+        ] {
+            let zero: SupervisionSettings = toml::from_str(text).expect("parses");
+            assert!(zero.resolve().unwrap_err().to_string().contains(key), "{text}");
+        }
     }
 }

@@ -107,7 +107,16 @@ impl Node {
             config.disk,
             vec![config.datadir.join("chain"), manager_config.data_dir.clone()],
         );
-        manager_config.module_configs = config.module_configs.clone();
+        manager_config.module_configs = config.modules.module_configs.clone();
+        if let Some(allowed) = config.modules.default_capabilities {
+            manager_config.default_policy = allowed;
+        }
+        manager_config.policies = config.modules.capabilities.clone();
+        if let Some(capacity) = config.modules.event_queue_capacity {
+            manager_config.event_queue_capacity = capacity;
+        }
+        manager_config.event_queue_capacities = config.modules.event_queue_capacities.clone();
+        manager_config.restart = config.supervision.restart.clone();
         manager_config.sandbox = config.sandbox.clone();
         manager_config.signatures = config.signatures.clone();
         manager_config.request_rate = Some(config.request_rate);

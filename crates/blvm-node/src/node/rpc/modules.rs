@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use blvm_module_host::api::events::DeliveryStats;
-use blvm_module_host::manager::ModuleStatus;
+use blvm_module_host::manager::{CrashRecord, ModuleStatus};
 use serde_json::{json, Value};
 
 use super::Method;
@@ -16,7 +16,7 @@ pub(super) const METHODS: &[(&str, &str, Method)] = &[
     ("loadmodule", "loadmodule \"name\"\nVerifies and loads a module from the modules directory.", loadmodule),
     ("unloadmodule", "unloadmodule \"name\"\nStops a module (its dependents first) and forgets it.", unloadmodule),
     ("reloadmodule", "reloadmodule \"name\"\nRestarts a module from disk, verifying it again first.", reloadmodule),
-    ("getmodulestatus", "getmodulestatus ( \"name\" )\nStatus of one module or of all: state, pid, uptime, restarts, last error, capabilities, resource usage, delivery stats.", getmodulestatus),
+    ("getmodulestatus", "getmodulestatus ( \"name\" )\nStatus of one module or of all: state, pid, uptime, restarts and crashes, last error, capabilities granted and requested, resource usage, delivery stats.", getmodulestatus),
     ("getmoduledeliverystats", "getmoduledeliverystats ( \"module_id\" )\nEvent delivery counters of one module spawn or of all.", getmoduledeliverystats),
 ];
 
@@ -37,6 +37,14 @@ fn stats_json(s: &DeliveryStats) -> Value {
     })
 }
 
+fn crash_json(c: &CrashRecord) -> Value {
+    json!({
+        "time": c.at.duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs()),
+        "backoff_ms": c.backoff.map(|b| b.as_millis() as u64),
+        "restarted_after_ms": c.restarted_after.map(|d| d.as_millis() as u64),
+    })
+}
+
 fn status_json(s: &ModuleStatus) -> Value {
     json!({
         "name": s.name,
@@ -48,6 +56,8 @@ fn status_json(s: &ModuleStatus) -> Value {
         "restarts": s.restarts,
         "last_error": s.last_error,
         "capabilities": s.capabilities.iter().map(|p| p.as_str()).collect::<Vec<_>>(),
+        "requested_capabilities": s.requested_capabilities.iter().map(|p| p.as_str()).collect::<Vec<_>>(),
+        "crashes": s.crashes.iter().map(crash_json).collect::<Vec<_>>(),
         "cpu_time_ms": s.usage.map(|u| u.cpu_time_ms),
         "rss_bytes": s.usage.map(|u| u.rss_bytes),
         "processes": s.usage.map(|u| u.processes),
