@@ -147,20 +147,7 @@ fn run(config: NodeConfig) -> anyhow::Result<()> {
         for (name, why) in &report.failed {
             tracing::warn!(module = %name, "module not loaded: {why}");
         }
-        node.publish(ev::ConfigLoaded {
-            changed_sections: vec!["network".into(), "rpc".into(), "modules".into(), "mining".into()],
-            reload: false,
-        });
-        node.publish(ev::NodeStartupCompleted {
-            duration_ms: started.elapsed().as_millis() as u64,
-            components: vec![
-                "chain".into(),
-                "mempool".into(),
-                "miner".into(),
-                "rpc".into(),
-                "modules".into(),
-            ],
-        });
+        node.announce_startup(started);
         let tasks = background_tasks(&node, &config);
         let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
         tokio::select! {
@@ -168,28 +155,12 @@ fn run(config: NodeConfig) -> anyhow::Result<()> {
             _ = term.recv() => tracing::info!("terminated"),
             _ = node.stopped() => tracing::info!("stop requested over RPC"),
         }
-        let shutdown_started = Instant::now();
-        node.publish(ev::NodeShutdown {
-            reason: "requested".into(),
-            // What each module gets between `Shutdown` and being killed.
-            timeout_ms: node.manager.config().shutdown_grace.as_millis() as u64,
-        });
         for t in tasks {
             t.abort();
         }
-        node.publish(ev::DataMaintenance {
-            operation: "flush".into(),
-            urgency: "high".into(),
-            reason: "node shutting down".into(),
-            target_age_ms: None,
-            timeout_ms: Some(5_000),
-        });
-        rpc.shutdown().await;
-        node.publish(ev::NodeShutdownCompleted {
-            duration_ms: shutdown_started.elapsed().as_millis() as u64,
-        });
-        node.manager.shutdown().await;
-        tracing::info!("blvm-node stopped");
+        // Events, RPC, modules, in the order of `node::lifecycle`.
+        let took = node.shut_down("requested", Some(rpc)).await;
+        tracing::info!(shutdown_ms = took.as_millis() as u64, "blvm-node stopped");
         Ok::<_, anyhow::Error>(())
     })
 }

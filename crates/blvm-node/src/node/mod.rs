@@ -11,6 +11,7 @@ mod backend;
 pub mod bridge;
 pub mod convert;
 pub mod disk;
+mod lifecycle;
 mod rpc;
 
 use std::path::Path;
