@@ -87,7 +87,7 @@ impl NodeBackend for NodeBackendImpl {
             chain_work: tip.chain_work.to_vec(),
             bits: tip.bits,
             difficulty: difficulty(tip.bits),
-            is_synced: true,
+            is_synced: node.is_synced(),
         })
     }
 
@@ -191,7 +191,8 @@ impl NodeBackend for NodeBackendImpl {
     }
 
     fn get_network_stats(&self) -> Result<NetworkStats, BackendError> {
-        // This node has no P2P layer yet: no peers, no traffic.
+        // This node has no P2P layer: no peers, no traffic. The spec says
+        // so (`ipc-protocol.md` §8.2): zeros here mean "no P2P", not "idle".
         Ok(NetworkStats {
             peer_count: 0,
             bytes_sent: 0,

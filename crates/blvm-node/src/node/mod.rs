@@ -13,6 +13,7 @@ pub mod convert;
 pub mod disk;
 mod lifecycle;
 mod rpc;
+pub mod sync_state;
 
 use std::path::Path;
 use std::sync::mpsc::Receiver;

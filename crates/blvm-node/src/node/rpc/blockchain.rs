@@ -41,7 +41,8 @@ fn getblockchaininfo(node: &Arc<Node>, _: &Params) -> Result<Value, RpcError> {
         "time": header.map_or(0, |h| h.header.time),
         "mediantime": tip.median_time_past,
         "verificationprogress": 1.0,
-        "initialblockdownload": false,
+        // The same rule as modules' `get_chain_info.is_synced`.
+        "initialblockdownload": !node.is_synced(),
         "chainwork": hex(&tip.chain_work),
         "size_on_disk": dir_size(&node.config.datadir.join("chain")),
         "pruned": false,
