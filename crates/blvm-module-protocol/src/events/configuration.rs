@@ -8,7 +8,8 @@
 
 use serde::{Deserialize, Serialize};
 
-/// The node's configuration was loaded (at startup) or reloaded.
+/// The node's configuration was loaded (at startup) or reloaded. The
+/// latest one is replayed to a module that subscribes to it later.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ConfigLoaded {
     /// Top-level sections that changed (all sections at startup).

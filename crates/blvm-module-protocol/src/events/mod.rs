@@ -443,7 +443,7 @@ event_catalogue! {
     StratumClientDisconnected(stratum_v2::StratumClientDisconnected) => StratumV2, any;
 
     // --- Module lifecycle and registry (seed: Module Lifecycle Events) -----
-    /// Module loaded (published after subscription).
+    /// Module loaded (published after subscription; replayed at subscription).
     ModuleLoaded(module_lifecycle::ModuleLoaded) => ModuleLifecycle, node;
     /// Module unloaded.
     ModuleUnloaded(module_lifecycle::ModuleUnloaded) => ModuleLifecycle, node;
@@ -469,13 +469,13 @@ event_catalogue! {
     ModuleRemoved(module_lifecycle::ModuleRemoved) => ModuleLifecycle, node;
 
     // --- Configuration, node lifecycle, maintenance, resources -------------
-    /// Node configuration loaded/changed.
+    /// Node configuration loaded/changed (the latest is replayed at subscription).
     ConfigLoaded(configuration::ConfigLoaded) => Configuration, node;
-    /// Node fully operational.
+    /// Node fully operational (replayed at subscription).
     NodeStartupCompleted(node_lifecycle::NodeStartupCompleted) => NodeLifecycle, node;
     /// Node shutting down.
     NodeShutdown(node_lifecycle::NodeShutdown) => NodeLifecycle, node;
-    /// Shutdown complete.
+    /// Shutdown complete, every module unloaded (so no module receives it).
     NodeShutdownCompleted(node_lifecycle::NodeShutdownCompleted) => NodeLifecycle, node;
     /// Unified cleanup/flush event (replaces StorageFlush + DataCleanup).
     DataMaintenance(maintenance::DataMaintenance) => Maintenance, node;

@@ -96,10 +96,11 @@ pub struct ModuleHealthChanged {
 pub struct ModuleStateChanged {
     /// The module's manifest name.
     pub module_name: String,
-    /// Previous state, e.g. `"starting"`, `"running"`, `"stopping"`,
-    /// `"stopped"`, `"crashed"`.
+    /// Previous state: one of the node's `"loading"`, `"running"`,
+    /// `"unresponsive"`, `"restarting"`, `"stopped"`, `"failed"`, or
+    /// `"unloaded"` for a module that was not loaded before (its load).
     pub old_state: String,
-    /// New state.
+    /// New state, one of the same (never `"unloaded"`).
     pub new_state: String,
 }
 

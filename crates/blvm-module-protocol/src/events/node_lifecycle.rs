@@ -3,7 +3,9 @@
 
 use serde::{Deserialize, Serialize};
 
-/// The node finished starting: every component is running.
+/// The node finished starting: every component is running, the modules
+/// found at start are loaded. Replayed to a module that subscribes to it
+/// after it was published.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct NodeStartupCompleted {
     /// Time from process start to this event, in milliseconds.
@@ -18,14 +20,16 @@ pub struct NodeStartupCompleted {
 pub struct NodeShutdown {
     /// Why, e.g. `"signal"`, `"rpc stop"`, `"fatal error"`.
     pub reason: String,
-    /// How long modules have before they are sent `Shutdown` and then
-    /// killed, in milliseconds.
+    /// The grace period each module has, after it is sent `Shutdown`,
+    /// before it is killed, in milliseconds.
     pub timeout_ms: u64,
 }
 
-/// The node finished shutting down (last event a module can receive).
+/// The node finished shutting down. Published after every module has been
+/// unloaded, so no module receives it: it is for code in the node's own
+/// process.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct NodeShutdownCompleted {
-    /// Time the shutdown took, in milliseconds.
+    /// Time from `NodeShutdown` to every module unloaded, in milliseconds.
     pub duration_ms: u64,
 }

@@ -378,6 +378,25 @@ mod tests {
     }
 
     #[test]
+    fn the_operator_guides_complete_file_resolves_to_what_it_says() {
+        const GUIDE: &str = include_str!("../../../../docs/operator-guide.md");
+        let start = GUIDE.find("A complete file:\n\n```toml\n").expect("the example") + 26;
+        let text = &GUIDE[start..start + GUIDE[start..].find("```").expect("its end")];
+        let file: Settings = toml::from_str(text).expect("the example parses");
+        let c = NodeConfig::resolve(file).expect("the example resolves");
+        let names = |set: &blvm_module_protocol::PermissionSet| set.iter().map(|p| p.as_str()).collect::<Vec<_>>();
+        assert_eq!(
+            names(&c.modules.capabilities["fee-watcher"]),
+            ["subscribe_events", "read_mempool"]
+        );
+        assert_eq!(c.modules.event_queue_capacities["fee-watcher"], 1000);
+        assert_eq!(c.modules.module_configs["fee-watcher"]["report.every_blocks"], "6");
+        assert!(!c.modules.module_configs["fee-watcher"].contains_key("capabilities"));
+        assert_eq!(c.supervision.restart.max_crashes, 5);
+        assert_eq!(c.maintenance.health_interval, Some(std::time::Duration::from_secs(60)));
+    }
+
+    #[test]
     fn unknown_keys_and_bad_values_are_refused() {
         assert!(toml::from_str::<Settings>("rpcprot = 1\n").is_err());
         let bad = Settings {
