@@ -20,7 +20,9 @@
 //!    node importing mainnet 0..438 with no module and with one module
 //!    spinning on every core under the default sandbox, in interleaved
 //!    rounds; wall and CPU time per block, and their ratio (see
-//!    `spinner`).
+//!    `spinner`); then, on the same node, the JSON-RPC round trip of
+//!    `getblockcount` and `getblock`, p50 and p99 and their ratio (see
+//!    `rpc`).
 //!
 //! The node side answers from real mainnet blocks held in memory
 //! (`blvm-testkit`).
@@ -37,6 +39,7 @@ use blvm_module_protocol::events::{Event, NewBlock};
 use blvm_module_protocol::{Hash32, Permission, PermissionSet};
 use blvm_testkit::MemoryChain;
 
+mod rpc;
 mod spawn;
 mod spinner;
 
@@ -92,7 +95,7 @@ fn main() -> Result<(), Error> {
     }
     if wants("spinning") {
         let attacker = module_bin.with_file_name("attacker-module");
-        spinner::run(&dir, &attacker, if quick { 5 } else { 11 })?;
+        spinner::run(&dir, &attacker, if quick { 5 } else { 11 }, 2000 / scale.min(4))?;
     }
     if wants("codec") {
         codec(&bench.chain, 1_000_000 / scale);

@@ -11,6 +11,8 @@
 //! sides alike, and the ratio is taken inside each round. The node's CPU
 //! time (this process: the chain and the module host) is shown per block
 //! beside the wall time, so a slowdown can be told apart from more work.
+//! After each import the same node, spinner still spinning, serves
+//! JSON-RPC calls for the RPC figure (see `rpc`).
 //!
 //! The sandbox's cgroups and uid drop need root: without it the figure is
 //! skipped, saying so.
@@ -24,7 +26,7 @@ use blvm_module_protocol::methods::invocation::{ModuleCall, ModuleCallResult, MO
 use blvm_node::config::{NodeConfig, Settings};
 use blvm_node::node::{Node, NodeBackendImpl};
 
-use crate::Error;
+use crate::{rpc, Error};
 
 /// The module's name in the node.
 const SPINNER: &str = "spinner";
@@ -36,6 +38,8 @@ struct Sample {
     /// CPU time of this process (the node) during the import.
     cpu: Duration,
     blocks: u64,
+    /// The RPC calls served after the import.
+    rpc: [rpc::Calls; 2],
 }
 
 /// What the spinner was given and took during one import, from its
@@ -51,8 +55,9 @@ struct SpinnerInfo {
     cpu_group: String,
 }
 
-/// Runs `rounds` interleaved rounds and prints the figure.
-pub(crate) fn run(dir: &Path, attacker: &Path, rounds: usize) -> Result<(), Error> {
+/// Runs `rounds` interleaved rounds, with `calls` RPC calls per method
+/// and side in each, and prints the figures.
+pub(crate) fn run(dir: &Path, attacker: &Path, rounds: usize, calls: usize) -> Result<(), Error> {
     const TITLE: &str = "spinning   block processing with a spinning module";
     if !rustix::process::geteuid().is_root() {
         println!("{TITLE}: skipped: the default sandbox (cgroups, uid drop) needs root; run blvm-bench as root");
@@ -64,13 +69,13 @@ pub(crate) fn run(dir: &Path, attacker: &Path, rounds: usize) -> Result<(), Erro
         .build()?;
     let threads = crate::cores();
     // Warm-up, not counted: page cache, allocator, lazily built tables.
-    one(&rt, dir, "warmup", None, threads)?;
+    one(&rt, dir, "warmup", None, threads, calls)?;
     let (mut base, mut spin, mut ratios) = (Vec::new(), Vec::new(), Vec::new());
     let mut info = SpinnerInfo::default();
     let mut shares = Vec::new();
     for round in 0..rounds {
-        let (b, _) = one(&rt, dir, &format!("base-{round}"), None, threads)?;
-        let (s, i) = match one(&rt, dir, &format!("spin-{round}"), Some(attacker), threads) {
+        let (b, _) = one(&rt, dir, &format!("base-{round}"), None, threads, calls)?;
+        let (s, i) = match one(&rt, dir, &format!("spin-{round}"), Some(attacker), threads, calls) {
             Ok(r) => r,
             Err(e) => {
                 println!("{TITLE}: skipped: the spinning module could not run under the default sandbox: {e}");
@@ -105,6 +110,8 @@ pub(crate) fn run(dir: &Path, attacker: &Path, rounds: usize) -> Result<(), Erro
         "             the spinner's CPU during each import:  {m:.0}% of a core [{lo:.0}-{hi:.0}] (its group: {})",
         info.cpu_group,
     );
+    let rpc_of = |s: &[Sample]| s.iter().map(|s| s.rpc).collect::<Vec<_>>();
+    rpc::print(calls, &rpc_of(&base), &rpc_of(&spin));
     Ok(())
 }
 
@@ -123,7 +130,7 @@ fn print_side(what: &str, samples: &[Sample]) {
 }
 
 /// Median, min and max.
-fn stats(values: &[f64]) -> (f64, f64, f64) {
+pub(crate) fn stats(values: &[f64]) -> (f64, f64, f64) {
     let mut v = values.to_vec();
     v.sort_by(f64::total_cmp);
     if v.is_empty() {
@@ -138,7 +145,7 @@ fn stats(values: &[f64]) -> (f64, f64, f64) {
 }
 
 /// CPU time of this process so far.
-fn process_cpu() -> Duration {
+pub(crate) fn process_cpu() -> Duration {
     let t = rustix::time::clock_gettime(rustix::time::ClockId::ProcessCPUTime);
     Duration::new(t.tv_sec.max(0) as u64, t.tv_nsec.clamp(0, 999_999_999) as u32)
 }
@@ -151,6 +158,7 @@ fn one(
     tag: &str,
     attacker: Option<&Path>,
     threads: usize,
+    calls: usize,
 ) -> Result<(Sample, Option<SpinnerInfo>), Error> {
     let datadir = dir.join(format!("spinning-{tag}"));
     let _ = std::fs::remove_dir_all(&datadir);
@@ -206,11 +214,13 @@ fn one(
                     .unwrap_or_default(),
             })
         });
+        let rpc = rpc::measure(rt, &node, calls)?;
         Ok((
             Sample {
                 wall,
                 cpu,
                 blocks: stats.blocks,
+                rpc,
             },
             info,
         ))
