@@ -1,19 +1,110 @@
 //! `blvm-node`: run the reference node, import blocks, or administer the
 //! modules of a running node.
 
+use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use blvm_module_protocol::events as ev;
+use blvm_node::chain::ChainError;
 use blvm_node::cli::{signing, Cli, Command, ModuleAction, RpcClient};
 use blvm_node::config::{NodeConfig, Settings};
-use blvm_node::node::{register_methods, Node, NodeBackendImpl};
+use blvm_node::node::{register_methods, Node, NodeBackendImpl, NodeError};
 use blvm_node::rpc::{CookieFile, MethodTable, RpcAuth, RpcServer};
 use clap::Parser;
 
-fn main() -> anyhow::Result<()> {
-    let cli = Cli::parse();
+fn main() -> ExitCode {
+    install_panic_hook();
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => return usage_error(&e),
+    };
+    match command(cli) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("Error: {}", one_line(&e));
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// An error as one line: its causes joined by `: `, a cause left out when
+/// the message before it already says it (errors that print their source),
+/// line breaks folded. Never a backtrace: the `Debug` form, which prints
+/// one when `RUST_BACKTRACE` is set, is not used.
+fn one_line(e: &anyhow::Error) -> String {
+    let mut out = String::new();
+    for cause in e.chain() {
+        let text = cause.to_string();
+        if out.contains(&text) {
+            continue;
+        }
+        if !out.is_empty() {
+            out.push_str(": ");
+        }
+        out.push_str(&text);
+    }
+    out.lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// A command line clap refuses: its first line, and where to look. Help
+/// and version requests are printed as clap prints them.
+fn usage_error(e: &clap::Error) -> ExitCode {
+    use clap::error::ErrorKind;
+    if matches!(e.kind(), ErrorKind::DisplayHelp | ErrorKind::DisplayVersion) {
+        let _ = e.print();
+        return ExitCode::SUCCESS;
+    }
+    let rendered = e.render().to_string();
+    let first = match e.kind() {
+        ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand | ErrorKind::MissingSubcommand => {
+            "a subcommand is missing".to_owned()
+        }
+        _ => rendered
+            .lines()
+            .map(str::trim)
+            .find(|l| !l.is_empty())
+            .unwrap_or("invalid command line")
+            .trim_start_matches("error: ")
+            .to_owned(),
+    };
+    eprintln!("Error: {first} (see `blvm-node --help`)");
+    ExitCode::from(2)
+}
+
+/// A panic prints one line, never a backtrace, whatever `RUST_BACKTRACE`
+/// says: on the main thread as the command's error (the process then
+/// exits), on another (a task the node survives) as a note of the bug.
+fn install_panic_hook() {
+    std::panic::set_hook(Box::new(|info| {
+        let payload = info.payload();
+        let message = payload
+            .downcast_ref::<&str>()
+            .map(|s| (*s).to_owned())
+            .or_else(|| payload.downcast_ref::<String>().cloned())
+            .unwrap_or_else(|| "panic".to_owned())
+            .replace('\n', " ");
+        let at = info
+            .location()
+            .map(|l| format!(" at {}:{}", l.file(), l.line()))
+            .unwrap_or_default();
+        let thread = std::thread::current();
+        match thread.name() {
+            Some("main") => eprintln!("Error: internal error: {message}{at} (a bug in blvm-node)"),
+            name => eprintln!(
+                "blvm-node: internal error in thread {}: {message}{at} (a bug in blvm-node)",
+                name.unwrap_or("?")
+            ),
+        }
+    }));
+}
+
+fn command(cli: Cli) -> anyhow::Result<()> {
     let config = load_config(&cli)?;
     tracing_subscriber::fmt()
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stdout()))
@@ -24,21 +115,26 @@ fn main() -> anyhow::Result<()> {
         .init();
     match cli.command {
         None | Some(Command::Run) => run(config),
-        Some(Command::Import { files }) => import(config, &files),
+        Some(Command::Import { files, rpc: false }) => import(config, &files),
+        Some(Command::Import { files, rpc: true }) => import_over_rpc(&config, &files),
         Some(Command::Module { action }) => {
             let Some((method, params)) = action.request() else {
                 return offline(&config, action);
             };
-            let client = match &config.rpc_user_pass {
-                Some((u, p)) => RpcClient::new(config.rpc_addr, u, p),
-                None => RpcClient::from_cookie(config.rpc_addr, &config.datadir.join(".cookie"))
-                    .context("no rpcuser/rpcpassword and no cookie file: is the node running with this --datadir?")?,
-            };
-            let result = client.call(method, params)?;
+            let result = client(&config)?.call(method, params)?;
             println!("{}", serde_json::to_string_pretty(&result)?);
             Ok(())
         }
     }
+}
+
+/// A JSON-RPC client of the node this config describes.
+fn client(config: &NodeConfig) -> anyhow::Result<RpcClient> {
+    Ok(match &config.rpc_user_pass {
+        Some((u, p)) => RpcClient::new(config.rpc_addr, u, p),
+        None => RpcClient::from_cookie(config.rpc_addr, &config.datadir.join(".cookie"))
+            .context("no rpcuser/rpcpassword, and no cookie file (is the node running with this --datadir?)")?,
+    })
 }
 
 /// The `module` actions that need no running node.
@@ -93,7 +189,19 @@ fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
 
 fn import(config: NodeConfig, files: &[std::path::PathBuf]) -> anyhow::Result<()> {
     std::fs::create_dir_all(&config.datadir)?;
-    let node = Node::open(config)?;
+    let datadir = config.datadir.clone();
+    let node = match Node::open(config) {
+        Err(NodeError::Chain(ChainError::Locked(_))) => {
+            let files: Vec<String> = files.iter().map(|f| f.display().to_string()).collect();
+            anyhow::bail!(
+                "a node is running on {} (its chain store is locked): import into it with `blvm-node --datadir {} import --rpc {}`, or stop it first",
+                datadir.display(),
+                datadir.display(),
+                files.join(" ")
+            );
+        }
+        other => other?,
+    };
     let stats = node.import(files)?;
     let tip = node.chain.tip();
     println!(
@@ -112,12 +220,34 @@ fn import(config: NodeConfig, files: &[std::path::PathBuf]) -> anyhow::Result<()
     Ok(())
 }
 
+/// `import --rpc`: the running node imports the files (`importblocks`),
+/// named by absolute paths since the node reads them from its own working
+/// directory.
+fn import_over_rpc(config: &NodeConfig, files: &[std::path::PathBuf]) -> anyhow::Result<()> {
+    let files = files
+        .iter()
+        .map(|f| std::path::absolute(f).with_context(|| format!("{}", f.display())))
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    let r = client(config)?.call("importblocks", serde_json::json!([files]))?;
+    println!(
+        "imported {} blocks ({} transactions) in {} ms into the running node; tip {} at height {} ({} already known, {} rejected, {} orphans)",
+        r["blocks"], r["transactions"], r["elapsed_ms"], r["tip"].as_str().unwrap_or("?"), r["height"], r["already_known"], r["rejected"], r["orphans"]
+    );
+    Ok(())
+}
+
 fn run(config: NodeConfig) -> anyhow::Result<()> {
     let started = Instant::now();
     std::fs::create_dir_all(&config.datadir).with_context(|| format!("creating {}", config.datadir.display()))?;
     let rt = runtime()?;
     rt.block_on(async move {
-        let node = Node::open(config.clone())?;
+        let node = match Node::open(config.clone()) {
+            Err(NodeError::Chain(ChainError::Locked(_))) => anyhow::bail!(
+                "a node is already running on {} (its chain store is locked)",
+                config.datadir.display()
+            ),
+            other => other?,
+        };
         let socket = config.datadir.join("sockets").join("node.sock");
         node.manager
             .start(&socket, Arc::new(NodeBackendImpl::new(&node)))

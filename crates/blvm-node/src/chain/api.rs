@@ -128,7 +128,11 @@ impl Chain {
             path: dir.to_path_buf(),
             source,
         })?;
-        let db = Database::create(dir.join("chain.redb"))?;
+        let file = dir.join("chain.redb");
+        let db = Database::create(&file).map_err(|e| match e {
+            redb::DatabaseError::DatabaseAlreadyOpen => ChainError::Locked(file.clone()),
+            other => other.into(),
+        })?;
         let cp = ChainParams::new(network);
         init_store(&db, &cp)?;
         let state = load_state(&db)?;

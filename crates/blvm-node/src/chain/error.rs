@@ -10,6 +10,10 @@ pub enum ChainError {
     /// redb failed (boxed: redb's error is large and errors travel by value).
     #[error("chain store: {0}")]
     Store(Box<redb::Error>),
+    /// Another process has the store open (redb's lock): a node running
+    /// on the same data directory.
+    #[error("the chain store {} is in use by another process", .0.display())]
+    Locked(std::path::PathBuf),
     /// A stored record does not decode; the store was written by something else.
     #[error("chain store is corrupt: {0}")]
     Corrupt(String),

@@ -140,7 +140,7 @@ pub enum ChainEvent {
         /// The file.
         path: PathBuf,
     },
-    /// Import progress (every 1000 blocks and at the end of each file).
+    /// Import progress: after each record that added a block.
     ImportProgress {
         /// Blocks accepted so far in this file.
         blocks: u64,

@@ -84,50 +84,44 @@ impl Chain {
     }
 
     /// [`Chain::import_blk_file`] from any reader; `name` is for messages.
-    pub fn import_blk_reader(&self, mut r: impl Read, name: &Path) -> Result<ImportStats, ChainError> {
+    pub fn import_blk_reader(&self, r: impl Read, name: &Path) -> Result<ImportStats, ChainError> {
         let start = Instant::now();
-        let magic = self.cp.magic();
+        let mut records = BlkRecords::new(r, self.cp.magic(), name);
         let mut stats = ImportStats::default();
-        let io_err = |source| ChainError::Io {
-            path: PathBuf::from(name),
-            source,
-        };
-        loop {
-            if !find_magic(&mut r, magic).map_err(io_err)? {
-                break;
-            }
-            let mut len = [0u8; 4];
-            match r.read_exact(&mut len) {
-                Ok(()) => {}
-                Err(e) if e.kind() == ErrorKind::UnexpectedEof => break,
-                Err(e) => return Err(io_err(e)),
-            }
-            let len = u32::from_le_bytes(len) as usize;
-            if !(80..=MAX_BLOCK_SERIALIZED_SIZE).contains(&len) {
-                tracing::warn!(file = %name.display(), len, "skipping record with impossible length");
-                continue;
-            }
-            let mut raw = vec![0u8; len];
-            match r.read_exact(&mut raw) {
-                Ok(()) => {}
-                // A truncated last record: Core stops there too.
-                Err(e) if e.kind() == ErrorKind::UnexpectedEof => break,
-                Err(e) => return Err(io_err(e)),
-            }
-            match deserialize::<Block>(&raw) {
-                Ok(block) => self.import_block(block, len, &mut stats)?,
-                Err(e) => {
-                    tracing::warn!(file = %name.display(), error = %e, "undecodable block record");
-                    stats.rejected += 1;
-                }
-            }
-            if stats.blocks > 0 && stats.blocks % 1000 == 0 {
-                self.emit(ChainEvent::ImportProgress {
-                    blocks: stats.blocks,
-                    height: self.tip().height,
-                });
-            }
+        while let Some(record) = records.next_record()? {
+            self.import_record(record, &mut stats)?;
         }
+        self.finish_import(&mut stats, start);
+        Ok(stats)
+    }
+
+    /// Processes one record of a `blk*.dat` stream ([`BlkRecords`]) and
+    /// counts it in `stats`: a block whose parent is unknown is held, and
+    /// the held blocks it is the parent of are processed after it. Emits
+    /// [`ChainEvent::ImportProgress`] when it accepted a block. Only a
+    /// store failure is an error.
+    ///
+    /// The caller decides what happens between records: the node takes
+    /// its writer lock for one record and publishes that record's events
+    /// before the next, so an import is seen block by block.
+    pub fn import_record(&self, record: BlkRecord, stats: &mut ImportStats) -> Result<(), ChainError> {
+        let accepted = stats.blocks;
+        match record {
+            BlkRecord::Block { block, size } => self.import_block(block, size, stats)?,
+            BlkRecord::Undecodable => stats.rejected += 1,
+        }
+        if stats.blocks > accepted {
+            self.emit(ChainEvent::ImportProgress {
+                blocks: stats.blocks,
+                height: self.tip().height,
+            });
+        }
+        Ok(())
+    }
+
+    /// Ends an import begun at `start`: the blocks still waiting for their
+    /// parent, and the wall time.
+    pub fn finish_import(&self, stats: &mut ImportStats, start: Instant) {
         stats.orphans = self
             .orphans
             .lock()
@@ -137,11 +131,6 @@ impl Chain {
             .map(|v| v.len() as u64)
             .sum();
         stats.elapsed = start.elapsed();
-        self.emit(ChainEvent::ImportProgress {
-            blocks: stats.blocks,
-            height: self.tip().height,
-        });
-        Ok(stats)
     }
 
     /// Processes one raw block (consensus bytes). A block whose parent is
@@ -237,6 +226,81 @@ enum Counted {
     /// Its parent is unknown: held until it arrives.
     Orphan(BlockHash),
     Rejected,
+}
+
+/// One record of a `blk*.dat` stream.
+#[derive(Debug)]
+pub enum BlkRecord {
+    /// A block, and the length of its record.
+    Block {
+        /// The block.
+        block: Block,
+        /// Its serialized size.
+        size: usize,
+    },
+    /// A record whose bytes are no block (logged when read).
+    Undecodable,
+}
+
+/// Reads the records of a `blk*.dat` stream one at a time, as Core's
+/// `LoadExternalBlockFile` does: bytes up to the next magic are skipped, a
+/// record of impossible length is skipped with a warning, a truncated last
+/// record ends the stream.
+pub struct BlkRecords<R> {
+    r: R,
+    magic: [u8; 4],
+    name: PathBuf,
+}
+
+impl<R: Read> BlkRecords<R> {
+    /// Records of `r`, framed with `magic`; `name` is for messages.
+    pub fn new(r: R, magic: [u8; 4], name: &Path) -> Self {
+        BlkRecords {
+            r,
+            magic,
+            name: name.to_path_buf(),
+        }
+    }
+
+    /// The next record, `None` at the end of the stream. Only a read
+    /// failure is an error.
+    pub fn next_record(&mut self) -> Result<Option<BlkRecord>, ChainError> {
+        let name = &self.name;
+        let io_err = |source| ChainError::Io {
+            path: name.clone(),
+            source,
+        };
+        loop {
+            if !find_magic(&mut self.r, self.magic).map_err(io_err)? {
+                return Ok(None);
+            }
+            let mut len = [0u8; 4];
+            match self.r.read_exact(&mut len) {
+                Ok(()) => {}
+                Err(e) if e.kind() == ErrorKind::UnexpectedEof => return Ok(None),
+                Err(e) => return Err(io_err(e)),
+            }
+            let len = u32::from_le_bytes(len) as usize;
+            if !(80..=MAX_BLOCK_SERIALIZED_SIZE).contains(&len) {
+                tracing::warn!(file = %name.display(), len, "skipping record with impossible length");
+                continue;
+            }
+            let mut raw = vec![0u8; len];
+            match self.r.read_exact(&mut raw) {
+                Ok(()) => {}
+                // A truncated last record: Core stops there too.
+                Err(e) if e.kind() == ErrorKind::UnexpectedEof => return Ok(None),
+                Err(e) => return Err(io_err(e)),
+            }
+            return Ok(Some(match deserialize::<Block>(&raw) {
+                Ok(block) => BlkRecord::Block { block, size: len },
+                Err(e) => {
+                    tracing::warn!(file = %name.display(), error = %e, "undecodable block record");
+                    BlkRecord::Undecodable
+                }
+            }));
+        }
+    }
 }
 
 /// Advances `r` past the next occurrence of `magic`; false at end of input.

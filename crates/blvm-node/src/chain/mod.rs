@@ -48,7 +48,7 @@ pub mod view;
 pub use api::{Chain, ChainOptions, Clock, HeaderInfo, TipInfo};
 pub use error::{BlockError, ChainError, Reject};
 pub use events::{ChainEvent, ChainListener};
-pub use import::ImportStats;
+pub use import::{BlkRecord, BlkRecords, ImportStats};
 pub use params::ChainParams;
 pub use reorg::{ProcessOutcome, ReorgSummary};
 pub use store::BlockStatus;

@@ -37,11 +37,17 @@ pub struct Cli {
 pub enum Command {
     /// Run the node (the default).
     Run,
-    /// Import blocks: Bitcoin Core `blk*.dat` files or raw blocks.
+    /// Import blocks: Bitcoin Core `blk*.dat` files or raw blocks. Without
+    /// `--rpc` into the data dir's chain, with no node running on it (and
+    /// so no module sees the import).
     Import {
         /// Files to import, in order.
         #[arg(required = true)]
         files: Vec<PathBuf>,
+        /// Ask the node running on this data dir to import them
+        /// (`importblocks`): its modules receive the import's events.
+        #[arg(long)]
+        rpc: bool,
     },
     /// Administer the modules of a running node over JSON-RPC.
     Module {
@@ -130,6 +136,15 @@ pub enum ClientError {
         #[source]
         source: std::io::Error,
     },
+    /// The cookie file could not be read.
+    #[error("cannot read the cookie file {}: {source}", path.display())]
+    Cookie {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
     /// The node answered with an HTTP error and no JSON-RPC body.
     #[error("the node answered HTTP {status}{hint}")]
     Http {
@@ -169,7 +184,10 @@ impl RpcClient {
 
     /// A client authenticating with the node's cookie file.
     pub fn from_cookie(addr: SocketAddr, cookie: &Path) -> Result<Self, ClientError> {
-        let text = std::fs::read_to_string(cookie).map_err(|source| ClientError::Io { addr, source })?;
+        let text = std::fs::read_to_string(cookie).map_err(|source| ClientError::Cookie {
+            path: cookie.to_path_buf(),
+            source,
+        })?;
         Ok(RpcClient {
             addr,
             auth: base64(text.trim().as_bytes()),

@@ -4,7 +4,7 @@
 //! ```toml
 //! network = "regtest"          # --network
 //! datadir = ".blvm/regtest"    # --datadir
-//! rpcbind = "127.0.0.1"        # --rpcbind
+//! rpcbind = "127.0.0.1"        # --rpcbind; also addr:port, [v6]:port, as Core's
 //! rpcport = 18443              # --rpcport
 //! rpcuser = "alice"            # --rpcuser  (else the cookie file)
 //! rpcpassword = "secret"       # --rpcpassword
@@ -66,9 +66,11 @@ pub struct Settings {
     /// Data directory.
     #[arg(long, global = true)]
     pub datadir: Option<PathBuf>,
-    /// Address the JSON-RPC server binds.
+    /// Address the JSON-RPC server binds: `addr` or `addr:port` (IPv6 as
+    /// `[addr]:port`), as Bitcoin Core's `-rpcbind`; a port here wins over
+    /// `rpcport`.
     #[arg(long, global = true)]
-    pub rpcbind: Option<IpAddr>,
+    pub rpcbind: Option<String>,
     /// Port of the JSON-RPC server.
     #[arg(long, global = true)]
     pub rpcport: Option<u16>,
@@ -176,9 +178,22 @@ impl Settings {
         })?;
         toml::from_str(&text).map_err(|e| ConfigError::Parse {
             path: path.to_path_buf(),
-            message: e.to_string(),
+            message: one_line_toml_error(&text, &e),
         })
     }
+}
+
+/// `line L, column C: <message>`: toml's own rendering quotes the line
+/// over several lines, and every error of the node is one line.
+fn one_line_toml_error(text: &str, e: &toml::de::Error) -> String {
+    let message = e.message().trim().replace('\n', " ");
+    let Some(span) = e.span() else {
+        return message;
+    };
+    let before = text.get(..span.start).unwrap_or(text);
+    let line = before.matches('\n').count() + 1;
+    let column = before.rfind('\n').map_or(before.len(), |nl| before.len() - nl - 1) + 1;
+    format!("line {line}, column {column}: {message}")
 }
 
 /// Why the configuration is unusable.
@@ -300,10 +315,7 @@ impl NodeConfig {
             network,
             modules_dir: s.modules_dir.unwrap_or_else(|| datadir.join("modules")),
             datadir,
-            rpc_addr: SocketAddr::new(
-                s.rpcbind.unwrap_or(IpAddr::from([127, 0, 0, 1])),
-                s.rpcport.unwrap_or(default_port),
-            ),
+            rpc_addr: rpc_addr(s.rpcbind.as_deref(), s.rpcport.unwrap_or(default_port))?,
             rpc_user_pass,
             block_interval: s
                 .block_interval
@@ -338,6 +350,27 @@ impl NodeConfig {
             modules,
         })
     }
+}
+
+/// The RPC server's address from `rpcbind` (`addr`, `addr:port`,
+/// `[v6addr]:port` or a bare IPv6 address, as Core's `-rpcbind`) and the
+/// port to use when it names none (`rpcport` or the network's default).
+fn rpc_addr(rpcbind: Option<&str>, port: u16) -> Result<SocketAddr, ConfigError> {
+    let Some(text) = rpcbind else {
+        return Ok(SocketAddr::new(IpAddr::from([127, 0, 0, 1]), port));
+    };
+    if let Ok(addr) = text.parse::<SocketAddr>() {
+        return Ok(addr);
+    }
+    let bare = text.strip_prefix('[').and_then(|t| t.strip_suffix(']')).unwrap_or(text);
+    bare.parse::<IpAddr>()
+        .map(|ip| SocketAddr::new(ip, port))
+        .map_err(|_| ConfigError::Invalid {
+            key: "rpcbind",
+            message: format!(
+                "expected an IP address, optionally with a port (127.0.0.1, 127.0.0.1:18443, [::1]:18443), got `{text}`"
+            ),
+        })
 }
 
 /// Bitcoin Core's name for a network (`main`, `test`, `signet`, `regtest`).
@@ -394,6 +427,30 @@ mod tests {
         assert!(!c.modules.module_configs["fee-watcher"].contains_key("capabilities"));
         assert_eq!(c.supervision.restart.max_crashes, 5);
         assert_eq!(c.maintenance.health_interval, Some(std::time::Duration::from_secs(60)));
+    }
+
+    #[test]
+    fn rpcbind_takes_an_address_or_address_and_port_as_cores_does() {
+        let resolve = |bind: &str, port: Option<u16>| {
+            NodeConfig::resolve(Settings {
+                rpcbind: Some(bind.into()),
+                rpcport: port,
+                ..Settings::default()
+            })
+            .map(|c| c.rpc_addr.to_string())
+        };
+        assert_eq!(resolve("10.0.0.1", None).expect("address"), "10.0.0.1:18443");
+        assert_eq!(resolve("10.0.0.1", Some(9)).expect("address"), "10.0.0.1:9");
+        // The port in rpcbind wins over rpcport, as in Core.
+        assert_eq!(resolve("10.0.0.1:8000", Some(9)).expect("with port"), "10.0.0.1:8000");
+        assert_eq!(resolve("[::1]:8000", None).expect("v6 with port"), "[::1]:8000");
+        assert_eq!(resolve("::1", None).expect("bare v6"), "[::1]:18443");
+        assert_eq!(resolve("[::1]", None).expect("bracketed v6"), "[::1]:18443");
+        let bad = resolve("localhost:80:1", None).expect_err("refused");
+        assert!(
+            bad.to_string().starts_with("`rpcbind`: expected an IP address"),
+            "{bad}"
+        );
     }
 
     #[test]

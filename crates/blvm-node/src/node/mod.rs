@@ -74,6 +74,9 @@ pub enum NodeError {
     /// A transaction was refused.
     #[error(transparent)]
     Mempool(#[from] MempoolError),
+    /// `import` while another import runs.
+    #[error("an import is already running")]
+    ImportRunning,
     /// The miner found no valid nonce within its tries.
     #[error("no block found within {0} tries")]
     NotMined(u64),
@@ -244,66 +247,90 @@ impl Node {
 
     /// Imports block files (Bitcoin Core `blk*.dat` framing, or raw blocks
     /// when a file does not start with the network magic), publishing
-    /// `BlockSyncStarted`/`Progress`/`Completed`.
+    /// `BlockSyncStarted`, then each block's events as it is processed
+    /// (its validation events, `NewBlock`, then `BlockSyncProgress`), then
+    /// `BlockSyncCompleted`. The writer lock is taken for one block at a
+    /// time, so a running node keeps mining and accepting blocks between
+    /// them. Each file is opened once and read in order, so a pipe works
+    /// too. One import at a time: another is refused while one runs.
     pub fn import(&self, files: &[impl AsRef<Path>]) -> Result<crate::chain::ImportStats, NodeError> {
         let start = self.chain.tip().height;
-        let blocks: u32 = files
-            .iter()
-            .map(|f| count_frames(f.as_ref(), self.chain.chain_params().magic()))
-            .sum();
+        let magic = self.chain.chain_params().magic();
+        let blocks: u32 = files.iter().map(|f| count_frames(f.as_ref(), magic)).sum();
         let target = start + blocks;
-        *self.sync.lock().unwrap_or_else(|p| p.into_inner()) = Some(SyncProgress {
-            started: Instant::now(),
-            start_height: start,
-            target_height: target,
-        });
+        {
+            let mut sync = self.sync.lock().unwrap_or_else(|p| p.into_inner());
+            if sync.is_some() {
+                return Err(NodeError::ImportRunning);
+            }
+            *sync = Some(SyncProgress {
+                started: Instant::now(),
+                start_height: start,
+                target_height: target,
+            });
+        }
         self.publish(ev::BlockSyncStarted {
             start_height: u64::from(start),
             target_height: u64::from(target),
         });
         let mut total = crate::chain::ImportStats::default();
-        let result = (|| {
-            for file in files {
-                let file = file.as_ref();
-                let _w = self.lock_writer();
-                let stats = if is_framed(file, self.chain.chain_params().magic()) {
-                    self.chain.import_blk_file(file).map_err(NodeError::from)
-                } else {
-                    match std::fs::read(file) {
-                        Err(source) => Err(NodeError::Chain(ChainError::Io {
-                            path: file.to_path_buf(),
-                            source,
-                        })),
-                        Ok(bytes) => {
-                            let t = Instant::now();
-                            self.chain
-                                .import_raw_block(&bytes)
-                                .map(|_| crate::chain::ImportStats {
-                                    blocks: 1,
-                                    elapsed: t.elapsed(),
-                                    ..Default::default()
-                                })
-                                .map_err(NodeError::from)
-                        }
-                    }
-                };
-                self.drain();
-                let stats = stats?;
-                total.blocks += stats.blocks;
-                total.txs += stats.txs;
-                total.duplicates += stats.duplicates;
-                total.rejected += stats.rejected;
-                total.orphans += stats.orphans;
-                total.elapsed += stats.elapsed;
-            }
+        let result = files.iter().try_for_each(|file| {
+            let stats = self.import_file(file.as_ref(), magic)?;
+            total.blocks += stats.blocks;
+            total.txs += stats.txs;
+            total.duplicates += stats.duplicates;
+            total.rejected += stats.rejected;
+            total.orphans = stats.orphans;
+            total.elapsed += stats.elapsed;
             Ok::<_, NodeError>(())
-        })();
+        });
         let progress = self.sync.lock().unwrap_or_else(|p| p.into_inner()).take();
         self.publish(ev::BlockSyncCompleted {
             final_height: u64::from(self.chain.tip().height),
             duration_ms: progress.map_or(0, |p| p.started.elapsed().as_millis() as u64),
         });
         result.map(|()| total)
+    }
+
+    /// One file of [`Node::import`]: its records one by one, each under the
+    /// writer lock and followed by the drain of its events.
+    fn import_file(&self, path: &Path, magic: [u8; 4]) -> Result<crate::chain::ImportStats, NodeError> {
+        use std::io::Read;
+        let io = |source| {
+            NodeError::Chain(ChainError::Io {
+                path: path.to_path_buf(),
+                source,
+            })
+        };
+        let started = Instant::now();
+        let mut file = std::fs::File::open(path).map_err(io)?;
+        let mut head = Vec::with_capacity(4);
+        (&mut file).take(4).read_to_end(&mut head).map_err(io)?;
+        let mut stats = crate::chain::ImportStats::default();
+        if head == magic {
+            let reader = std::io::BufReader::with_capacity(1 << 20, std::io::Cursor::new(head).chain(file));
+            let mut records = crate::chain::BlkRecords::new(reader, magic, path);
+            // The read happens outside the lock: a slow file (or a pipe)
+            // holds up no other writer.
+            while let Some(record) = records.next_record()? {
+                let _w = self.lock_writer();
+                let done = self.chain.import_record(record, &mut stats);
+                self.drain();
+                done?;
+            }
+            self.chain.finish_import(&mut stats, started);
+            return Ok(stats);
+        }
+        let mut bytes = head;
+        file.read_to_end(&mut bytes).map_err(io)?;
+        let _w = self.lock_writer();
+        let done = self.chain.import_raw_block(&bytes);
+        self.drain();
+        done?;
+        self.sync_progress(self.chain.tip().height);
+        stats.blocks = 1;
+        stats.elapsed = started.elapsed();
+        Ok(stats)
     }
 
     /// Turns queued chain events into module events and keeps the mempool
@@ -361,8 +388,10 @@ impl Node {
     }
 
     fn sync_progress(&self, height: u32) {
-        let sync = self.sync.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some(p) = sync.as_ref() {
+        let mut sync = self.sync.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(p) = sync.as_mut() {
+            // A pipe's blocks were not counted in advance.
+            p.target_height = p.target_height.max(height);
             let done = height.saturating_sub(p.start_height);
             let todo = p.target_height.saturating_sub(p.start_height).max(1);
             let secs = p.started.elapsed().as_secs_f64().max(1e-9);
@@ -409,9 +438,14 @@ fn is_framed(path: &Path, magic: [u8; 4]) -> bool {
         .is_ok_and(|()| head == magic)
 }
 
-/// Counts the block frames of a `blk*.dat` file (1 for a raw block).
+/// Counts the block frames of a `blk*.dat` file (1 for a raw block; 0
+/// for what is not a regular file, such as a pipe, which cannot be read
+/// twice).
 fn count_frames(path: &Path, magic: [u8; 4]) -> u32 {
     use std::io::{Read, Seek, SeekFrom};
+    if !std::fs::metadata(path).is_ok_and(|m| m.is_file()) {
+        return 0;
+    }
     if !is_framed(path, magic) {
         return 1;
     }

@@ -2,6 +2,7 @@
 //! result shapes and error codes; one file per family.
 
 mod blockchain;
+mod import;
 mod json;
 mod mempool;
 mod mining;
@@ -20,8 +21,9 @@ type Method = fn(&Arc<Node>, &Params) -> Result<Value, RpcError>;
 
 /// Registers every node method on `table`.
 pub fn register_methods(table: &MethodTable, node: &Arc<Node>) {
-    let families: [&[(&str, &str, Method)]; 5] = [
+    let families: [&[(&str, &str, Method)]; 6] = [
         blockchain::METHODS,
+        import::METHODS,
         mempool::METHODS,
         mining::METHODS,
         network::METHODS,
