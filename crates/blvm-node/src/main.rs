@@ -191,15 +191,11 @@ fn import(config: NodeConfig, files: &[std::path::PathBuf]) -> anyhow::Result<()
     std::fs::create_dir_all(&config.datadir)?;
     let datadir = config.datadir.clone();
     let node = match Node::open(config) {
-        Err(NodeError::Chain(ChainError::Locked(_))) => {
-            let files: Vec<String> = files.iter().map(|f| f.display().to_string()).collect();
-            anyhow::bail!(
-                "a node is running on {} (its chain store is locked): import into it with `blvm-node --datadir {} import --rpc {}`, or stop it first",
-                datadir.display(),
-                datadir.display(),
-                files.join(" ")
-            );
-        }
+        Err(NodeError::Chain(ChainError::Locked(_))) => anyhow::bail!(
+            "a node is running on {} (its chain store is locked): import into it with `{}`, or stop it first",
+            datadir.display(),
+            with_rpc_flag(std::env::args().skip(1))
+        ),
         other => other?,
     };
     let stats = node.import(files)?;
@@ -218,6 +214,27 @@ fn import(config: NodeConfig, files: &[std::path::PathBuf]) -> anyhow::Result<()
         stats.orphans
     );
     Ok(())
+}
+
+/// This command line again, with `--rpc` after `import`: what to run
+/// instead of an import the running node's lock refuses.
+fn with_rpc_flag(args: impl Iterator<Item = String>) -> String {
+    let mut out = vec!["blvm-node".to_owned()];
+    let mut added = false;
+    for arg in args {
+        let quoted = if arg.is_empty() || arg.contains(|c: char| c.is_whitespace() || c == '\'') {
+            format!("'{}'", arg.replace('\'', "'\\''"))
+        } else {
+            arg
+        };
+        let is_import = quoted == "import";
+        out.push(quoted);
+        if is_import && !added {
+            out.push("--rpc".to_owned());
+            added = true;
+        }
+    }
+    out.join(" ")
 }
 
 /// `import --rpc`: the running node imports the files (`importblocks`),

@@ -250,12 +250,13 @@ async fn importblocks_into_a_running_node_reaches_a_module_block_by_block_as_it_
     assert!(!refused.status.success());
     let err = String::from_utf8_lossy(&refused.stderr);
     assert_eq!(err.lines().count(), 1, "one line: {err}");
-    assert!(
-        err.starts_with(&format!(
-            "Error: a node is running on {} (its chain store is locked): import into it with `blvm-node --datadir",
-            datadir.display()
-        )) && err.contains(" import --rpc "),
-        "{err}"
+    assert_eq!(
+        err.trim_end(),
+        format!(
+            "Error: a node is running on {d} (its chain store is locked): import into it with \
+             `blvm-node --network main --datadir {d} import --rpc {file}`, or stop it first",
+            d = datadir.display()
+        )
     );
     // What it says works: the same file, through the node (all known now),
     // the node's RPC named by `--rpcbind addr:port`.
