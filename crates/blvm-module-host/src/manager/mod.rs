@@ -233,6 +233,20 @@ pub enum ManagerError {
         #[source]
         source: SignatureError,
     },
+    /// Its manifest asks to read a path (`[resources] read_only`) the
+    /// operator has not allowed it.
+    #[error(
+        "module `{module}` asks to read {} (`[resources] read_only` of its manifest), which the operator does not \
+         allow: add it, or a directory above it, to the sandbox's read-only paths (blvm-node: `[sandbox] read_only`, \
+         or `[sandbox.read_only_by_module] {module}`)",
+        path.display()
+    )]
+    ReadOnlyNotAllowed {
+        /// The module.
+        module: String,
+        /// The path.
+        path: PathBuf,
+    },
     /// The binary failed verification.
     #[error("module `{module}`: {source}")]
     Verify {
@@ -488,7 +502,7 @@ impl ModuleManager {
                 manifest: manifest.name().as_str().to_owned(),
             });
         }
-        let checked = self.check(&manifest, &source.binary_path)?;
+        let checked = self.check(&manifest, &source)?;
         self.start_checked(name, source, manifest, config, checked, false).await
     }
 
@@ -586,9 +600,9 @@ impl ModuleManager {
         }
     }
 
-    /// Compatibility, signatures, dependencies, binary: everything checked
-    /// before a spawn, on every load and reload.
-    fn check(&self, manifest: &ModuleManifest, binary: &Path) -> Result<Checked, ManagerError> {
+    /// Compatibility, signatures, dependencies, the paths it asks to read,
+    /// binary: everything checked before a spawn, on every load and reload.
+    fn check(&self, manifest: &ModuleManifest, source: &ModuleSource) -> Result<Checked, ManagerError> {
         let inner = &self.inner;
         let name = manifest.name().as_str().to_owned();
         check_compatibility(manifest, &inner.config.node_versions).map_err(|e| ManagerError::Incompatible {
@@ -630,8 +644,19 @@ impl ModuleManager {
                 }
             }
         }
-        let staged = verify::verify_and_stage(manifest, binary, &inner.config.data_dir.join(".staged"))
-            .map_err(|source| ManagerError::Verify { module: name, source })?;
+        if let Some(path) = inner.config.sandbox.refused_read_only(&name, manifest.read_only()) {
+            return Err(ManagerError::ReadOnlyNotAllowed {
+                module: name,
+                path: path.clone(),
+            });
+        }
+        let staged = verify::verify_and_stage(
+            manifest,
+            &source.binary_path,
+            source.dir.as_deref(),
+            &inner.config.data_dir.join(".staged"),
+        )
+        .map_err(|source| ManagerError::Verify { module: name, source })?;
         Ok(Checked {
             staged,
             signed_by: signatures.signed_by,
@@ -802,7 +827,7 @@ impl ModuleManager {
         }
         // Every check before stopping anything: a bad update leaves the
         // running module alone.
-        let checked = self.check(&manifest, &source.binary_path)?;
+        let checked = self.check(&manifest, &source)?;
         self.stop(name, "reload").await?;
         let old_id = self.inner.lock().get(name).and_then(|e| e.module_id.clone());
         if let (Some(id), Ok(server)) = (old_id, self.inner.server()) {

@@ -288,6 +288,7 @@ async fn run_once(
                 &e.manifest.resources(),
                 e.capabilities.contains(blvm_module_protocol::Permission::NetworkAccess),
                 ids,
+                Some(&e.staged.dir),
             ),
             disk_images: Some(Arc::clone(&inner.disk_images)),
         };

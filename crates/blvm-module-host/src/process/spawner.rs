@@ -163,6 +163,10 @@ pub enum SpawnErrorKind {
     /// A sandbox layer could not be prepared (strict mode).
     #[error("{0}")]
     Sandbox(SandboxError),
+    /// Its program (a script's interpreter) could not be executed in its
+    /// sandbox; found before the fork.
+    #[error("{0}")]
+    ExecRefused(crate::sandbox::ExecRefused),
     /// A sandbox layer failed between fork and exec; nothing of the module ran.
     #[error("sandbox layer {layer} failed in the child: {error}")]
     SandboxLayer {
@@ -413,7 +417,9 @@ impl ModuleProcessSpawner {
                     cgroup_v2: group_dir,
                     disk_images: req.disk_images.as_deref(),
                 };
-                Some(Prepared::prepare(spec, &target).map_err(SpawnErrorKind::Sandbox)?)
+                let prepared = Prepared::prepare(spec, &target).map_err(SpawnErrorKind::Sandbox)?;
+                prepared.check_exec(&req.binary).map_err(SpawnErrorKind::ExecRefused)?;
+                Some(prepared)
             }
             None => None,
         };

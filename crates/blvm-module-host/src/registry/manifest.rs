@@ -47,8 +47,15 @@
 //! does not enforce, and registries may add fields there without breaking
 //! installed nodes. `config_schema` is a free table of key → description.
 //! `[resources]` (`memory_mb`, `max_processes`, `cpu_percent`,
-//! `max_open_files`, `disk_mb`) refuses unknown keys too: a misspelt limit would
-//! silently not apply.
+//! `max_open_files`, `disk_mb`, `read_only`) refuses unknown keys too: a
+//! misspelt limit would silently not apply.
+//!
+//! `[resources] read_only` lists absolute paths outside its folder the
+//! module needs to read (an interpreter, a virtual environment): normal
+//! (no `.` or `..`), not `/`, at most 64. It is a request: the operator's
+//! configuration decides, and a module asking for a path the operator has
+//! not allowed is not loaded (`ModuleManager` says which path and where to
+//! allow it).
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
@@ -309,6 +316,8 @@ pub struct RawResources {
     pub max_open_files: Option<u64>,
     /// `disk_mb`: size of its data dir, MiB.
     pub disk_mb: Option<u64>,
+    /// `read_only`: paths outside its folder it asks to read (and execute).
+    pub read_only: Option<Vec<String>>,
 }
 
 /// `[resources]`, validated: the limits a module declares it needs. The
@@ -541,6 +550,7 @@ impl RawManifest {
 
         let config_schema = self.config_schema.unwrap_or_default();
 
+        let read_only = read_only_paths(self.resources.as_ref().and_then(|r| r.read_only.as_deref()), path)?;
         let resources = match self.resources {
             None => Resources::default(),
             Some(r) => {
@@ -577,6 +587,7 @@ impl RawManifest {
             capabilities,
             config_schema,
             resources,
+            read_only,
             signing_digest: self
                 .signing_digest
                 .unwrap_or_else(|| Err("the manifest was not parsed from TOML text".to_owned())),
@@ -855,6 +866,7 @@ pub struct ModuleManifest {
     capabilities: PermissionSet,
     config_schema: BTreeMap<String, String>,
     resources: Resources,
+    read_only: Vec<PathBuf>,
     signing_digest: Result<[u8; 32], String>,
 }
 
@@ -984,6 +996,55 @@ impl ModuleManifest {
     pub fn resources(&self) -> Resources {
         self.resources
     }
+
+    /// `[resources] read_only`: the paths outside its folder the module
+    /// asks to read; the operator decides whether it may.
+    pub fn read_only(&self) -> &[PathBuf] {
+        &self.read_only
+    }
+}
+
+/// The most paths `[resources] read_only` may list.
+pub const MAX_READ_ONLY_PATHS: usize = 64;
+
+/// `[resources] read_only`, checked: absolute, normal, not the root.
+fn read_only_paths(raw: Option<&[String]>, path: &Path) -> Result<Vec<PathBuf>, ManifestError> {
+    let raw = raw.unwrap_or_default();
+    let invalid = |i: usize, got: &str| {
+        ManifestError::new(
+            path,
+            format!("resources.read_only[{i}]"),
+            ManifestErrorKind::Invalid {
+                expected: "an absolute path without `.` or `..` components, not `/`",
+                got: got.to_owned(),
+            },
+        )
+    };
+    if raw.len() > MAX_READ_ONLY_PATHS {
+        return Err(ManifestError::new(
+            path,
+            "resources.read_only",
+            ManifestErrorKind::Invalid {
+                expected: "at most 64 paths",
+                got: raw.len().to_string(),
+            },
+        ));
+    }
+    raw.iter()
+        .enumerate()
+        .map(|(i, p)| {
+            // `/` then non-empty segments, none `.` or `..` (checked on the
+            // text: `Path` would quietly drop a `.`).
+            let normal = p
+                .strip_prefix('/')
+                .is_some_and(|rest| rest.split('/').all(|seg| !seg.is_empty() && seg != "." && seg != ".."));
+            if normal {
+                Ok(PathBuf::from(p))
+            } else {
+                Err(invalid(i, p))
+            }
+        })
+        .collect()
 }
 
 /// `[governance]`, validated.

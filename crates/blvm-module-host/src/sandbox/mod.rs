@@ -48,6 +48,7 @@
 mod cgroup_v1;
 mod cgroup_v2;
 mod disk;
+mod exec_check;
 mod groups;
 mod identity;
 mod keyring;
@@ -65,6 +66,7 @@ use std::path::PathBuf;
 
 pub use cgroup_v2::{delegate_controllers, Delegation, NODE_LEAF};
 pub use disk::{AttachedImage, DiskImages, DiskUsage, MIN_QUOTA_BYTES};
+pub use exec_check::ExecRefused;
 pub(crate) use groups::read_cpu_weight;
 pub use groups::{CgroupVersion, CONTROLLERS};
 pub use identity::{Identity, IdentityAllocator, IdentityError};
@@ -228,6 +230,14 @@ pub struct SandboxConfig {
     /// (default): found in mountinfo. A path that is not a cgroup v1
     /// filesystem makes that controller's layer unavailable.
     pub cgroup_v1_mounts: BTreeMap<String, PathBuf>,
+    /// More paths every module may read and execute, besides its own
+    /// folder and the system directories: an interpreter under `/opt`, a
+    /// shared virtual environment. Empty by default.
+    pub read_only: Vec<PathBuf>,
+    /// More paths one module may read and execute (by name), added to
+    /// `read_only`. A manifest's `[resources] read_only` can only ask for
+    /// paths covered by these two lists.
+    pub module_read_only: BTreeMap<String, Vec<PathBuf>>,
 }
 
 impl Default for SandboxConfig {
@@ -240,23 +250,45 @@ impl Default for SandboxConfig {
             limits: BTreeMap::new(),
             identity: Identity::default(),
             cgroup_v1_mounts: BTreeMap::new(),
+            read_only: Vec::new(),
+            module_read_only: BTreeMap::new(),
         }
     }
 }
 
 impl SandboxConfig {
+    /// The paths the operator lets module `name` read besides its own
+    /// folder and the system's: [`SandboxConfig::read_only`], then its own
+    /// entry of [`SandboxConfig::module_read_only`].
+    pub fn read_only_for(&self, name: &str) -> Vec<PathBuf> {
+        let mut paths = self.read_only.clone();
+        paths.extend(self.module_read_only.get(name).into_iter().flatten().cloned());
+        paths
+    }
+
+    /// The first path of `asked` (a manifest's `[resources] read_only`)
+    /// that the operator's lists do not cover (the path itself or a
+    /// directory above it), if any.
+    pub fn refused_read_only<'a>(&self, name: &str, asked: &'a [PathBuf]) -> Option<&'a PathBuf> {
+        let allowed = self.read_only_for(name);
+        asked.iter().find(|p| !allowed.iter().any(|a| p.starts_with(a)))
+    }
+
     /// The spec of one module: its limits — the stricter, field by field,
     /// of the operator's (default and per-module) and what its manifest's
     /// `[resources]` asks for, so a manifest can tighten its sandbox but
     /// never loosen the operator's — whether it was granted
-    /// `network_access`, and the ids it runs as (`ids`: its own, from the
-    /// node's [`IdentityAllocator`], when [`Identity::PerModule`]).
+    /// `network_access`, the ids it runs as (`ids`: its own, from the
+    /// node's [`IdentityAllocator`], when [`Identity::PerModule`]), and the
+    /// paths it may read: `module_files` (its staged folder) and what the
+    /// operator allows it ([`SandboxConfig::read_only_for`]).
     pub fn spec_for(
         &self,
         name: &str,
         requested: &crate::registry::Resources,
         network_access: bool,
         ids: Option<RunAs>,
+        module_files: Option<&std::path::Path>,
     ) -> Option<SandboxSpec> {
         if !self.enabled {
             return None;
@@ -282,7 +314,11 @@ impl SandboxConfig {
                 Identity::Shared(ids) => Some(ids),
                 Identity::Node => None,
             },
-            extra_read_only: Vec::new(),
+            extra_read_only: module_files
+                .map(std::path::Path::to_path_buf)
+                .into_iter()
+                .chain(self.read_only_for(name))
+                .collect(),
             cgroup_v1_mounts: self.cgroup_v1_mounts.clone(),
         })
     }
@@ -395,6 +431,8 @@ pub(crate) struct Prepared {
     node_pidfd: Option<std::os::fd::OwnedFd>,
     landlock: Option<::landlock::RulesetCreated>,
     seccomp: Option<seccompiler::BpfProgram>,
+    /// What the module will see, for [`Prepared::check_exec`] (parent only).
+    exec_view: exec_check::View,
     report: SandboxReport,
 }
 
@@ -498,12 +536,12 @@ impl Prepared {
             Some((image, mount)) => (Some(image), Some(mount)),
             None => (None, None),
         };
-        let mut read_only: Vec<&std::path::Path> = vec![target.binary];
-        read_only.extend(landlock::SYSTEM_READ_ONLY.iter().map(std::path::Path::new));
-        read_only.extend(spec.extra_read_only.iter().map(PathBuf::as_path));
+        let mut visible: Vec<&std::path::Path> = vec![target.binary];
+        visible.extend(landlock::SYSTEM_READ_ONLY.iter().map(std::path::Path::new));
+        visible.extend(spec.extra_read_only.iter().map(PathBuf::as_path));
         let plan = namespaces::available("mnt").and_then(|()| {
             namespaces::MountPlan::new(namespaces::RootContents {
-                read_only,
+                read_only: outermost(&visible),
                 devices: &landlock::DEVICES,
                 data_dir: target.data_dir,
                 data_mount,
@@ -588,6 +626,13 @@ impl Prepared {
             .limits
             .cpu_percent
             .filter(|_| report.active.contains(&Layer::CgroupCpu));
+        let exec_view = exec_check::View {
+            read_only: visible.iter().map(|p| p.to_path_buf()).collect(),
+            data_dir: target.data_dir.to_path_buf(),
+            own_root: mounts.is_some(),
+            landlock: landlock.is_some(),
+            run_as,
+        };
         Ok(Prepared {
             groups,
             open_files_limit: spec.limits.max_open_files,
@@ -605,8 +650,18 @@ impl Prepared {
             node_pidfd: privileges::node_pidfd(),
             landlock,
             seccomp,
+            exec_view,
             report,
         })
+    }
+
+    /// Checks, in the parent, that the module's program can be executed in
+    /// this sandbox: the interpreter of a script (`#!`), and its own, must
+    /// be visible to it and executable by its uid. A refusal names the
+    /// path and the layer that would refuse it at exec, where the kernel
+    /// would only say `ENOENT` or `EACCES`.
+    pub(crate) fn check_exec(&self, binary: &std::path::Path) -> Result<(), ExecRefused> {
+        exec_check::check(binary, &self.exec_view)
     }
 
     /// Applies every prepared layer, in the documented order. Runs in the
@@ -757,6 +812,22 @@ pub struct LimitUsage {
     pub oom_kills: Option<u64>,
 }
 
+/// `paths` without those under another directory of the list: a
+/// directory shown read-only already shows what is under it, and a file
+/// mounted inside a read-only directory has no place to be created (its
+/// staged folder holds the binary; the operator may name a directory
+/// inside `/usr`).
+fn outermost<'a>(paths: &[&'a std::path::Path]) -> Vec<&'a std::path::Path> {
+    let is_dir = |p: &std::path::Path| std::fs::symlink_metadata(p).is_ok_and(|m| m.is_dir());
+    let covered = |i: usize| {
+        let p = paths[i];
+        // Under another directory of the list, or the same path listed earlier.
+        (0..paths.len())
+            .any(|j| (p == paths[j] && j < i) || (p != paths[j] && p.starts_with(paths[j]) && is_dir(paths[j])))
+    };
+    (0..paths.len()).filter(|i| !covered(*i)).map(|i| paths[i]).collect()
+}
+
 /// The image of the module whose data dir `target` names, and a fresh
 /// detached mount of it for this spawn.
 fn attach_disk(
@@ -779,4 +850,66 @@ fn attach_disk(
         .mount_for_spawn()
         .map_err(|e| format!("cannot mount {}: {e}", image.image().display()))?;
     Ok((image, mount))
+}
+
+#[cfg(test)]
+mod read_only_tests {
+    use super::*;
+
+    #[test]
+    fn a_manifest_may_ask_only_for_what_the_operator_allows_and_gets_the_operators_paths() {
+        let mut config = SandboxConfig {
+            read_only: vec![PathBuf::from("/opt/python3.12")],
+            ..SandboxConfig::default()
+        };
+        config
+            .module_read_only
+            .insert("py".into(), vec![PathBuf::from("/srv/venvs")]);
+        let asked = [PathBuf::from("/srv/venvs/py"), PathBuf::from("/opt/python3.12/lib")];
+        assert_eq!(config.refused_read_only("py", &asked), None);
+        // Another module has no /srv/venvs.
+        assert_eq!(config.refused_read_only("other", &asked), Some(&asked[0]));
+        // A prefix of the text is not a directory above it.
+        let sibling = [PathBuf::from("/opt/python3.12-evil")];
+        assert_eq!(config.refused_read_only("py", &sibling), Some(&sibling[0]));
+        // The spec: its staged folder first, then every path the operator
+        // allows it, whether the manifest asked or not.
+        let spec = config
+            .spec_for(
+                "py",
+                &Default::default(),
+                false,
+                None,
+                Some(std::path::Path::new("/d/.staged/py-1")),
+            )
+            .expect("enabled");
+        assert_eq!(
+            spec.extra_read_only,
+            vec![
+                PathBuf::from("/d/.staged/py-1"),
+                PathBuf::from("/opt/python3.12"),
+                PathBuf::from("/srv/venvs")
+            ]
+        );
+    }
+
+    #[test]
+    fn read_only_paths_under_a_shown_directory_are_left_to_it() {
+        let dir = std::env::temp_dir().join(format!("blvm-outermost-{}", std::process::id()));
+        std::fs::create_dir_all(dir.join("sub")).expect("dir");
+        std::fs::write(dir.join("sub/file"), b"x").expect("file");
+        let file = dir.join("sub/file");
+        let sub = dir.join("sub");
+        let paths = [
+            file.as_path(),
+            dir.as_path(),
+            sub.as_path(),
+            dir.as_path(),
+            std::path::Path::new("/usr"),
+        ];
+        assert_eq!(outermost(&paths), vec![dir.as_path(), std::path::Path::new("/usr")]);
+        // A file listed twice is mounted once.
+        assert_eq!(outermost(&[file.as_path(), file.as_path()]), vec![file.as_path()]);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
 }

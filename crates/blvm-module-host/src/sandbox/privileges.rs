@@ -172,7 +172,7 @@ pub(super) fn chown_tree(dir: &Path, uid: Uid, gid: Gid) -> io::Result<()> {
 /// The permission bits (`rwx` as 0o7) that apply to `ids` on a file, by
 /// the kernel's rule: the owner's if it owns it, else the group's if it is
 /// the file's group (the module has no supplementary groups), else others'.
-fn rights(meta: &std::fs::Metadata, ids: RunAs) -> u32 {
+pub(super) fn rights(meta: &std::fs::Metadata, ids: RunAs) -> u32 {
     let mode = meta.mode();
     if meta.uid() == ids.uid {
         (mode >> 6) & 0o7

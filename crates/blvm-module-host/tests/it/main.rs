@@ -20,6 +20,7 @@ mod permissions;
 mod privileges;
 mod rate;
 mod sandbox;
+mod scripts;
 mod sdk;
 mod signatures;
 mod slots;

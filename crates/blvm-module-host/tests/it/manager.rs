@@ -516,10 +516,9 @@ async fn reload_picks_up_a_changed_binary_and_refuses_one_whose_hash_no_longer_m
     assert_eq!((second.version.as_str(), second.state), ("1.1.0", ModuleState::Running));
     let second_exe = exe(second.pid.expect("pid"));
     assert_ne!(first_exe, second_exe);
-    assert!(
-        second_exe.to_string_lossy().contains(&sha256_hex(&binary)[..16]),
-        "{second_exe:?}"
-    );
+    // The new build's bytes, in a staged folder of its own.
+    assert_eq!(sha256_hex(&second_exe), sha256_hex(&binary), "{second_exe:?}");
+    assert_ne!(first_exe.parent(), second_exe.parent());
     let Event::ModuleUpdated(u) = next_event(&observer, EventType::ModuleUpdated) else {
         unreachable!()
     };

@@ -23,7 +23,19 @@
 //!
 //! [sandbox.cgroup_v1_mounts]     # only where /proc/self/mountinfo does not show them
 //! memory = "/sys/fs/cgroup/memory"
+//!
+//! [sandbox]
+//! read_only = ["/opt/python3.12"]    # every module may also read (and execute) these
+//!
+//! [sandbox.read_only_by_module]      # one module may also read these
+//! py-watcher = ["/srv/venvs/py-watcher"]
 //! ```
+//!
+//! A module sees its own (staged) folder and the system directories
+//! (`/usr`, `/lib`…) read-only; `read_only` adds paths, as for an
+//! interpreter or a virtual environment outside `/usr`. A manifest's
+//! `[resources] read_only` only asks: a module asking for a path not
+//! covered here is not loaded.
 //!
 //! A module's manifest (`[resources]`) can tighten these, never loosen them.
 
@@ -68,6 +80,13 @@ pub struct SandboxSettings {
     /// Where a v1 controller's hierarchy is mounted.
     #[serde(default)]
     pub cgroup_v1_mounts: BTreeMap<String, PathBuf>,
+    /// Paths every module may read and execute, besides its folder and
+    /// the system's.
+    #[serde(default)]
+    pub read_only: Vec<PathBuf>,
+    /// Paths one module may read and execute, `[sandbox.read_only_by_module]`.
+    #[serde(default)]
+    pub read_only_by_module: BTreeMap<String, Vec<PathBuf>>,
     /// Per-module limits, `[sandbox.limits.<name>]`.
     #[serde(default, rename = "limits")]
     pub modules: BTreeMap<String, LimitSettings>,
@@ -210,6 +229,26 @@ impl SandboxSettings {
                 message: format!("[sandbox] cpu_weight: expected 1 to 10000 (the node's is 100), got {w}"),
             })?,
         };
+        let absolute = |label: &str, paths: &[PathBuf]| -> Result<Vec<PathBuf>, ConfigError> {
+            match paths.iter().find(|p| !p.is_absolute() || p.parent().is_none()) {
+                Some(bad) => Err(ConfigError::Invalid {
+                    key: "sandbox",
+                    message: format!(
+                        "{label}: expected absolute paths other than `/`, got `{}`",
+                        bad.display()
+                    ),
+                }),
+                None => Ok(paths.to_vec()),
+            }
+        };
+        let read_only = absolute("[sandbox] read_only", &self.read_only)?;
+        let mut module_read_only = BTreeMap::new();
+        for (name, paths) in &self.read_only_by_module {
+            module_read_only.insert(
+                name.clone(),
+                absolute(&format!("[sandbox.read_only_by_module] {name}"), paths)?,
+            );
+        }
         Ok(SandboxConfig {
             enabled: self.enabled.unwrap_or(defaults.enabled),
             mode,
@@ -218,6 +257,8 @@ impl SandboxSettings {
             limits,
             identity,
             cgroup_v1_mounts: self.cgroup_v1_mounts.clone(),
+            read_only,
+            module_read_only,
         })
     }
 }
@@ -350,6 +391,30 @@ mod tests {
         assert_eq!(removed.default_limits.cpu_percent, None);
         let tighter = parse("[sandbox.limits.x]\ncpu_percent = 20\n").expect("resolves");
         assert_eq!(tighter.limits["x"].cpu_percent, Some(20));
+    }
+
+    #[test]
+    fn read_only_paths_are_read_for_every_module_and_per_module() {
+        let c = parse(
+            "[sandbox]\nread_only = [\"/opt/python3.12\"]\n[sandbox.read_only_by_module]\npy = [\"/srv/venv\"]\n",
+        )
+        .expect("resolves");
+        assert_eq!(c.read_only, vec![PathBuf::from("/opt/python3.12")]);
+        assert_eq!(
+            c.read_only_for("py"),
+            vec![PathBuf::from("/opt/python3.12"), PathBuf::from("/srv/venv")]
+        );
+        assert_eq!(c.read_only_for("other"), vec![PathBuf::from("/opt/python3.12")]);
+        let relative = parse("[sandbox]\nread_only = [\"venv\"]\n").expect_err("relative");
+        assert!(
+            relative.contains("[sandbox] read_only: expected absolute paths other than `/`, got `venv`"),
+            "{relative}"
+        );
+        let root = parse("[sandbox.read_only_by_module]\npy = [\"/\"]\n").expect_err("root");
+        assert!(
+            root.contains("[sandbox.read_only_by_module] py: expected absolute"),
+            "{root}"
+        );
     }
 
     #[test]

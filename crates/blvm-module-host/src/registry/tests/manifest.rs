@@ -465,3 +465,26 @@ fn resources_section_is_parsed_and_bad_limits_are_refused_naming_the_field() {
         "resources.max_threads",
     );
 }
+
+#[test]
+fn resources_read_only_is_a_list_of_normal_absolute_paths() {
+    let m = parse(&manifest(
+        "foo",
+        "1.0.0",
+        "[resources]\nread_only = [\"/opt/python3.12\", \"/srv/venvs/foo\"]",
+    ))
+    .expect("valid");
+    assert_eq!(
+        m.read_only(),
+        &[
+            std::path::PathBuf::from("/opt/python3.12"),
+            std::path::PathBuf::from("/srv/venvs/foo")
+        ]
+    );
+    for bad in ["venv", "/", "/opt/../etc", "/opt/./py", "/opt//py", "/opt/py/"] {
+        assert_refused_at(
+            &manifest("foo", "1.0.0", &format!("[resources]\nread_only = [\"{bad}\"]")),
+            "resources.read_only[0]",
+        );
+    }
+}
