@@ -6,8 +6,9 @@
 //!    **install** manually ([`ModuleManager::load_module`]);
 //! 2. **verify**: compatibility with this node, maintainer signatures
 //!    against the operator's keyring (`crate::security`), dependencies
-//!    loaded and in range, binary hash — the checked bytes are staged and
-//!    those run;
+//!    loaded and in range, the read-only paths its manifest asks for
+//!    allowed by the operator, binary hash — the checked bytes are staged,
+//!    in a node-owned copy of the module's folder, and those run;
 //! 3. **spawn** with a one-time token, and wait for the **handshake** within
 //!    a deadline (else kill, and the load fails with that reason);
 //! 4. **run**, supervised: an exit is seen at once by a waiter thread;
