@@ -148,3 +148,58 @@ fn rpcbind_address_and_port_is_where_the_node_listens_and_a_second_node_on_its_d
     assert!(node.wait().expect("exits").success());
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn run_node_script_refuses_up_front_a_datadir_below_an_unsearchable_directory_without_mount_namespaces() {
+    use std::os::unix::fs::PermissionsExt;
+    if !rustix::process::geteuid().is_root() {
+        eprintln!("not root: the script drops no uid then, so it checks nothing");
+        return;
+    }
+    let dir = std::env::temp_dir().join(format!("blvm-node-cli-runnode-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    // A host without mount namespaces (`unshare --mount` fails), and a
+    // cargo that says it ran: the script must stop before building.
+    let bin = dir.join("bin");
+    std::fs::create_dir_all(&bin).expect("bin");
+    for (name, body) in [("unshare", "exit 1"), ("cargo", "echo cargo-ran; exit 3")] {
+        std::fs::write(bin.join(name), format!("#!/bin/sh\n{body}\n")).expect("fake");
+        std::fs::set_permissions(bin.join(name), std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    }
+    let private = dir.join("private");
+    std::fs::create_dir(&private).expect("private");
+    std::fs::set_permissions(&private, std::fs::Permissions::from_mode(0o700)).expect("chmod");
+    let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../scripts/run-node.sh");
+    let run = || {
+        Command::new("bash")
+            .arg(&script)
+            .env(
+                "PATH",
+                format!("{}:{}", bin.display(), std::env::var("PATH").unwrap_or_default()),
+            )
+            .env("BLVM_DATADIR", private.join("node"))
+            .output()
+            .expect("bash runs")
+    };
+    let refused = run();
+    let err = String::from_utf8_lossy(&refused.stderr);
+    assert_eq!(refused.status.code(), Some(1), "{err}");
+    assert_eq!(
+        err.trim_end(),
+        format!(
+            "run-node.sh: {} is not searchable by other users (mode 700), and without mount namespaces the modules' \
+             own uids must pass through it: chmod o+x {}, or set BLVM_DATADIR to a directory under searchable ones",
+            private.display(),
+            private.display()
+        )
+    );
+    assert!(!String::from_utf8_lossy(&refused.stdout).contains("cargo-ran"));
+    // Searchable: the check passes and the script goes on to build.
+    std::fs::set_permissions(&private, std::fs::Permissions::from_mode(0o711)).expect("chmod");
+    let passed = run();
+    assert!(
+        String::from_utf8_lossy(&passed.stdout).contains("cargo-ran"),
+        "{passed:?}"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}

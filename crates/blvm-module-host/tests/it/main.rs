@@ -19,6 +19,7 @@ mod neighbours;
 mod permissions;
 mod privileges;
 mod rate;
+mod reach;
 mod sandbox;
 mod scripts;
 mod sdk;
