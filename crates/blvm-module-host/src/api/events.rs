@@ -69,6 +69,11 @@ pub const DEFAULT_QUEUE_CAPACITY: usize = 100;
 /// `ModuleLoaded`, replayed per announced module), in replay order.
 pub const REPLAYED: [EventType; 2] = [EventType::ConfigLoaded, EventType::NodeStartupCompleted];
 
+/// How many ended spawns' delivery counters are kept ([`EventManager::retire`]):
+/// the newest; older ones are dropped, so a module that restarts for
+/// months does not grow the node.
+pub const RETIRED_STATS_KEPT: usize = 1024;
+
 /// An event encoded once and shared by every subscriber.
 #[derive(Debug)]
 pub struct EncodedEvent {
@@ -199,8 +204,15 @@ pub struct EventManager {
     /// Written and read only with `modules` held.
     retained: Mutex<[Option<Arc<EncodedEvent>>; REPLAYED.len()]>,
     /// Counters outlive a module's registration so that stats can be read
-    /// after it disconnected.
-    stats: Mutex<HashMap<String, StatsEntry>>,
+    /// after it disconnected, was replaced or unloaded.
+    stats: Mutex<Stats>,
+}
+
+/// Every spawn's counters, and which spawns have ended, oldest first.
+#[derive(Default)]
+struct Stats {
+    by_id: HashMap<String, StatsEntry>,
+    retired: std::collections::VecDeque<String>,
 }
 
 impl Default for EventManager {
@@ -216,7 +228,7 @@ impl EventManager {
             table: RwLock::new(vec![Vec::new(); EventType::COUNT]),
             modules: Mutex::new(Vec::new()),
             retained: Mutex::new([None, None]),
-            stats: Mutex::new(HashMap::new()),
+            stats: Mutex::new(Stats::default()),
         }
     }
 
@@ -293,7 +305,7 @@ impl EventManager {
         let capacity = capacity.max(1);
         let (tx, rx) = std::sync::mpsc::sync_channel(capacity);
         let counters = Arc::new(Counters::default());
-        lock(&self.stats).insert(
+        lock(&self.stats).by_id.insert(
             module_id.to_owned(),
             StatsEntry {
                 name: name.to_owned(),
@@ -435,22 +447,37 @@ impl EventManager {
             .map(|(_, e)| e.capacity)
     }
 
-    /// Delivery counters of one module (also after it disconnected).
+    /// Delivery counters of one module spawn (also after it disconnected,
+    /// was replaced or unloaded, while it is among the last
+    /// [`RETIRED_STATS_KEPT`] that ended).
     pub fn get_delivery_stats(&self, module_id: &str) -> Option<DeliveryStats> {
-        lock(&self.stats).get(module_id).map(|e| snapshot(module_id, e))
+        lock(&self.stats).by_id.get(module_id).map(|e| snapshot(module_id, e))
     }
 
-    /// Delivery counters of every module the bus has seen, sorted by id.
+    /// Delivery counters of every spawn the bus holds (the live ones and
+    /// the last [`RETIRED_STATS_KEPT`] that ended), sorted by id.
     pub fn get_all_delivery_stats(&self) -> Vec<DeliveryStats> {
-        let mut all: Vec<_> = lock(&self.stats).iter().map(|(id, e)| snapshot(id, e)).collect();
+        let mut all: Vec<_> = lock(&self.stats).by_id.iter().map(|(id, e)| snapshot(id, e)).collect();
         all.sort_by(|a, b| a.module_id.cmp(&b.module_id));
         all
     }
 
-    /// Forgets a module's stats (it was removed for good).
-    pub fn forget(&self, module_id: &str) {
+    /// A spawn ended for good (replaced by the next spawn, or its module
+    /// unloaded): its subscriptions go, its counters stay, readable, among
+    /// the last [`RETIRED_STATS_KEPT`] that ended; the oldest beyond that
+    /// are dropped.
+    pub fn retire(&self, module_id: &str) {
         self.unregister(module_id);
-        lock(&self.stats).remove(module_id);
+        let mut stats = lock(&self.stats);
+        if !stats.by_id.contains_key(module_id) || stats.retired.iter().any(|id| id == module_id) {
+            return;
+        }
+        stats.retired.push_back(module_id.to_owned());
+        while stats.retired.len() > RETIRED_STATS_KEPT {
+            if let Some(oldest) = stats.retired.pop_front() {
+                stats.by_id.remove(&oldest);
+            }
+        }
     }
 }
 

@@ -12,4 +12,4 @@ mod slots;
 pub use auth::{ModuleSpec, ModuleTicket};
 pub use connection::ModuleConnectionHandle;
 pub use rate::RequestRate;
-pub use server::{ConnectionEvent, IpcServerConfig, ModuleIpcServer};
+pub use server::{ConnectionEvent, IpcServerConfig, ModuleIpcServer, MAX_HELLO_LEN};

@@ -404,9 +404,10 @@ pub(super) fn send_refusal(
     });
 }
 
-/// The largest `hello` accepted: an unauthenticated peer must not make
-/// the node reserve a full-size frame buffer.
-const MAX_HELLO_LEN: usize = 64 * 1024;
+/// The largest `hello` accepted (payload bytes, 64 KiB): an
+/// unauthenticated peer must not make the node reserve a full-size frame
+/// buffer. `docs/ipc-protocol.md` §3 and §6 state it.
+pub const MAX_HELLO_LEN: usize = 64 * 1024;
 
 /// Reads until the first frame is complete, within one overall deadline
 /// (a per-read timeout would let a peer trickle a byte at a time forever).

@@ -561,10 +561,10 @@ impl ModuleManager {
                     supervisor: None,
                 },
             );
-            // The replaced spawn's delivery stats go with it.
             old_state = old.as_ref().map_or(UNLOADED, |e| e.state.as_str());
+            // The replaced spawn ended: its counters stay, retired.
             if let Some(id) = old.and_then(|e| e.module_id) {
-                inner.events.forget(&id);
+                inner.events.retire(&id);
             }
         }
         inner.publish(ModuleInstalled {
@@ -754,7 +754,7 @@ impl ModuleManager {
                 if let Ok(server) = self.inner.server() {
                     server.forget_module(id);
                 }
-                self.inner.events.forget(id);
+                self.inner.events.retire(id);
             }
             self.inner.publish(ModuleUnloaded {
                 module_name: name.to_owned(),

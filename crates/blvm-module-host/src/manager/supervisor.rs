@@ -11,8 +11,9 @@
 //!    with the IPC server (fresh id, fresh token, a socket of its own that
 //!    only the module's uid can connect to) and subscribe to connection
 //!    events *before* spawning, so the handshake cannot be missed;
-//! 2. spawn; bind the child's pid to the id at once; the previous spawn's
-//!    delivery stats are forgotten (status shows the current spawn's);
+//! 2. spawn; bind the child's pid to the id at once; the previous spawn is
+//!    retired on the event bus (its counters stay readable, bounded;
+//!    status shows the current spawn's);
 //! 3. wait for whichever comes first: the handshake, the process's exit,
 //!    the deadline (kill), or a stop request;
 //! 4. run until the process exits, its connection is lost (kill it: a
@@ -331,10 +332,10 @@ async fn run_once(
     {
         let mut modules = inner.lock();
         if let Some(e) = modules.get_mut(name) {
-            // Status reports the current spawn's delivery only; the
-            // previous spawn's stats would otherwise stay forever.
+            // Status reports the current spawn's delivery; the previous
+            // spawn's counters stay readable among the retired ones.
             if let Some(old) = e.module_id.replace(module_id.clone()) {
-                inner.events.forget(&old);
+                inner.events.retire(&old);
             }
             e.health_checks = 0;
             e.process = Some(Arc::clone(&process));

@@ -57,9 +57,25 @@ pub struct SubmitBlock {
 /// Result of `submit_block`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SubmitBlockResult {
-    /// `accepted`, `duplicate` or `rejected`.
+    /// One of [`SubmitBlockResult::STATUSES`].
     pub status: String,
     /// Why it was rejected, in Bitcoin Core's words where one exists.
     #[serde(default)]
     pub reason: Option<String>,
+}
+
+impl SubmitBlockResult {
+    /// Valid, and on the active chain now (it extended it or made a
+    /// reorganisation).
+    pub const ACCEPTED: &'static str = "accepted";
+    /// The node already had it.
+    pub const DUPLICATE: &'static str = "duplicate";
+    /// Valid as far as it could be checked, and stored on a side branch
+    /// with no more work than the active chain (Core's BIP22 answer).
+    pub const INCONCLUSIVE: &'static str = "inconclusive";
+    /// Refused; `reason` says why.
+    pub const REJECTED: &'static str = "rejected";
+    /// Every `status` a node may answer. A module must treat another value
+    /// (a later version's) as not accepted.
+    pub const STATUSES: [&'static str; 4] = [Self::ACCEPTED, Self::DUPLICATE, Self::INCONCLUSIVE, Self::REJECTED];
 }

@@ -177,11 +177,11 @@ impl NodeBackend for NodeBackendImpl {
         let block: bitcoin::Block =
             deserialize(block).map_err(|e| BackendError::InvalidParams(format!("Block decode failed: {e}")))?;
         let (status, reason) = match self.node()?.submit_block(&block) {
-            Ok(ProcessOutcome::Duplicate { .. }) => ("duplicate", None),
-            Ok(ProcessOutcome::SideBranch { .. }) => ("inconclusive", None),
-            Ok(_) => ("accepted", None),
-            Err(BlockError::Orphan(_)) => ("rejected", Some("prev-blk-not-found".to_owned())),
-            Err(e @ BlockError::Invalid(_)) => ("rejected", Some(e.reason().to_owned())),
+            Ok(ProcessOutcome::Duplicate { .. }) => (SubmitBlockResult::DUPLICATE, None),
+            Ok(ProcessOutcome::SideBranch { .. }) => (SubmitBlockResult::INCONCLUSIVE, None),
+            Ok(_) => (SubmitBlockResult::ACCEPTED, None),
+            Err(BlockError::Orphan(_)) => (SubmitBlockResult::REJECTED, Some("prev-blk-not-found".to_owned())),
+            Err(e @ BlockError::Invalid(_)) => (SubmitBlockResult::REJECTED, Some(e.reason().to_owned())),
             Err(e) => return Err(BackendError::Internal(e.to_string())),
         };
         Ok(SubmitBlockResult {

@@ -3,7 +3,7 @@ use std::sync::mpsc::Receiver;
 use blvm_module_protocol::events::{ConfigLoaded, Event, EventType, ModuleLoaded, NewBlock, NodeStartupCompleted};
 use blvm_module_protocol::Hash32;
 
-use super::{EventManager, Outbound};
+use super::{EventManager, Outbound, RETIRED_STATS_KEPT};
 
 fn block(height: u64) -> Event {
     Event::from(NewBlock {
@@ -254,4 +254,32 @@ fn concurrent_publishers_queue_sequence_numbers_in_order() {
     }
     let seqs: Vec<u64> = drain(&rx).into_iter().map(|(s, _)| s).collect();
     assert_eq!(seqs, (1..=20_000).collect::<Vec<_>>());
+}
+
+#[test]
+fn retired_spawns_keep_their_stats_up_to_the_bound_and_live_ones_always() {
+    let bus = EventManager::new();
+    let (_live_tx, _live_rx) = bus.register("live", "live", "1.0.0", 5);
+    let mut queues = Vec::new();
+    for n in 0..RETIRED_STATS_KEPT + 3 {
+        let id = format!("m-{n:05}");
+        queues.push(bus.register(&id, "m", "1.0.0", 5));
+        bus.subscribe(&id, &[EventType::NewBlock]);
+        bus.retire(&id);
+        // Retired twice (unload after a replacement) counts once.
+        bus.retire(&id);
+    }
+    // A retired spawn has no subscription left.
+    assert_eq!(bus.publish(&block(1)), 0);
+    assert!(bus.subscriptions("m-00003").is_empty());
+    // The three oldest were dropped; the newest are kept, the live one too.
+    for gone in ["m-00000", "m-00001", "m-00002"] {
+        assert_eq!(bus.get_delivery_stats(gone), None, "{gone}");
+    }
+    assert!(bus.get_delivery_stats("m-00003").is_some());
+    assert!(bus
+        .get_delivery_stats(&format!("m-{:05}", RETIRED_STATS_KEPT + 2))
+        .is_some());
+    assert!(bus.get_delivery_stats("live").is_some());
+    assert_eq!(bus.get_all_delivery_stats().len(), RETIRED_STATS_KEPT + 1);
 }
