@@ -7,10 +7,12 @@
 //! has no such path) or `EACCES` (Landlock, or the module's uid), which
 //! says neither which file nor which layer. So the parent checks first and
 //! refuses the spawn with both: each interpreter of the chain (the kernel
-//! follows up to 4), as written and with its links resolved, must be
-//! under a path the module may read and execute, and the module's uid
-//! must be able to execute it and search the directories above it that
-//! it sees as they are on the host.
+//! follows up to 4) must be under a path the module may read and execute
+//! with its links resolved (what Landlock checks) and, in its own mount
+//! namespace, also as written (its root has no other paths, save the
+//! merged-`/usr` links it recreates); and the module's uid must be able to
+//! execute it and search the directories above it that it sees as they
+//! are on the host.
 
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
@@ -38,6 +40,9 @@ pub(super) struct View {
     /// What it may read and execute (its folder, the system's, the
     /// operator's extra paths).
     pub read_only: Vec<PathBuf>,
+    /// Links its root recreates as they are on the host (`/bin ->
+    /// usr/bin`): a path through one exists there.
+    pub links: Vec<PathBuf>,
     /// Its data dir (all rights).
     pub data_dir: PathBuf,
     /// Its own mount namespace: only those paths exist for it, and the
@@ -101,7 +106,12 @@ fn check_interpreter(interpreter: &Path, script: &Path, view: &View) -> Result<(
         reason: format!("the interpreter named by the `#!` line of {}: {e}", script.display()),
     })?;
     if let Some(layer) = view.hiding_layer() {
-        if view.covering(interpreter).is_none() {
+        // Landlock checks the file reached, not the path: only its own
+        // root makes the path as written matter.
+        let as_written = !view.own_root
+            || view.covering(interpreter).is_some()
+            || view.links.iter().any(|l| interpreter.starts_with(l));
+        if !as_written {
             return Err(ExecRefused {
                 path: interpreter.to_path_buf(),
                 layer: Some(layer),
@@ -199,6 +209,7 @@ mod tests {
     fn view(read_only: &[&Path], own_root: bool, landlock: bool) -> View {
         View {
             read_only: read_only.iter().map(|p| p.to_path_buf()).collect(),
+            links: Vec::new(),
             data_dir: PathBuf::from("/nonexistent/data"),
             own_root,
             landlock,
@@ -223,30 +234,53 @@ mod tests {
         let dir = temp("outside");
         let bin = dir.join("bin");
         std::fs::create_dir_all(&bin).expect("bin");
-        let interpreter = bin.join("sh");
-        std::os::unix::fs::symlink("/bin/sh", &interpreter).expect("link");
-        let main = script(&dir, &format!("#!{}", interpreter.display()));
-        let system: Vec<&Path> = ["/usr", "/bin", "/lib"].iter().map(Path::new).collect();
-        // In its own root the path does not exist: the mount namespace.
-        let e = check(&main, &view(&system, true, true)).expect_err("refused");
-        assert_eq!(
-            (e.path.as_path(), e.layer),
-            (interpreter.as_path(), Some(Layer::MountNamespace))
-        );
-        assert!(e.to_string().contains("refused by the sandbox's mountns layer"), "{e}");
-        // Without one, Landlock refuses it.
+        // A link to the system's shell, as a virtual environment's python
+        // is, and a copy of it, as a pyenv build is.
+        let link = bin.join("sh-link");
+        std::os::unix::fs::symlink("/bin/sh", &link).expect("link");
+        let copy = bin.join("sh-copy");
+        std::fs::copy("/bin/sh", &copy).expect("copy");
+        let system: Vec<&Path> = ["/usr", "/lib"].iter().map(Path::new).collect();
+        for interpreter in [&link, &copy] {
+            let main = script(&dir, &format!("#!{}", interpreter.display()));
+            // In its own root the path does not exist: the mount namespace.
+            let e = check(&main, &view(&system, true, true)).expect_err("refused");
+            assert_eq!(
+                (e.path.as_path(), e.layer),
+                (interpreter.as_path(), Some(Layer::MountNamespace))
+            );
+            assert!(
+                e.to_string().contains(": refused by the sandbox's mountns layer: "),
+                "{e}"
+            );
+            // Allowed (its directory): fine; what the link leads to is
+            // visible too.
+            let mut allowed = system.clone();
+            allowed.push(&bin);
+            check(&main, &view(&allowed, true, true)).expect("allowed");
+            check(&main, &view(&allowed, false, true)).expect("allowed");
+            // No layer hides anything: nothing to refuse.
+            check(&main, &view(&[], false, false)).expect("unconfined");
+        }
+        // Without its own root, Landlock judges the file reached: the link
+        // leads into /usr, the copy is outside.
+        let main = script(&dir, &format!("#!{}", link.display()));
+        check(&main, &view(&system, false, true)).expect("a link into /usr");
+        let main = script(&dir, &format!("#!{}", copy.display()));
         let e = check(&main, &view(&system, false, true)).expect_err("refused");
-        assert_eq!(e.layer, Some(Layer::Landlock));
-        // Allowed (its directory), and what it links to is visible: fine.
-        let mut allowed = system.clone();
-        allowed.push(&bin);
-        check(&main, &view(&allowed, true, true)).expect("allowed");
+        assert_eq!((e.path.as_path(), e.layer), (copy.as_path(), Some(Layer::Landlock)));
         // Allowed as written, but its link leads outside: named too.
+        let main = script(&dir, &format!("#!{}", link.display()));
         let e = check(&main, &view(&[bin.as_path()], true, true)).expect_err("link target hidden");
         assert_eq!(e.layer, Some(Layer::MountNamespace));
         assert!(e.to_string().contains("is a link to it"), "{e}");
-        // No layer hides anything: nothing to refuse.
-        check(&main, &view(&[], false, false)).expect("unconfined");
+        // `/bin` is a link its root recreates: `#!/bin/sh` is fine.
+        let main = script(&dir, "#!/bin/sh");
+        let mut with_links = view(&system, true, true);
+        with_links.links = vec![PathBuf::from("/bin")];
+        if Path::new("/bin").is_symlink() {
+            check(&main, &with_links).expect("/bin/sh through the /bin link");
+        }
         let _ = std::fs::remove_dir_all(&dir);
     }
 

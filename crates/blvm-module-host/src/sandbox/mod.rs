@@ -628,6 +628,14 @@ impl Prepared {
             .filter(|_| report.active.contains(&Layer::CgroupCpu));
         let exec_view = exec_check::View {
             read_only: visible.iter().map(|p| p.to_path_buf()).collect(),
+            // The root recreates these links (`/bin -> usr/bin`), so
+            // `#!/bin/sh` means there what it means on the host.
+            links: namespaces::MERGED_USR_LINKS
+                .iter()
+                .map(std::path::Path::new)
+                .filter(|p| p.is_symlink())
+                .map(std::path::Path::to_path_buf)
+                .collect(),
             data_dir: target.data_dir.to_path_buf(),
             own_root: mounts.is_some(),
             landlock: landlock.is_some(),

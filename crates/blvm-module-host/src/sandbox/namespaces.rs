@@ -154,7 +154,7 @@ pub(crate) struct RootContents<'a> {
 /// Top-level directories that merged-`/usr` systems make links into
 /// `/usr`: recreated as links (only when they are links on the host), so
 /// `/bin/sh` means in the module what it means on the host.
-const MERGED_USR_LINKS: [&str; 6] = ["/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32"];
+pub(super) const MERGED_USR_LINKS: [&str; 6] = ["/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32"];
 
 /// Where the child mounts its new root before pivoting into it. Any
 /// directory will do: the mount is private to the child's namespace, and

@@ -149,6 +149,25 @@ async fn python_module_of_several_files_imports_its_siblings_from_its_staged_fol
         std::os::unix::fs::MetadataExt::uid(&std::fs::metadata(&staged).expect("meta")),
         0
     );
+    // A shell launcher (`#!/bin/sh`: through the merged-/usr link its root
+    // recreates) that execs python on the staged main.py next to it.
+    let launcher = install(&node, "pylauncher", Path::new(SYSTEM_PYTHON), "");
+    std::fs::write(
+        launcher.join("run.sh"),
+        "#!/bin/sh\nexec /usr/bin/python3 \"$(dirname \"$0\")/main.py\"\n",
+    )
+    .expect("launcher");
+    std::fs::set_permissions(launcher.join("run.sh"), std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    let manifest = std::fs::read_to_string(launcher.join("module.toml")).expect("manifest");
+    std::fs::write(
+        launcher.join("module.toml"),
+        manifest.replace("\"main.py\"", "\"run.sh\""),
+    )
+    .expect("manifest");
+    let report = node.manager.auto_load_modules().await.expect("auto load");
+    assert_eq!(report.loaded, vec!["pylauncher".to_string()], "{report:?}");
+    let me = module_call_text(&node.manager, "pylauncher", "whoami", "").await;
+    assert!(field(&me, "wire").contains("/.staged/pylauncher-"), "{me}");
     node.manager.shutdown().await;
 }
 
