@@ -334,7 +334,8 @@ fn the_limits_the_pages_state_are_the_ones_the_code_applies() {
     let manager = ManagerConfig::new("m", "d", "s");
     let grace = manager.shutdown_grace.as_millis();
     assert!(
-        folded(&section(&guide, "## 9. ")).contains(&format!("`timeout_ms` = {grace}: the grace period each module gets")),
+        folded(&section(&guide, "## 9. "))
+            .contains(&format!("`timeout_ms` = {grace}: the grace period each module gets")),
         "operator guide 9 gives NodeShutdown.timeout_ms as {grace}"
     );
     // Event queues (protocol 10.4) and the ended spawns' counters kept
