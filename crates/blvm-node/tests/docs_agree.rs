@@ -168,6 +168,17 @@ async fn status_and_delivery_tables_list_exactly_what_the_node_returns_and_ended
     assert_same(
         "operator guide 4.4, status fields",
         rows.iter().flat_map(|r| names(&r[0])).collect(),
+        fields.clone(),
+    );
+    // Section 5: the example of `blvm-node module status` shows them all.
+    let five = section(&guide, "## 5. ");
+    let example_start =
+        five.find("module status block-stats\n{").expect("the status example") + "module status block-stats\n".len();
+    let example_len = five[example_start..].find("\n}\n").expect("its end") + 2;
+    let example: Value = serde_json::from_str(&five[example_start..example_start + example_len]).expect("JSON");
+    assert_same(
+        "operator guide 5, the module status example",
+        example.as_object().expect("object").keys().cloned().collect(),
         fields,
     );
     // Section 18: the delivery counters.
