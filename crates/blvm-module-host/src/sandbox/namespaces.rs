@@ -158,8 +158,7 @@ pub(super) const MERGED_USR_LINKS: [&str; 6] = ["/bin", "/sbin", "/lib", "/lib32
 
 /// Where the child mounts its new root before pivoting into it. Any
 /// directory will do: the mount is private to the child's namespace, and
-/// every source is reached through an fd, not through a name this mount
-/// could hide.
+/// every source is copied (`open_tree`) before this mount could hide it.
 const STAGING_ROOT: &str = "/tmp";
 
 fn c_path(p: &Path) -> Result<CString, String> {
@@ -170,8 +169,18 @@ fn under_root(p: &Path) -> PathBuf {
     Path::new(STAGING_ROOT).join(p.strip_prefix("/").unwrap_or(p))
 }
 
+/// Adds `dir` and every directory above it (under the new root, not the
+/// root itself) to `dirs`, once each.
+fn add_dirs(dirs: &mut Vec<PathBuf>, dir: &Path) {
+    for d in dir.ancestors() {
+        if d.starts_with(STAGING_ROOT) && d != Path::new(STAGING_ROOT) && !dirs.iter().any(|x| x == d) {
+            dirs.push(d.to_path_buf());
+        }
+    }
+}
+
 impl MountPlan {
-    /// Opens every source and lays out every path.
+    /// Lays out every path (the child opens the sources).
     pub(crate) fn new(contents: RootContents<'_>) -> Result<MountPlan, String> {
         let mut dirs: Vec<PathBuf> = Vec::new();
         let mut entries = Vec::new();
@@ -184,14 +193,7 @@ impl MountPlan {
                 // only if it is shown too (the system dirs are).
                 let target = under_root(path);
                 if let Some(parent) = target.parent() {
-                    for dir in parent.ancestors() {
-                        if dir.starts_with(STAGING_ROOT)
-                            && dir != Path::new(STAGING_ROOT)
-                            && !dirs.iter().any(|d| d == dir)
-                        {
-                            dirs.push(dir.to_path_buf());
-                        }
-                    }
+                    add_dirs(&mut dirs, parent);
                 }
                 entries.push(Entry {
                     source: c_path(&link)?,
@@ -226,10 +228,8 @@ impl MountPlan {
             } else {
                 target.parent()
             };
-            for dir in parent_of_target.into_iter().flat_map(Path::ancestors) {
-                if dir.starts_with(STAGING_ROOT) && dir != Path::new(STAGING_ROOT) && !dirs.iter().any(|d| d == dir) {
-                    dirs.push(dir.to_path_buf());
-                }
+            if let Some(dir) = parent_of_target {
+                add_dirs(&mut dirs, dir);
             }
             entries.push(Entry {
                 source: c_path(path)?,
