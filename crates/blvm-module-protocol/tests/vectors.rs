@@ -33,6 +33,9 @@ use blvm_module_protocol::{
 use bytes::BytesMut;
 use serde::{Deserialize, Serialize};
 
+#[path = "vectors/storage.rs"]
+mod storage;
+
 /// The normative spec the vectors are shown in.
 const SPEC: &str = include_str!(concat!(env!("CARGO_MANIFEST_DIR"), "/../../docs/ipc-protocol.md"));
 
@@ -233,7 +236,7 @@ fn vectors() -> Vec<Vector> {
     };
     let unknown_payload =
         rmp_serde::to_vec_named(&quantum_block_teleported()).expect("the unknown event's payload encodes");
-    vec![
+    let mut all = vec![
         Vector {
             name: "hello",
             bytes: encoded("hello", |out| encode::control(out, "hello", &hello())),
@@ -314,7 +317,9 @@ fn vectors() -> Vec<Vector> {
             name: "health_check_response",
             bytes: encoded("health check answer", |out| encode::response(out, 2, &Empty {})),
         },
-    ]
+    ];
+    all.extend(storage::vectors());
+    all
 }
 
 // ---------------------------------------------------------------------------
@@ -934,6 +939,7 @@ fn the_spec_lists_every_error_code() {
         ErrorCode::ModuleCrashed,
         ErrorCode::ConnectionClosed,
         ErrorCode::RateLimited,
+        ErrorCode::QuotaExceeded,
         ErrorCode::Internal,
     ];
     let section = spec_section("### 7.3 ");

@@ -15,6 +15,10 @@ use blvm_module_protocol::methods::mempool::{
 };
 use blvm_module_protocol::methods::mining::{BlockTemplate, BlockTemplateParams, SubmitBlock, SubmitBlockResult};
 use blvm_module_protocol::methods::network::{NetworkPeers, NetworkStats, PeerInfo};
+use blvm_module_protocol::methods::storage::{
+    Batch, BatchOp, BatchResult, GetResult, Put, Scan, ScanResult, StorageUsage, TreeChanged, TreeKey, TreeList,
+    TreeName, WriteResult,
+};
 use blvm_module_protocol::{Empty, EventType, Hash32, Method};
 
 use crate::error::SdkError;
@@ -203,5 +207,92 @@ impl NodeApiIpc {
             .call::<_, SubscriptionResult>(Method::UnsubscribeEvents, &EventTypes { events })
             .await?
             .subscribed)
+    }
+
+    /// A stored value and its generation (`read_storage`); `None` when the
+    /// key does not exist.
+    pub async fn storage_get(&self, tree: &str, key: &[u8]) -> Result<Option<(Vec<u8>, u64)>, SdkError> {
+        let r: GetResult = self
+            .call(
+                Method::StorageGet,
+                &TreeKey {
+                    tree: tree.into(),
+                    key: key.to_vec(),
+                },
+            )
+            .await?;
+        Ok(r.value.map(|v| (v, r.generation)))
+    }
+
+    /// A page of a tree's entries (`read_storage`); pass the result's
+    /// `cursor` back in `scan.cursor` for the next page.
+    pub async fn storage_scan(&self, scan: &Scan) -> Result<ScanResult, SdkError> {
+        self.call(Method::StorageScan, scan).await
+    }
+
+    /// Writes a value, creating the tree (`write_storage`); returns the
+    /// key's new generation. Past a quota: `quota_exceeded`, nothing written.
+    pub async fn storage_put(&self, tree: &str, key: &[u8], value: &[u8]) -> Result<u64, SdkError> {
+        let r: WriteResult = self
+            .call(
+                Method::StoragePut,
+                &Put {
+                    tree: tree.into(),
+                    key: key.to_vec(),
+                    value: value.to_vec(),
+                },
+            )
+            .await?;
+        Ok(r.generation)
+    }
+
+    /// Removes a key (`write_storage`); returns whether it existed.
+    pub async fn storage_delete(&self, tree: &str, key: &[u8]) -> Result<bool, SdkError> {
+        let r: WriteResult = self
+            .call(
+                Method::StorageDelete,
+                &TreeKey {
+                    tree: tree.into(),
+                    key: key.to_vec(),
+                },
+            )
+            .await?;
+        Ok(r.existed)
+    }
+
+    /// Applies puts and deletes atomically (`write_storage`): all, or none
+    /// when an expected generation does not match (`applied: false`).
+    pub async fn storage_batch(&self, ops: Vec<BatchOp>) -> Result<BatchResult, SdkError> {
+        self.call(Method::StorageBatch, &Batch { ops }).await
+    }
+
+    /// Creates an empty tree (`manage_storage`); false if it existed.
+    pub async fn storage_create_tree(&self, tree: &str) -> Result<bool, SdkError> {
+        let r: TreeChanged = self
+            .call(Method::StorageCreateTree, &TreeName { tree: tree.into() })
+            .await?;
+        Ok(r.changed)
+    }
+
+    /// Removes a tree and its entries (`manage_storage`); false if it did
+    /// not exist.
+    pub async fn storage_drop_tree(&self, tree: &str) -> Result<bool, SdkError> {
+        let r: TreeChanged = self
+            .call(Method::StorageDropTree, &TreeName { tree: tree.into() })
+            .await?;
+        Ok(r.changed)
+    }
+
+    /// The module's trees (`manage_storage`).
+    pub async fn storage_list_trees(&self) -> Result<Vec<String>, SdkError> {
+        Ok(self
+            .call::<_, TreeList>(Method::StorageListTrees, &Empty {})
+            .await?
+            .trees)
+    }
+
+    /// Bytes and keys stored, and the quotas (`manage_storage`).
+    pub async fn storage_usage(&self) -> Result<StorageUsage, SdkError> {
+        self.call(Method::StorageUsage, &Empty {}).await
     }
 }

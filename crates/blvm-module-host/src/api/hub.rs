@@ -14,6 +14,7 @@ use blvm_module_protocol::{ErrorCode, Method, PermissionSet, RemoteError, Reques
 use super::backend::NodeBackend;
 use super::events::EventManager;
 use super::routes;
+use crate::services::storage::StorageService;
 
 /// Who is calling: established by the handshake, never by the request.
 #[derive(Debug, Clone, Copy)]
@@ -30,12 +31,24 @@ pub struct Caller<'a> {
 pub struct ModuleApiHub {
     pub(crate) backend: Arc<dyn NodeBackend>,
     pub(crate) events: Arc<EventManager>,
+    pub(crate) storage: Option<Arc<StorageService>>,
 }
 
 impl ModuleApiHub {
     /// A hub over `backend`, delivering subscriptions through `events`.
     pub fn new(backend: Arc<dyn NodeBackend>, events: Arc<EventManager>) -> Self {
-        ModuleApiHub { backend, events }
+        ModuleApiHub {
+            backend,
+            events,
+            storage: None,
+        }
+    }
+
+    /// Serves the storage methods from `storage` (without it they answer
+    /// `unavailable`).
+    pub fn with_storage(mut self, storage: Arc<StorageService>) -> Self {
+        self.storage = Some(storage);
+        self
     }
 
     /// The event bus.

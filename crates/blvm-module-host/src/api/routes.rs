@@ -13,6 +13,7 @@ use blvm_module_protocol::methods::mempool::{
 };
 use blvm_module_protocol::methods::mining::{BlockTemplateParams, SubmitBlock};
 use blvm_module_protocol::methods::network::NetworkPeers;
+use blvm_module_protocol::methods::storage::{Batch, Put, Scan, TreeChanged, TreeKey, TreeList, TreeName};
 use blvm_module_protocol::{Empty, ErrorCode, Method, RemoteError, Request};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
@@ -37,6 +38,12 @@ pub(super) fn route(
     out: &mut Vec<u8>,
 ) -> Result<(), RemoteError> {
     let b = &*hub.backend;
+    let storage = || {
+        hub.storage
+            .as_deref()
+            .ok_or_else(|| RemoteError::new(ErrorCode::Unavailable, "this node offers no module storage"))
+    };
+    let module = caller.module_name;
     match method {
         Method::Ping => reply(out, request, &Empty {}),
         Method::GetBlock => {
@@ -200,6 +207,41 @@ pub(super) fn route(
                 },
             )
         }
+        Method::StorageGet => {
+            let p: TreeKey = params(request)?;
+            reply(out, request, &storage()?.get(module, &p)?)
+        }
+        Method::StorageScan => {
+            let p: Scan = params(request)?;
+            reply(out, request, &storage()?.scan(module, &p)?)
+        }
+        Method::StoragePut => {
+            let p: Put = params(request)?;
+            reply(out, request, &storage()?.put(module, &p)?)
+        }
+        Method::StorageDelete => {
+            let p: TreeKey = params(request)?;
+            reply(out, request, &storage()?.delete(module, &p)?)
+        }
+        Method::StorageBatch => {
+            let p: Batch = params(request)?;
+            reply(out, request, &storage()?.batch(module, &p)?)
+        }
+        Method::StorageCreateTree => {
+            let p: TreeName = params(request)?;
+            let changed = storage()?.create_tree(module, &p.tree)?;
+            reply(out, request, &TreeChanged { changed })
+        }
+        Method::StorageDropTree => {
+            let p: TreeName = params(request)?;
+            let changed = storage()?.drop_tree(module, &p.tree)?;
+            reply(out, request, &TreeChanged { changed })
+        }
+        Method::StorageListTrees => {
+            let trees = storage()?.list_trees(module)?;
+            reply(out, request, &TreeList { trees })
+        }
+        Method::StorageUsage => reply(out, request, &storage()?.usage(module)?),
     }
 }
 

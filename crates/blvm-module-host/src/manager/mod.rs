@@ -58,6 +58,7 @@ use crate::process::{ModuleProcess, ModuleProcessSpawner, SpawnerConfig};
 use crate::registry::{self, check_compatibility, ModuleManifest, NodeVersions};
 use crate::sandbox::{DiskImages, Identity, IdentityAllocator, SandboxConfig};
 use crate::security::{self, SignatureError, SignaturePolicy};
+use crate::services::storage::{StorageConfig, StorageService};
 
 /// When and how often a crashed module is restarted.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -136,6 +137,8 @@ pub struct ManagerConfig {
     pub health_check_timeout: Duration,
     /// The IPC server.
     pub ipc: IpcServerConfig,
+    /// Module storage: where, and every module's quota cap.
+    pub storage: StorageConfig,
 }
 
 impl ManagerConfig {
@@ -163,6 +166,7 @@ impl ManagerConfig {
             health_check_interval: Some(Duration::from_secs(10)),
             health_check_timeout: Duration::from_secs(5),
             ipc: IpcServerConfig::default(),
+            storage: StorageConfig::default(),
         }
     }
 }
@@ -340,6 +344,8 @@ struct Inner {
     /// The data dirs' file systems (disk quotas), attached for the node's
     /// run.
     disk_images: Arc<DiskImages>,
+    /// Every module's key-value store.
+    storage: Arc<StorageService>,
 }
 
 impl Inner {
@@ -405,10 +411,21 @@ impl ModuleManager {
             // Never consulted.
             _ => IdentityAllocator::new(&config.data_dir, 0, 0),
         };
+        let events = Arc::new(EventManager::new());
+        let storage = Arc::new(StorageService::new(
+            config
+                .storage
+                .dir
+                .clone()
+                .unwrap_or_else(|| config.data_dir.join(".storage")),
+            config.storage.clone(),
+            Some(Arc::clone(&events)),
+        ));
         ModuleManager {
             inner: Arc::new(Inner {
                 config,
-                events: Arc::new(EventManager::new()),
+                events,
+                storage,
                 server: OnceLock::new(),
                 spawner,
                 modules: Mutex::new(BTreeMap::new()),
@@ -423,6 +440,28 @@ impl ModuleManager {
     /// The event bus: the node publishes its events here.
     pub fn events(&self) -> &Arc<EventManager> {
         &self.inner.events
+    }
+
+    /// Module storage: usage, quotas, and the operator's removal of a
+    /// module's data.
+    pub fn storage(&self) -> &Arc<StorageService> {
+        &self.inner.storage
+    }
+
+    /// Deletes all of `name`'s stored data (the operator's
+    /// `module storage-remove`); refused while the module is loaded, so no
+    /// running module loses its data under it. False if it had none.
+    pub fn remove_storage(&self, name: &str) -> Result<bool, ManagerError> {
+        if self.inner.lock().contains_key(name) {
+            return Err(ManagerError::Invalid {
+                module: name.to_owned(),
+                reason: "unload it before removing its storage".into(),
+            });
+        }
+        self.inner.storage.remove(name).map_err(|e| ManagerError::Invalid {
+            module: name.to_owned(),
+            reason: e.to_string(),
+        })
     }
 
     /// The settings.
@@ -449,7 +488,9 @@ impl ModuleManager {
                 source,
             })?;
         }
-        let hub = Arc::new(ModuleApiHub::new(node_api, Arc::clone(&self.inner.events)));
+        let hub = Arc::new(
+            ModuleApiHub::new(node_api, Arc::clone(&self.inner.events)).with_storage(Arc::clone(&self.inner.storage)),
+        );
         let server = ModuleIpcServer::bind(&path, hub, self.inner.config.ipc.clone())
             .map_err(|source| ManagerError::Bind { path, source })?;
         if self.inner.server.set(server).is_err() {
@@ -911,6 +952,7 @@ impl ModuleManager {
             resource_warnings: e.resource_warnings.clone(),
             run_as: live.and_then(|p| p.run_as()),
             disk: live.and_then(|p| p.disk_usage()),
+            storage: self.inner.storage.usage(name).ok(),
             delivery: e
                 .module_id
                 .as_ref()
@@ -975,6 +1017,9 @@ impl ModuleManager {
         if let Some(server) = self.inner.server.get() {
             server.shutdown();
         }
+        // Every module is gone: close the databases, so that a node
+        // started next (in this process or another) can open them.
+        self.inner.storage.close_all();
     }
 }
 

@@ -129,6 +129,9 @@ pub struct ModuleStatus {
     /// Its data dir's own file system, when it has a disk quota: bytes
     /// used and the file system's size.
     pub disk: Option<crate::sandbox::DiskUsage>,
+    /// Its module storage: bytes and keys stored, and its quotas (kept
+    /// while unloaded; `None` if the store cannot be read).
+    pub storage: Option<blvm_module_protocol::methods::storage::StorageUsage>,
 }
 
 /// One crash of a module and the restart that followed it, as the node

@@ -239,6 +239,14 @@ async fn run_once(
             return RunEnd::Refused(e.to_string());
         }
         let data_dir = inner.config.data_dir.join(name);
+        let resources = e.manifest.resources();
+        inner.storage.set_request(
+            name,
+            crate::services::storage::StorageRequest {
+                max_bytes: resources.storage_bytes,
+                max_keys: resources.storage_keys,
+            },
+        );
         // Its own uid, stable per name; only a root node drops to it.
         let ids = match inner.config.sandbox.identity {
             crate::sandbox::Identity::PerModule { .. }

@@ -47,8 +47,8 @@
 //! does not enforce, and registries may add fields there without breaking
 //! installed nodes. `config_schema` is a free table of key → description.
 //! `[resources]` (`memory_mb`, `max_processes`, `cpu_percent`,
-//! `max_open_files`, `disk_mb`, `read_only`) refuses unknown keys too: a
-//! misspelt limit would silently not apply.
+//! `max_open_files`, `disk_mb`, `storage_mb`, `storage_keys`, `read_only`)
+//! refuses unknown keys too: a misspelt limit would silently not apply.
 //!
 //! `[resources] read_only` lists absolute paths outside its folder the
 //! module needs to read (an interpreter, a virtual environment): normal
@@ -316,6 +316,10 @@ pub struct RawResources {
     pub max_open_files: Option<u64>,
     /// `disk_mb`: size of its data dir, MiB.
     pub disk_mb: Option<u64>,
+    /// `storage_mb`: its module storage quota, MiB.
+    pub storage_mb: Option<u64>,
+    /// `storage_keys`: its module storage quota, keys.
+    pub storage_keys: Option<u64>,
     /// `read_only`: paths outside its folder it asks to read (and execute).
     pub read_only: Option<Vec<String>>,
 }
@@ -335,6 +339,10 @@ pub struct Resources {
     pub max_open_files: Option<u64>,
     /// Size of its data dir, bytes.
     pub disk_bytes: Option<u64>,
+    /// Its module storage quota, bytes (the operator's cap still applies).
+    pub storage_bytes: Option<u64>,
+    /// Its module storage quota, keys (the operator's cap still applies).
+    pub storage_keys: Option<u64>,
 }
 
 /// `[governance]` as written. Unknown keys are ignored (see the module doc).
@@ -569,6 +577,8 @@ impl RawManifest {
                         .map(|p| p as u32),
                     max_open_files: positive("resources.max_open_files", r.max_open_files, 1 << 20)?,
                     disk_bytes: positive("resources.disk_mb", r.disk_mb, 1 << 30)?.map(|mb| mb << 20),
+                    storage_bytes: positive("resources.storage_mb", r.storage_mb, 1 << 30)?.map(|mb| mb << 20),
+                    storage_keys: positive("resources.storage_keys", r.storage_keys, 1 << 40)?,
                 }
             }
         };

@@ -25,3 +25,4 @@ mod scripts;
 mod sdk;
 mod signatures;
 mod slots;
+mod storage;

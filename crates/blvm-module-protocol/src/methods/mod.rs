@@ -15,6 +15,7 @@ pub mod invocation;
 pub mod mempool;
 pub mod mining;
 pub mod network;
+pub mod storage;
 
 use crate::permissions::Permission;
 
@@ -80,6 +81,15 @@ methods! {
     GetNetworkPeers => "get_network_peers", Some(Permission::ReadNetwork), "The connected peers.";
     SubscribeEvents => "subscribe_events", Some(Permission::SubscribeEvents), "Subscribes to event types (each may need a further permission).";
     UnsubscribeEvents => "unsubscribe_events", Some(Permission::SubscribeEvents), "Removes event types from the subscription.";
+    StorageGet => "storage_get", Some(Permission::ReadStorage), "A value of the module's storage, with its generation.";
+    StorageScan => "storage_scan", Some(Permission::ReadStorage), "A page of a tree's entries by prefix or range, with a resume cursor.";
+    StoragePut => "storage_put", Some(Permission::WriteStorage), "Writes a value (creating the tree); answers the new generation.";
+    StorageDelete => "storage_delete", Some(Permission::WriteStorage), "Removes a key.";
+    StorageBatch => "storage_batch", Some(Permission::WriteStorage), "Puts and deletes applied atomically, with compare-and-swap on generations.";
+    StorageCreateTree => "storage_create_tree", Some(Permission::ManageStorage), "Creates an empty tree.";
+    StorageDropTree => "storage_drop_tree", Some(Permission::ManageStorage), "Removes a tree and everything in it.";
+    StorageListTrees => "storage_list_trees", Some(Permission::ManageStorage), "The module's trees.";
+    StorageUsage => "storage_usage", Some(Permission::ManageStorage), "Bytes and keys stored, and the module's quotas.";
 }
 
 #[cfg(test)]

@@ -48,6 +48,30 @@ VECTORS = {
     "invocation_response": {"type": "response", "id": 1, "result": {"result_json": '{"tip_height":1}'}},
     "request_with_unknown_field": {"type": "request", "id": 1, "x_future": [1, "two", {"three": 3}],
                                    "method": "get_block_header", "params": {"hash": BLOCK_1_HASH}},
+    "storage_get_request": {"type": "request", "id": 10, "method": "storage_get",
+                            "params": {"tree": "tips", "key": b"best"}},
+    "storage_get_response": {"type": "response", "id": 10,
+                             "result": {"value": b"\x00\x00\x00\x01", "generation": 7}},
+    "storage_put_request": {"type": "request", "id": 11, "method": "storage_put",
+                            "params": {"tree": "tips", "key": b"best", "value": b"\x00\x00\x00\x01"}},
+    "storage_quota_exceeded": {"type": "response", "id": 11, "error": {
+        "code": "quota_exceeded",
+        "message": "quota exceeded: the write would store 1203 bytes in 101 keys; "
+                   "the quota is 1048576 bytes and 100 keys"}},
+    "storage_delete_request": {"type": "request", "id": 12, "method": "storage_delete",
+                               "params": {"tree": "tips", "key": b"best"}},
+    "storage_scan_request": {"type": "request", "id": 13, "method": "storage_scan",
+                             "params": {"tree": "tips", "prefix": b"b", "start": None, "end": None,
+                                        "cursor": None, "limit": 100}},
+    "storage_batch_request": {"type": "request", "id": 14, "method": "storage_batch", "params": {"ops": [
+        {"op": "put", "tree": "tips", "key": b"best", "value": b"\x00\x00\x00\x02", "expect_generation": 7},
+        {"op": "delete", "tree": "tips", "key": b"old", "value": None, "expect_generation": None}]}},
+    "storage_create_tree_request": {"type": "request", "id": 15, "method": "storage_create_tree",
+                                    "params": {"tree": "tips"}},
+    "storage_drop_tree_request": {"type": "request", "id": 16, "method": "storage_drop_tree",
+                                  "params": {"tree": "tips"}},
+    "storage_list_trees_request": {"type": "request", "id": 17, "method": "storage_list_trees", "params": {}},
+    "storage_usage_request": {"type": "request", "id": 18, "method": "storage_usage", "params": {}},
 }
 
 
