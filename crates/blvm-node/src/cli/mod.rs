@@ -82,6 +82,12 @@ pub enum ModuleAction {
         /// Module name; all when omitted.
         name: Option<String>,
     },
+    /// Delete everything a module keeps in its module storage; refused
+    /// while it is loaded (`removemodulestorage`).
+    StorageRemove {
+        /// Module name.
+        name: String,
+    },
     /// Make a maintainer key: the secret goes to FILE (0600), the public
     /// key is printed for operators' `[trust.keys]`. Offline.
     Keygen {
@@ -119,6 +125,7 @@ impl ModuleAction {
             ModuleAction::Reload { name } => ("reloadmodule", json!([name])),
             ModuleAction::Status { name: Some(name) } => ("getmodulestatus", json!([name])),
             ModuleAction::Status { name: None } => ("getmodulestatus", json!([])),
+            ModuleAction::StorageRemove { name } => ("removemodulestorage", json!([name])),
             ModuleAction::Keygen { .. } | ModuleAction::Sign { .. } | ModuleAction::Verify { .. } => return None,
         })
     }

@@ -34,12 +34,16 @@
 //!
 //! [maintenance]                # the node's periodic events: see `maintenance`
 //! health_interval = 60
+//!
+//! [storage]                    # module storage quotas: see `storage`
+//! max_mb = 64
 //! ```
 
 mod disk;
 mod maintenance;
 pub mod modules;
 mod sandbox;
+mod storage;
 mod supervision;
 mod trust;
 
@@ -47,6 +51,7 @@ pub use disk::{DiskSettings, DiskWatchConfig};
 pub use maintenance::{Maintenance, MaintenanceSettings};
 pub use modules::ModulesConfig;
 pub use sandbox::{CpuPercent, LimitSettings, SandboxSettings};
+pub use storage::{QuotaSettings, StorageSettings};
 pub use supervision::{Supervision, SupervisionSettings};
 pub use trust::TrustSettings;
 
@@ -120,6 +125,10 @@ pub struct Settings {
     #[arg(skip)]
     #[serde(default)]
     pub maintenance: MaintenanceSettings,
+    /// Module storage quotas, `[storage]` (file only).
+    #[arg(skip)]
+    #[serde(default)]
+    pub storage: StorageSettings,
 }
 
 impl Settings {
@@ -166,6 +175,11 @@ impl Settings {
                 other.maintenance
             } else {
                 self.maintenance
+            },
+            storage: if self.storage == StorageSettings::default() {
+                other.storage
+            } else {
+                self.storage
             },
         }
     }
@@ -262,6 +276,8 @@ pub struct NodeConfig {
     pub disk: DiskWatchConfig,
     /// How often the node's periodic events come.
     pub maintenance: Maintenance,
+    /// Module storage quotas.
+    pub storage: blvm_module_host::services::storage::StorageConfig,
 }
 
 impl NodeConfig {
@@ -305,7 +321,9 @@ impl NodeConfig {
         let supervision = s.supervision.resolve()?;
         let disk = s.disk.resolve()?;
         let maintenance = s.maintenance.resolve()?;
+        let storage = s.storage.resolve()?;
         Ok(NodeConfig {
+            storage,
             disk,
             sandbox,
             signatures,

@@ -1,5 +1,6 @@
 //! Module administration: `listmodules`, `loadmodule`, `unloadmodule`,
-//! `reloadmodule`, `getmodulestatus`, `getmoduledeliverystats`.
+//! `reloadmodule`, `getmodulestatus`, `getmoduledeliverystats`,
+//! `removemodulestorage`.
 
 use std::sync::Arc;
 
@@ -18,6 +19,7 @@ pub(super) const METHODS: &[(&str, &str, Method)] = &[
     ("reloadmodule", "reloadmodule \"name\"\nRestarts a module from disk, verifying it again first.", reloadmodule),
     ("getmodulestatus", "getmodulestatus ( \"name\" )\nStatus of one module or of all: state, pid, uptime, restarts and crashes, last error, capabilities granted and requested, resource usage, delivery stats.", getmodulestatus),
     ("getmoduledeliverystats", "getmoduledeliverystats ( \"module_id\" )\nEvent delivery counters of one module spawn or of all.", getmoduledeliverystats),
+    ("removemodulestorage", "removemodulestorage \"name\"\nDeletes everything a module keeps in its module storage (refused while it is loaded). Answers whether there was anything.", removemodulestorage),
 ];
 
 /// Runs a manager future from the RPC's blocking thread.
@@ -77,6 +79,10 @@ fn status_json(s: &ModuleStatus) -> Value {
         "gid": s.run_as.map(|ids| ids.gid),
         "disk_used_bytes": s.disk.map(|d| d.used),
         "disk_size_bytes": s.disk.map(|d| d.size),
+        "storage_bytes": s.storage.map(|u| u.bytes),
+        "storage_keys": s.storage.map(|u| u.keys),
+        "storage_max_bytes": s.storage.map(|u| u.max_bytes),
+        "storage_max_keys": s.storage.map(|u| u.max_keys),
     })
 }
 
@@ -151,4 +157,13 @@ fn getmoduledeliverystats(node: &Arc<Node>, p: &Params) -> Result<Value, RpcErro
             .map(stats_json)
             .collect::<Vec<_>>())),
     }
+}
+
+fn removemodulestorage(node: &Arc<Node>, p: &Params) -> Result<Value, RpcError> {
+    let name = name(p)?;
+    let removed = node
+        .manager
+        .remove_storage(&name)
+        .map_err(|e| RpcError::misc(e.to_string()))?;
+    Ok(json!({ "removed": removed }))
 }
