@@ -5,7 +5,7 @@
 //! cargo run --release -p blvm-bench            # all benchmarks
 //! cargo run --release -p blvm-bench -- quick   # fewer iterations
 //! cargo run --release -p blvm-bench -- events  # one part: codec, rtt, inflight, events,
-//!                                               # import, bigblocks or spinning
+//!                                               # import, bigblocks, storage or spinning
 //! ```
 //!
 //! 1. Floor: a raw blocking Unix-socket ping-pong of 64 bytes between this
@@ -16,7 +16,10 @@
 //! 4. Events: events per second delivered to 1 and to 8 module processes.
 //! 5. Spawn → ready: a module load to its handshake, sandbox off and on,
 //!    against `/bin/true` (`spawn`).
-//! 6. Block processing with a spinning module (`spinning`, as root): the
+//! 6. Module storage (`storage`): a `storage_put` and a `storage_get`
+//!    round trip from a real module process, p50, interleaved with `ping`
+//!    in each round (see `storage`).
+//! 7. Block processing with a spinning module (`spinning`, as root): the
 //!    node importing mainnet 0..438 with no module and with one module
 //!    spinning on every core under the default sandbox, in interleaved
 //!    rounds; wall and CPU time per block, and their ratio (see
@@ -42,6 +45,7 @@ use blvm_testkit::MemoryChain;
 mod rpc;
 mod spawn;
 mod spinner;
+mod storage;
 
 type Error = Box<dyn std::error::Error>;
 
@@ -65,6 +69,7 @@ fn main() -> Result<(), Error> {
                 "import",
                 "bigblocks",
                 "spawn",
+                "storage",
                 "spinning",
             ]
             .contains(a)
@@ -96,6 +101,9 @@ fn main() -> Result<(), Error> {
     if wants("spinning") {
         let attacker = module_bin.with_file_name("attacker-module");
         spinner::run(&dir, &attacker, if quick { 5 } else { 11 }, 2000 / scale.min(4))?;
+    }
+    if wants("storage") {
+        storage::run(&bench, if quick { 3 } else { 5 }, 1000 / scale.min(5))?;
     }
     if wants("codec") {
         codec(&bench.chain, 1_000_000 / scale);
@@ -361,7 +369,12 @@ impl Bench {
     fn start(dir: &Path, module_bin: PathBuf) -> Result<Bench, Error> {
         let chain = Arc::new(MemoryChain::mainnet_0_438());
         let events = Arc::new(EventManager::new());
-        let hub = Arc::new(ModuleApiHub::new(chain.clone(), events.clone()));
+        let storage = blvm_module_host::services::storage::StorageService::new(
+            dir.join("storage"),
+            blvm_module_host::services::storage::StorageConfig::default(),
+            Some(events.clone()),
+        );
+        let hub = Arc::new(ModuleApiHub::new(chain.clone(), events.clone()).with_storage(Arc::new(storage)));
         let server = ModuleIpcServer::bind(dir.join("node.sock"), hub, IpcServerConfig::default())?;
         Ok(Bench {
             server,
@@ -376,9 +389,14 @@ impl Bench {
         let id = format!("bench-{}", self.next.get());
         self.next.set(self.next.get() + 1);
         let mut spec = ModuleSpec::new(&id, &id, "1.0.0");
-        spec.capabilities = [Permission::SubscribeEvents, Permission::ReadBlockchain]
-            .into_iter()
-            .collect::<PermissionSet>();
+        spec.capabilities = [
+            Permission::SubscribeEvents,
+            Permission::ReadBlockchain,
+            Permission::ReadStorage,
+            Permission::WriteStorage,
+        ]
+        .into_iter()
+        .collect::<PermissionSet>();
         spec.event_queue_capacity = queue;
         // The IPC path itself is measured, not the operator's rate policy.
         spec.request_rate = None;
@@ -398,7 +416,7 @@ impl Bench {
 
     /// Runs a module in `mode` and returns its last line as numbers (the
     /// tag word reads as 0).
-    fn run_module(&self, mode: &str) -> Result<Vec<u64>, Error> {
+    pub(crate) fn run_module(&self, mode: &str) -> Result<Vec<u64>, Error> {
         let (_, child) = self.spawn(mode, 100)?;
         let out = child.wait_with_output()?;
         let text = String::from_utf8(out.stdout)?;

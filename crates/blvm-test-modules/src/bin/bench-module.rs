@@ -9,6 +9,9 @@
 //! - `events <n>`: subscribes to `NewBlock` and counts events until one
 //!   with height `u64::MAX`; prints the count, the last sequence number and
 //!   the nanoseconds from the first event to the last.
+//! - `storage <n>`: `n` rounds of a `storage_put` of 100 bytes, a
+//!   `storage_get` of it and a `ping`, interleaved; prints each one's p50
+//!   in nanoseconds.
 
 use std::io::Write;
 use std::time::Instant;
@@ -98,6 +101,34 @@ async fn main() -> Result<(), SdkError> {
                 "EVENTS {count} {last_seq} {elapsed} {}",
                 integration.ipc().dropped_events()
             ));
+        }
+        "storage" => {
+            let n = arg(&args, 1) as usize;
+            let value = [7u8; 100];
+            let (mut put, mut get, mut ping) = (Vec::new(), Vec::new(), Vec::new());
+            for i in 0..n + n / 10 {
+                let key = format!("k{}", i % 100);
+                let t = Instant::now();
+                api.storage_put("bench", key.as_bytes(), &value).await?;
+                let p = t.elapsed().as_nanos() as u64;
+                let t = Instant::now();
+                api.storage_get("bench", key.as_bytes()).await?;
+                let g = t.elapsed().as_nanos() as u64;
+                let t = Instant::now();
+                api.ping().await?;
+                let q = t.elapsed().as_nanos() as u64;
+                // The first tenth warms up (the store is created on the
+                // first put).
+                if i >= n / 10 {
+                    put.push(p);
+                    get.push(g);
+                    ping.push(q);
+                }
+            }
+            for v in [&mut put, &mut get, &mut ping] {
+                v.sort_unstable();
+            }
+            say(format!("STORAGE {} {} {}", put[n / 2], get[n / 2], ping[n / 2]));
         }
         other => say(format!("ERROR unknown mode {other}")),
     }
