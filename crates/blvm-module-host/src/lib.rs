@@ -30,6 +30,7 @@ pub mod process;
 pub mod registry;
 pub mod sandbox;
 pub mod security;
+pub mod services;
 
 pub use api::backend::{BackendError, NodeBackend};
 pub use api::events::{DeliveryStats, EventManager};

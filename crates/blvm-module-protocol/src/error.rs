@@ -93,6 +93,9 @@ pub enum ErrorCode {
     ConnectionClosed,
     /// Too many requests.
     RateLimited,
+    /// The request would take the module past one of its quotas (metric
+    /// series, storage bytes or keys); nothing was changed.
+    QuotaExceeded,
     /// An unexpected fault in the node.
     Internal,
     /// A code this build does not know.
@@ -111,6 +114,7 @@ impl ErrorCode {
             ErrorCode::ModuleCrashed => "module_crashed",
             ErrorCode::ConnectionClosed => "connection_closed",
             ErrorCode::RateLimited => "rate_limited",
+            ErrorCode::QuotaExceeded => "quota_exceeded",
             ErrorCode::Internal => "internal",
             ErrorCode::Other(s) => s,
         }
@@ -127,6 +131,7 @@ impl ErrorCode {
             "module_crashed" => ErrorCode::ModuleCrashed,
             "connection_closed" => ErrorCode::ConnectionClosed,
             "rate_limited" => ErrorCode::RateLimited,
+            "quota_exceeded" => ErrorCode::QuotaExceeded,
             "internal" => ErrorCode::Internal,
             other => ErrorCode::Other(other.to_owned()),
         }

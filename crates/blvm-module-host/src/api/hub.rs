@@ -14,6 +14,7 @@ use blvm_module_protocol::{ErrorCode, Method, PermissionSet, RemoteError, Reques
 use super::backend::NodeBackend;
 use super::events::EventManager;
 use super::routes;
+use crate::services::metrics::MetricsService;
 
 /// Who is calling: established by the handshake, never by the request.
 #[derive(Debug, Clone, Copy)]
@@ -30,12 +31,29 @@ pub struct Caller<'a> {
 pub struct ModuleApiHub {
     pub(crate) backend: Arc<dyn NodeBackend>,
     pub(crate) events: Arc<EventManager>,
+    pub(crate) metrics: Arc<MetricsService>,
 }
 
 impl ModuleApiHub {
     /// A hub over `backend`, delivering subscriptions through `events`.
     pub fn new(backend: Arc<dyn NodeBackend>, events: Arc<EventManager>) -> Self {
-        ModuleApiHub { backend, events }
+        ModuleApiHub {
+            backend,
+            events,
+            metrics: Arc::new(MetricsService::default()),
+        }
+    }
+
+    /// The hub with `metrics` as its metrics service (the manager's, which
+    /// the node's exposition reads).
+    pub fn with_metrics(mut self, metrics: Arc<MetricsService>) -> Self {
+        self.metrics = metrics;
+        self
+    }
+
+    /// The metrics service.
+    pub fn metrics(&self) -> &Arc<MetricsService> {
+        &self.metrics
     }
 
     /// The event bus.
@@ -46,6 +64,7 @@ impl ModuleApiHub {
     /// Answers `request`, appending exactly one response frame to `out`.
     pub fn handle(&self, caller: &Caller<'_>, request: &Request, out: &mut Vec<u8>) {
         let start = out.len();
+        self.metrics.count_request(caller.module_name);
         let result = self.dispatch(caller, request, out);
         if let Err(error) = result {
             out.truncate(start);

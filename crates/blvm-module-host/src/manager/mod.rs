@@ -58,6 +58,7 @@ use crate::process::{ModuleProcess, ModuleProcessSpawner, SpawnerConfig};
 use crate::registry::{self, check_compatibility, ModuleManifest, NodeVersions};
 use crate::sandbox::{DiskImages, Identity, IdentityAllocator, SandboxConfig};
 use crate::security::{self, SignatureError, SignaturePolicy};
+use crate::services::metrics::{module_families, MetricsLimits, MetricsService};
 
 /// When and how often a crashed module is restarted.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -136,6 +137,8 @@ pub struct ManagerConfig {
     pub health_check_timeout: Duration,
     /// The IPC server.
     pub ipc: IpcServerConfig,
+    /// Caps on metric series, default and per module.
+    pub metrics: MetricsLimits,
 }
 
 impl ManagerConfig {
@@ -163,6 +166,7 @@ impl ManagerConfig {
             health_check_interval: Some(Duration::from_secs(10)),
             health_check_timeout: Duration::from_secs(5),
             ipc: IpcServerConfig::default(),
+            metrics: MetricsLimits::default(),
         }
     }
 }
@@ -340,6 +344,8 @@ struct Inner {
     /// The data dirs' file systems (disk quotas), attached for the node's
     /// run.
     disk_images: Arc<DiskImages>,
+    /// Every module's metric series, and the node's exposition.
+    metrics: Arc<MetricsService>,
 }
 
 impl Inner {
@@ -405,8 +411,10 @@ impl ModuleManager {
             // Never consulted.
             _ => IdentityAllocator::new(&config.data_dir, 0, 0),
         };
-        ModuleManager {
+        let metrics = Arc::new(MetricsService::new(config.metrics.clone()));
+        let manager = ModuleManager {
             inner: Arc::new(Inner {
+                metrics: Arc::clone(&metrics),
                 config,
                 events: Arc::new(EventManager::new()),
                 server: OnceLock::new(),
@@ -417,12 +425,29 @@ impl ModuleManager {
                 identities,
                 disk_images: Arc::new(DiskImages::default()),
             }),
-        }
+        };
+        // The per-module metrics come from the manager's status; a weak
+        // reference, so the service does not keep the manager alive.
+        let weak = Arc::downgrade(&manager.inner);
+        metrics.set_module_source(move || match weak.upgrade() {
+            Some(inner) => {
+                let manager = ModuleManager { inner };
+                module_families(&manager.status(), manager.metrics())
+            }
+            None => Vec::new(),
+        });
+        manager
     }
 
     /// The event bus: the node publishes its events here.
     pub fn events(&self) -> &Arc<EventManager> {
         &self.inner.events
+    }
+
+    /// The metrics service: every module's series and the node's
+    /// Prometheus exposition ([`MetricsService::render`]).
+    pub fn metrics(&self) -> &Arc<MetricsService> {
+        &self.inner.metrics
     }
 
     /// The settings.
@@ -449,7 +474,9 @@ impl ModuleManager {
                 source,
             })?;
         }
-        let hub = Arc::new(ModuleApiHub::new(node_api, Arc::clone(&self.inner.events)));
+        let hub = Arc::new(
+            ModuleApiHub::new(node_api, Arc::clone(&self.inner.events)).with_metrics(Arc::clone(&self.inner.metrics)),
+        );
         let server = ModuleIpcServer::bind(&path, hub, self.inner.config.ipc.clone())
             .map_err(|source| ManagerError::Bind { path, source })?;
         if self.inner.server.set(server).is_err() {
@@ -915,6 +942,8 @@ impl ModuleManager {
                 .module_id
                 .as_ref()
                 .and_then(|id| self.inner.events.get_delivery_stats(id)),
+            metric_series: self.inner.metrics.series(name),
+            max_metric_series: self.inner.config.metrics.max_series_of(name),
         }
     }
 

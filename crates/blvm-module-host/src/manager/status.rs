@@ -129,6 +129,10 @@ pub struct ModuleStatus {
     /// Its data dir's own file system, when it has a disk quota: bytes
     /// used and the file system's size.
     pub disk: Option<crate::sandbox::DiskUsage>,
+    /// Metric series it has reported (its current spawn's).
+    pub metric_series: usize,
+    /// The most metric series it may report: the operator's cap.
+    pub max_metric_series: usize,
 }
 
 /// One crash of a module and the restart that followed it, as the node

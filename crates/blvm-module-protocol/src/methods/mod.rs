@@ -13,6 +13,7 @@ pub mod chain;
 pub mod events;
 pub mod invocation;
 pub mod mempool;
+pub mod metrics;
 pub mod mining;
 pub mod network;
 
@@ -80,6 +81,9 @@ methods! {
     GetNetworkPeers => "get_network_peers", Some(Permission::ReadNetwork), "The connected peers.";
     SubscribeEvents => "subscribe_events", Some(Permission::SubscribeEvents), "Subscribes to event types (each may need a further permission).";
     UnsubscribeEvents => "unsubscribe_events", Some(Permission::SubscribeEvents), "Removes event types from the subscription.";
+    // Metrics (services/metrics in the host).
+    ReportMetrics => "report_metrics", Some(Permission::ReportMetrics), "Adds to counters, sets gauges, observes histograms; all or nothing, within the series cap.";
+    ReadMetrics => "read_metrics", Some(Permission::ReadMetrics), "The current values of the node's and modules' metrics.";
 }
 
 #[cfg(test)]

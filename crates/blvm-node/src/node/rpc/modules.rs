@@ -77,6 +77,8 @@ fn status_json(s: &ModuleStatus) -> Value {
         "gid": s.run_as.map(|ids| ids.gid),
         "disk_used_bytes": s.disk.map(|d| d.used),
         "disk_size_bytes": s.disk.map(|d| d.size),
+        "metric_series": s.metric_series,
+        "max_metric_series": s.max_metric_series,
     })
 }
 

@@ -1,0 +1,5 @@
+//! The services a module reaches through the hub after its capability
+//! check, each owning its state and its quotas: one file or folder per
+//! service.
+
+pub mod metrics;
