@@ -2,7 +2,8 @@
 # Builds the node and the example modules, installs the modules into the
 # node's modules directory, and starts blvm-node on its embedded default:
 # regtest, its own data dir, JSON-RPC on 127.0.0.1:18443, a block every
-# 10 seconds. Extra arguments go to blvm-node (try --help).
+# 10 seconds, Prometheus metrics on http://127.0.0.1:9332/metrics. Extra
+# arguments go to blvm-node (try --help).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 datadir="${BLVM_DATADIR:-$PWD/.blvm/regtest}"
@@ -48,5 +49,8 @@ if [[ " $* " != *" --sandbox-mode"* ]]; then
         echo "run-node.sh: no mount namespaces on this host; modules run in --sandbox-mode permissive (see docs/security.md)" >&2
         set -- --sandbox-mode permissive "$@"
     fi
+fi
+if [[ " $* " != *" --metrics-bind"* ]]; then
+    set -- --metrics-bind "${BLVM_METRICS_BIND:-127.0.0.1:9332}" "$@"
 fi
 exec target/release/blvm-node --datadir "$datadir" "$@"

@@ -93,8 +93,8 @@ pub enum ErrorCode {
     ConnectionClosed,
     /// Too many requests.
     RateLimited,
-    /// The write would take the module past one of its quotas; nothing
-    /// was written.
+    /// The request would take the module past one of its quotas (metric
+    /// series, storage bytes or keys); nothing was changed.
     QuotaExceeded,
     /// An unexpected fault in the node.
     Internal,

@@ -26,6 +26,9 @@ use blvm_module_protocol::methods::chain::{ByHash, HeaderResult};
 use blvm_module_protocol::methods::invocation::{
     RpcCall, RpcCallResult, HEALTH_CHECK, MODULE_CALL, RPC_CALL, TIMER_FIRED,
 };
+use blvm_module_protocol::methods::metrics::{
+    MetricKind, MetricUpdate, MetricValue, MetricValues, ReadMetrics, ReportMetrics, ReportMetricsResult,
+};
 use blvm_module_protocol::{
     Empty, ErrorCode, Frame, FrameDecoder, FrameError, Hash32, Hello, LogLevel, LogRecord, Method, Permission, Refused,
     RemoteError, Shutdown, Welcome, DEFAULT_MAX_FRAME_LEN, PROTOCOL_VERSION,
@@ -319,7 +322,120 @@ fn vectors() -> Vec<Vector> {
         },
     ];
     all.extend(storage::vectors());
+    all.extend(metrics_vectors());
     all
+}
+
+// Metrics (`report_metrics`, `read_metrics`): values and vectors together.
+
+fn report_metrics() -> ReportMetrics {
+    ReportMetrics {
+        metrics: vec![MetricUpdate {
+            name: "blocks_seen".into(),
+            kind: MetricKind::Counter,
+            help: Some("Blocks seen.".into()),
+            labels: [("kind".to_owned(), "full".to_owned())].into(),
+            value: 1.0,
+            observations: vec![],
+            buckets: None,
+        }],
+    }
+}
+
+fn report_metrics_result() -> ReportMetricsResult {
+    ReportMetricsResult {
+        series: 1,
+        max_series: 1000,
+    }
+}
+
+fn read_metrics() -> ReadMetrics {
+    ReadMetrics {
+        source: Some(MODULE_NAME.into()),
+        prefix: None,
+    }
+}
+
+fn metric_values() -> MetricValues {
+    MetricValues {
+        metrics: vec![MetricValue {
+            source: MODULE_NAME.into(),
+            name: "module_blockwatch_blocks_seen".into(),
+            kind: MetricKind::Counter,
+            labels: [("kind".to_owned(), "full".to_owned())].into(),
+            value: 1.0,
+            count: None,
+        }],
+    }
+}
+
+fn metrics_vectors() -> Vec<Vector> {
+    vec![
+        Vector {
+            name: "report_metrics_request",
+            bytes: encoded("report_metrics", |out| {
+                encode::request(out, 4, Method::ReportMetrics.name(), &report_metrics())
+            }),
+        },
+        Vector {
+            name: "report_metrics_response",
+            bytes: encoded("report_metrics answer", |out| {
+                encode::response(out, 4, &report_metrics_result())
+            }),
+        },
+        Vector {
+            name: "read_metrics_request",
+            bytes: encoded("read_metrics", |out| {
+                encode::request(out, 5, Method::ReadMetrics.name(), &read_metrics())
+            }),
+        },
+        Vector {
+            name: "read_metrics_response",
+            bytes: encoded("read_metrics answer", |out| encode::response(out, 5, &metric_values())),
+        },
+    ]
+}
+
+/// Decodes the request vector `name`: its id, method and params.
+fn request_vector<P: serde::de::DeserializeOwned>(name: &str) -> (u64, String, P) {
+    let bytes = read_vector(name);
+    let Frame::Request(request) = decode_only_frame(&bytes) else {
+        panic!("{name} is not a request");
+    };
+    let params = request.params().expect("params decode");
+    let (id, method) = (request.id, request.method.clone());
+    assert_re_encodes_to(&Frame::Request(request), &bytes);
+    (id, method, params)
+}
+
+/// Decodes the response vector `name`: its id and result.
+fn response_vector<R: serde::de::DeserializeOwned>(name: &str) -> (u64, R) {
+    let bytes = read_vector(name);
+    let frame = decode_only_frame(&bytes);
+    assert_re_encodes_to(&frame, &bytes);
+    let Frame::Response(response) = frame else {
+        panic!("{name} is not a response");
+    };
+    let raw = response.result.as_ref().expect("a success response");
+    (response.id, decode_body("result", raw).expect("the result decodes"))
+}
+
+#[test]
+fn report_metrics_vectors_decode_to_one_counter_update_and_its_series_count() {
+    let (id, method, params) = request_vector::<ReportMetrics>("report_metrics_request");
+    assert_eq!((id, method.as_str()), (4, "report_metrics"));
+    assert_eq!(params, report_metrics());
+    let (id, result) = response_vector::<ReportMetricsResult>("report_metrics_response");
+    assert_eq!((id, result), (4, report_metrics_result()));
+}
+
+#[test]
+fn read_metrics_vectors_decode_to_a_source_and_its_values() {
+    let (id, method, params) = request_vector::<ReadMetrics>("read_metrics_request");
+    assert_eq!((id, method.as_str()), (5, "read_metrics"));
+    assert_eq!(params, read_metrics());
+    let (id, result) = response_vector::<MetricValues>("read_metrics_response");
+    assert_eq!((id, result), (5, metric_values()));
 }
 
 // ---------------------------------------------------------------------------

@@ -269,8 +269,9 @@ fn run(config: NodeConfig) -> anyhow::Result<()> {
         node.manager
             .start(&socket, Arc::new(NodeBackendImpl::new(&node)))
             .await?;
-        let table = MethodTable::new();
+        let table = Arc::new(MethodTable::new());
         register_methods(&table, &node);
+        blvm_node::node::metrics::install(&node, Some(Arc::clone(&table)));
         let cookie = match &config.rpc_user_pass {
             Some(_) => None,
             None => Some(CookieFile::create(&config.datadir)?),
@@ -279,7 +280,14 @@ fn run(config: NodeConfig) -> anyhow::Result<()> {
             user_pass: config.rpc_user_pass.clone(),
             cookie,
         };
-        let rpc = RpcServer::bind(config.rpc_addr, auth, Arc::new(table))?;
+        let rpc = RpcServer::bind(config.rpc_addr, auth, Arc::clone(&table) as _)?;
+        let metrics = match config.metrics_bind {
+            Some(addr) => Some(
+                blvm_node::node::metrics::MetricsServer::bind(addr, Arc::clone(node.manager.metrics()))
+                    .with_context(|| format!("binding the metrics exposition to {addr}"))?,
+            ),
+            None => None,
+        };
         tracing::info!(
             network = blvm_node::config::core_name(config.network),
             rpc = %rpc.local_addr(),
@@ -306,6 +314,7 @@ fn run(config: NodeConfig) -> anyhow::Result<()> {
             t.abort();
         }
         // Events, RPC, modules, in the order of `node::lifecycle`.
+        drop(metrics);
         let took = node.shut_down("requested", Some(rpc)).await;
         tracing::info!(shutdown_ms = took.as_millis() as u64, "blvm-node stopped");
         Ok::<_, anyhow::Error>(())

@@ -13,6 +13,9 @@ use blvm_module_protocol::methods::mempool::{
     FeeEstimate, FeeEstimateParams, MempoolSize, MempoolTransaction, MempoolTxids, SubmitTransaction,
     SubmittedTransaction,
 };
+use blvm_module_protocol::methods::metrics::{
+    MetricUpdate, MetricValue, MetricValues, ReadMetrics, ReportMetrics, ReportMetricsResult,
+};
 use blvm_module_protocol::methods::mining::{BlockTemplate, BlockTemplateParams, SubmitBlock, SubmitBlockResult};
 use blvm_module_protocol::methods::network::{NetworkPeers, NetworkStats, PeerInfo};
 use blvm_module_protocol::methods::storage::{
@@ -294,5 +297,29 @@ impl NodeApiIpc {
     /// Bytes and keys stored, and the quotas (`manage_storage`).
     pub async fn storage_usage(&self) -> Result<StorageUsage, SdkError> {
         self.call(Method::StorageUsage, &Empty {}).await
+    }
+
+    // Metrics (the host's services/metrics).
+
+    /// Reports metric updates, applied all or nothing (`report_metrics`):
+    /// a counter adds its `value`, a gauge takes it, a histogram observes
+    /// its `observations`. Past the series cap the node answers
+    /// `quota_exceeded` and records nothing.
+    pub async fn report_metrics(&self, metrics: Vec<MetricUpdate>) -> Result<ReportMetricsResult, SdkError> {
+        self.call(Method::ReportMetrics, &ReportMetrics { metrics }).await
+    }
+
+    /// The current values of the node's (`source` `node`) or a module's
+    /// metrics, or everyone's (`None`), optionally only names starting
+    /// with `prefix` (`read_metrics`).
+    pub async fn read_metrics(&self, source: Option<&str>, prefix: Option<&str>) -> Result<Vec<MetricValue>, SdkError> {
+        let params = ReadMetrics {
+            source: source.map(str::to_owned),
+            prefix: prefix.map(str::to_owned),
+        };
+        Ok(self
+            .call::<_, MetricValues>(Method::ReadMetrics, &params)
+            .await?
+            .metrics)
     }
 }

@@ -14,6 +14,7 @@ use blvm_module_protocol::{ErrorCode, Method, PermissionSet, RemoteError, Reques
 use super::backend::NodeBackend;
 use super::events::EventManager;
 use super::routes;
+use crate::services::metrics::MetricsService;
 use crate::services::storage::StorageService;
 
 /// Who is calling: established by the handshake, never by the request.
@@ -32,6 +33,7 @@ pub struct ModuleApiHub {
     pub(crate) backend: Arc<dyn NodeBackend>,
     pub(crate) events: Arc<EventManager>,
     pub(crate) storage: Option<Arc<StorageService>>,
+    pub(crate) metrics: Arc<MetricsService>,
 }
 
 impl ModuleApiHub {
@@ -41,6 +43,7 @@ impl ModuleApiHub {
             backend,
             events,
             storage: None,
+            metrics: Arc::new(MetricsService::default()),
         }
     }
 
@@ -51,6 +54,18 @@ impl ModuleApiHub {
         self
     }
 
+    /// The hub with `metrics` as its metrics service (the manager's, which
+    /// the node's exposition reads).
+    pub fn with_metrics(mut self, metrics: Arc<MetricsService>) -> Self {
+        self.metrics = metrics;
+        self
+    }
+
+    /// The metrics service.
+    pub fn metrics(&self) -> &Arc<MetricsService> {
+        &self.metrics
+    }
+
     /// The event bus.
     pub fn events(&self) -> &Arc<EventManager> {
         &self.events
@@ -59,6 +74,7 @@ impl ModuleApiHub {
     /// Answers `request`, appending exactly one response frame to `out`.
     pub fn handle(&self, caller: &Caller<'_>, request: &Request, out: &mut Vec<u8>) {
         let start = out.len();
+        self.metrics.count_request(caller.module_name);
         let result = self.dispatch(caller, request, out);
         if let Err(error) = result {
             out.truncate(start);

@@ -11,6 +11,7 @@ use blvm_module_protocol::methods::events::{EventTypes, SubscriptionResult};
 use blvm_module_protocol::methods::mempool::{
     FeeEstimate, FeeEstimateParams, MempoolSize, MempoolTxids, SubmitTransaction, SubmittedTransaction,
 };
+use blvm_module_protocol::methods::metrics::{ReadMetrics, ReportMetrics};
 use blvm_module_protocol::methods::mining::{BlockTemplateParams, SubmitBlock};
 use blvm_module_protocol::methods::network::NetworkPeers;
 use blvm_module_protocol::methods::storage::{Batch, Put, Scan, TreeChanged, TreeKey, TreeList, TreeName};
@@ -242,6 +243,16 @@ pub(super) fn route(
             reply(out, request, &TreeList { trees })
         }
         Method::StorageUsage => reply(out, request, &storage()?.usage(module)?),
+        // Metrics (services/metrics).
+        Method::ReportMetrics => {
+            let p: ReportMetrics = params(request)?;
+            let result = hub.metrics.report(caller.module_id, caller.module_name, &p)?;
+            reply(out, request, &result)
+        }
+        Method::ReadMetrics => {
+            let p: ReadMetrics = params(request)?;
+            reply(out, request, &hub.metrics.read(&p))
+        }
     }
 }
 

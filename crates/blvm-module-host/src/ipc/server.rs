@@ -536,6 +536,7 @@ pub(super) fn serve<P>(shared: Arc<Shared>, mut stream: UnixStream, pending: P, 
         }
     }
     shared.hub.events().unregister(&module_id);
+    shared.hub.metrics().remove(&module_id);
     shared.auth.disconnected(&module_id);
     tracing::info!(module = %conn.spec.name, module_id, reason = %text, "module disconnected");
     let _ = shared.notify.send(ConnectionEvent::Closed {

@@ -58,6 +58,7 @@ use crate::process::{ModuleProcess, ModuleProcessSpawner, SpawnerConfig};
 use crate::registry::{self, check_compatibility, ModuleManifest, NodeVersions};
 use crate::sandbox::{DiskImages, Identity, IdentityAllocator, SandboxConfig};
 use crate::security::{self, SignatureError, SignaturePolicy};
+use crate::services::metrics::{module_families, MetricsLimits, MetricsService};
 use crate::services::storage::{StorageConfig, StorageService};
 
 /// When and how often a crashed module is restarted.
@@ -139,6 +140,8 @@ pub struct ManagerConfig {
     pub ipc: IpcServerConfig,
     /// Module storage: where, and every module's quota cap.
     pub storage: StorageConfig,
+    /// Caps on metric series, default and per module.
+    pub metrics: MetricsLimits,
 }
 
 impl ManagerConfig {
@@ -167,6 +170,7 @@ impl ManagerConfig {
             health_check_timeout: Duration::from_secs(5),
             ipc: IpcServerConfig::default(),
             storage: StorageConfig::default(),
+            metrics: MetricsLimits::default(),
         }
     }
 }
@@ -346,6 +350,8 @@ struct Inner {
     disk_images: Arc<DiskImages>,
     /// Every module's key-value store.
     storage: Arc<StorageService>,
+    /// Every module's metric series, and the node's exposition.
+    metrics: Arc<MetricsService>,
 }
 
 impl Inner {
@@ -421,8 +427,10 @@ impl ModuleManager {
             config.storage.clone(),
             Some(Arc::clone(&events)),
         ));
-        ModuleManager {
+        let metrics = Arc::new(MetricsService::new(config.metrics.clone()));
+        let manager = ModuleManager {
             inner: Arc::new(Inner {
+                metrics: Arc::clone(&metrics),
                 config,
                 events,
                 storage,
@@ -434,7 +442,18 @@ impl ModuleManager {
                 identities,
                 disk_images: Arc::new(DiskImages::default()),
             }),
-        }
+        };
+        // The per-module metrics come from the manager's status; a weak
+        // reference, so the service does not keep the manager alive.
+        let weak = Arc::downgrade(&manager.inner);
+        metrics.set_module_source(move || match weak.upgrade() {
+            Some(inner) => {
+                let manager = ModuleManager { inner };
+                module_families(&manager.status(), manager.metrics())
+            }
+            None => Vec::new(),
+        });
+        manager
     }
 
     /// The event bus: the node publishes its events here.
@@ -464,6 +483,12 @@ impl ModuleManager {
         })
     }
 
+    /// The metrics service: every module's series and the node's
+    /// Prometheus exposition ([`MetricsService::render`]).
+    pub fn metrics(&self) -> &Arc<MetricsService> {
+        &self.inner.metrics
+    }
+
     /// The settings.
     pub fn config(&self) -> &ManagerConfig {
         &self.inner.config
@@ -489,7 +514,9 @@ impl ModuleManager {
             })?;
         }
         let hub = Arc::new(
-            ModuleApiHub::new(node_api, Arc::clone(&self.inner.events)).with_storage(Arc::clone(&self.inner.storage)),
+            ModuleApiHub::new(node_api, Arc::clone(&self.inner.events))
+                .with_storage(Arc::clone(&self.inner.storage))
+                .with_metrics(Arc::clone(&self.inner.metrics)),
         );
         let server = ModuleIpcServer::bind(&path, hub, self.inner.config.ipc.clone())
             .map_err(|source| ManagerError::Bind { path, source })?;
@@ -957,6 +984,8 @@ impl ModuleManager {
                 .module_id
                 .as_ref()
                 .and_then(|id| self.inner.events.get_delivery_stats(id)),
+            metric_series: self.inner.metrics.series(name),
+            max_metric_series: self.inner.config.metrics.max_series_of(name),
         }
     }
 

@@ -132,6 +132,10 @@ pub struct ModuleStatus {
     /// Its module storage: bytes and keys stored, and its quotas (kept
     /// while unloaded; `None` if the store cannot be read).
     pub storage: Option<blvm_module_protocol::methods::storage::StorageUsage>,
+    /// Metric series it has reported (its current spawn's).
+    pub metric_series: usize,
+    /// The most metric series it may report: the operator's cap.
+    pub max_metric_series: usize,
 }
 
 /// One crash of a module and the restart that followed it, as the node

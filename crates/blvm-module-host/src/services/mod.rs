@@ -1,5 +1,6 @@
-//! The services the node offers modules beyond chain reads: each reached
-//! through the hub after the capability check, each owning its state and
-//! its quotas.
+//! The services a module reaches through the hub after its capability
+//! check, each owning its state and its quotas: one file or folder per
+//! service.
 
+pub mod metrics;
 pub mod storage;

@@ -15,6 +15,7 @@ mod lifecycle_events;
 mod liveness;
 mod logs;
 mod manager;
+mod metrics;
 mod neighbours;
 mod permissions;
 mod privileges;

@@ -13,6 +13,7 @@ pub mod chain;
 pub mod events;
 pub mod invocation;
 pub mod mempool;
+pub mod metrics;
 pub mod mining;
 pub mod network;
 pub mod storage;
@@ -90,6 +91,9 @@ methods! {
     StorageDropTree => "storage_drop_tree", Some(Permission::ManageStorage), "Removes a tree and everything in it.";
     StorageListTrees => "storage_list_trees", Some(Permission::ManageStorage), "The module's trees.";
     StorageUsage => "storage_usage", Some(Permission::ManageStorage), "Bytes and keys stored, and the module's quotas.";
+    // Metrics (services/metrics in the host).
+    ReportMetrics => "report_metrics", Some(Permission::ReportMetrics), "Adds to counters, sets gauges, observes histograms; all or nothing, within the series cap.";
+    ReadMetrics => "read_metrics", Some(Permission::ReadMetrics), "The current values of the node's and modules' metrics.";
 }
 
 #[cfg(test)]

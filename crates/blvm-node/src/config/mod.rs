@@ -13,6 +13,7 @@
 //! mining_address = "bcrt1..."  # --mining-address (default: P2WSH(OP_TRUE))
 //! minrelaytxfee = 1.0          # --minrelaytxfee, in sat/vB (Core's -minrelaytxfee is in BTC/kvB)
 //! log = "info"                 # --log
+//! metrics_bind = "127.0.0.1:9332"  # --metrics-bind: Prometheus /metrics (off unless set)
 //!
 //! [modules]                    # every module: capability allow-list, event queue
 //! capabilities = ["subscribe_events", "read_blockchain"]
@@ -100,6 +101,10 @@ pub struct Settings {
     /// Minimum relay fee rate, sat/vB.
     #[arg(long, global = true)]
     pub minrelaytxfee: Option<f64>,
+    /// Address (`ip:port`) of the Prometheus metrics exposition
+    /// (`GET /metrics`); off unless set.
+    #[arg(long, global = true)]
+    pub metrics_bind: Option<SocketAddr>,
     /// `[modules]`: defaults for every module, and `[modules.<name>]`
     /// sections (file only); see [`modules`].
     #[arg(skip)]
@@ -146,6 +151,7 @@ impl Settings {
             mining_address: self.mining_address.or(other.mining_address),
             log: self.log.or(other.log),
             minrelaytxfee: self.minrelaytxfee.or(other.minrelaytxfee),
+            metrics_bind: self.metrics_bind.or(other.metrics_bind),
             modules: if self.modules.is_empty() {
                 other.modules
             } else {
@@ -261,6 +267,8 @@ pub struct NodeConfig {
     pub log: String,
     /// Minimum relay fee rate, sat/vB.
     pub min_relay_fee: f64,
+    /// Where the Prometheus exposition listens; `None`: nowhere.
+    pub metrics_bind: Option<SocketAddr>,
     /// `[modules]`: capability allow-lists, event queues, and each
     /// module's configuration (flattened to dotted keys).
     pub modules: ModulesConfig,
@@ -331,6 +339,7 @@ impl NodeConfig {
             supervision,
             maintenance,
             network,
+            metrics_bind: s.metrics_bind,
             modules_dir: s.modules_dir.unwrap_or_else(|| datadir.join("modules")),
             datadir,
             rpc_addr: rpc_addr(s.rpcbind.as_deref(), s.rpcport.unwrap_or(default_port))?,
@@ -441,6 +450,14 @@ mod tests {
             ["subscribe_events", "read_mempool"]
         );
         assert_eq!(c.modules.event_queue_capacities["fee-watcher"], 1000);
+        assert_eq!(
+            (
+                c.modules.max_metric_series,
+                c.modules.max_metric_series_per_module["fee-watcher"]
+            ),
+            (Some(1000), 50)
+        );
+        assert_eq!(c.metrics_bind, Some("127.0.0.1:9332".parse().expect("an address")));
         assert_eq!(c.modules.module_configs["fee-watcher"]["report.every_blocks"], "6");
         assert!(!c.modules.module_configs["fee-watcher"].contains_key("capabilities"));
         assert_eq!(c.supervision.restart.max_crashes, 5);

@@ -5,19 +5,21 @@
 //! [modules]                      # defaults for every module
 //! capabilities = ["subscribe_events", "read_blockchain", "read_chain_state"]
 //! event_queue_capacity = 100
+//! max_metric_series = 1000       # metric series a module may report
 //!
 //! [modules.block-stats]
 //! capabilities = ["subscribe_events", "read_blockchain"]   # replaces the default for it
 //! event_queue_capacity = 1000
+//! max_metric_series = 50
 //! verbose = "true"               # any other key: the module's own configuration
 //! ```
 //!
 //! `capabilities` is an allow-list: a module gets what its manifest
 //! requests *and* the list allows (absent: everything it requests). A
 //! module's own list replaces the default one, it is not combined with it.
-//! `capabilities` and `event_queue_capacity` in `[modules.<name>]` are the
-//! node's and never reach the module; every other key is merged over the
-//! module's `config.toml`.
+//! `capabilities`, `event_queue_capacity` and `max_metric_series` in
+//! `[modules.<name>]` are the node's and never reach the module; every other
+//! key is merged over the module's `config.toml`.
 
 use std::collections::BTreeMap;
 
@@ -28,6 +30,10 @@ use super::ConfigError;
 /// The largest event queue the config may ask for: queues are allocated
 /// up front, a few tens of bytes per slot.
 pub const MAX_EVENT_QUEUE_CAPACITY: u64 = 1_000_000;
+
+/// The largest series cap the config may set: every series is kept in
+/// memory and written at every scrape.
+pub const MAX_METRIC_SERIES: u64 = 1_000_000;
 
 /// `[modules]` resolved: what the module manager takes.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -41,6 +47,10 @@ pub struct ModulesConfig {
     pub event_queue_capacity: Option<usize>,
     /// `[modules.<name>] event_queue_capacity`.
     pub event_queue_capacities: BTreeMap<String, usize>,
+    /// `[modules] max_metric_series`; `None`: the host's default (1000).
+    pub max_metric_series: Option<usize>,
+    /// `[modules.<name>] max_metric_series`.
+    pub max_metric_series_per_module: BTreeMap<String, usize>,
     /// The other keys of each `[modules.<name>]`, flattened to dotted keys.
     pub module_configs: BTreeMap<String, BTreeMap<String, String>>,
 }
@@ -54,9 +64,11 @@ pub fn resolve(table: &toml::Table) -> Result<ModulesConfig, ConfigError> {
             match key.as_str() {
                 "capabilities" => out.default_capabilities = Some(capabilities("[modules]", value)?),
                 "event_queue_capacity" => out.event_queue_capacity = Some(queue_capacity("[modules]", value)?),
+                "max_metric_series" => out.max_metric_series = Some(series_cap("[modules]", value)?),
                 other => {
                     return Err(invalid(format!(
-                        "[modules] {other}: expected `capabilities`, `event_queue_capacity` or a [modules.<name>] table"
+                        "[modules] {other}: expected `capabilities`, `event_queue_capacity`, `max_metric_series` \
+                         or a [modules.<name>] table"
                     )))
                 }
             }
@@ -70,6 +82,10 @@ pub fn resolve(table: &toml::Table) -> Result<ModulesConfig, ConfigError> {
         if let Some(v) = own.remove("event_queue_capacity") {
             out.event_queue_capacities
                 .insert(key.clone(), queue_capacity(&where_, &v)?);
+        }
+        if let Some(v) = own.remove("max_metric_series") {
+            out.max_metric_series_per_module
+                .insert(key.clone(), series_cap(&where_, &v)?);
         }
         let flat = blvm_module_host::registry::flatten_config(&own).map_err(|e| invalid(format!("{where_}: {e}")))?;
         out.module_configs.insert(key.clone(), flat);
@@ -119,6 +135,17 @@ fn queue_capacity(section: &str, value: &toml::Value) -> Result<usize, ConfigErr
         Some(n @ 1..=MAX_EVENT_QUEUE_CAPACITY) => Ok(n as usize),
         _ => Err(invalid(format!(
             "{section} event_queue_capacity: expected events from 1 to {MAX_EVENT_QUEUE_CAPACITY}, got {}",
+            shown(value)
+        ))),
+    }
+}
+
+fn series_cap(section: &str, value: &toml::Value) -> Result<usize, ConfigError> {
+    match value.as_integer().and_then(|n| u64::try_from(n).ok()) {
+        // At most a million: fits any usize. 0 is allowed: no metrics.
+        Some(n @ 0..=MAX_METRIC_SERIES) => Ok(n as usize),
+        _ => Err(invalid(format!(
+            "{section} max_metric_series: expected series from 0 to {MAX_METRIC_SERIES}, got {}",
             shown(value)
         ))),
     }
@@ -178,6 +205,26 @@ mod tests {
                 .capabilities["x"],
             PermissionSet::empty()
         );
+    }
+
+    #[test]
+    fn the_series_cap_has_a_default_and_a_per_module_key_that_never_reaches_the_module() {
+        let c = parse("[modules]\nmax_metric_series = 200\n[modules.block-stats]\nmax_metric_series = 0\nx = \"1\"\n")
+            .expect("resolves");
+        assert_eq!(c.max_metric_series, Some(200));
+        assert_eq!(c.max_metric_series_per_module["block-stats"], 0);
+        assert!(!c.module_configs["block-stats"].contains_key("max_metric_series"));
+        for text in [
+            "[modules]\nmax_metric_series = -1\n",
+            "[modules.x]\nmax_metric_series = 1000001\n",
+            "[modules]\nmax_metric_series = \"many\"\n",
+        ] {
+            let e = parse(text).expect_err(text);
+            assert!(
+                e.contains("max_metric_series: expected series from 0 to 1000000"),
+                "{e}"
+            );
+        }
     }
 
     #[test]

@@ -12,6 +12,7 @@ pub mod bridge;
 pub mod convert;
 pub mod disk;
 mod lifecycle;
+pub mod metrics;
 mod rpc;
 pub mod sync_state;
 
@@ -121,6 +122,10 @@ impl Node {
             manager_config.event_queue_capacity = capacity;
         }
         manager_config.event_queue_capacities = config.modules.event_queue_capacities.clone();
+        if let Some(cap) = config.modules.max_metric_series {
+            manager_config.metrics.max_series = cap;
+        }
+        manager_config.metrics.max_series_per_module = config.modules.max_metric_series_per_module.clone();
         manager_config.restart = config.supervision.restart.clone();
         manager_config.sandbox = config.sandbox.clone();
         manager_config.signatures = config.signatures.clone();

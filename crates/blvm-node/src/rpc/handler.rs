@@ -66,6 +66,9 @@ struct Method {
 #[derive(Default)]
 pub struct MethodTable {
     methods: RwLock<BTreeMap<String, Method>>,
+    /// Calls per method name (registered ones and `help`; unknown names are
+    /// counted as `unknown`, so a client cannot grow this without bound).
+    calls: std::sync::Mutex<BTreeMap<String, u64>>,
 }
 
 const HELP_HELP: &str = "help ( \"command\" )\n\
@@ -145,6 +148,22 @@ impl MethodTable {
         names
     }
 
+    /// Calls so far per method name (`unknown` for names not registered),
+    /// for the metrics exposition.
+    pub fn call_counts(&self) -> BTreeMap<String, u64> {
+        self.calls.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    fn count_call(&self, name: &str) {
+        let mut calls = self.calls.lock().unwrap_or_else(|p| p.into_inner());
+        match calls.get_mut(name) {
+            Some(n) => *n += 1,
+            None => {
+                calls.insert(name.to_owned(), 1);
+            }
+        }
+    }
+
     /// Returns `help`'s answer: one method's text, or all usage lines.
     fn help(&self, params: &Params) -> Result<Value, RpcError> {
         params.check_names(&["command"])?;
@@ -180,15 +199,21 @@ impl std::fmt::Debug for MethodTable {
 impl RpcHandler for MethodTable {
     fn call(&self, method: &str, params: Params) -> Result<Value, RpcError> {
         if method == "help" {
+            self.count_call("help");
             return self.help(&params);
         }
         let f = {
             let methods = self.methods.read().unwrap_or_else(|p| p.into_inner());
             match methods.get(method) {
                 Some(m) => Arc::clone(&m.f),
-                None => return Err(RpcError::method_not_found()),
+                None => {
+                    drop(methods);
+                    self.count_call("unknown");
+                    return Err(RpcError::method_not_found());
+                }
             }
         };
+        self.count_call(method);
         f(params)
     }
 }

@@ -83,6 +83,8 @@ fn status_json(s: &ModuleStatus) -> Value {
         "storage_keys": s.storage.map(|u| u.keys),
         "storage_max_bytes": s.storage.map(|u| u.max_bytes),
         "storage_max_keys": s.storage.map(|u| u.max_keys),
+        "metric_series": s.metric_series,
+        "max_metric_series": s.max_metric_series,
     })
 }
 
