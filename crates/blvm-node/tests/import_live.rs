@@ -7,9 +7,7 @@ use std::io::Write;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, OnceLock};
-use std::time::Duration;
+use std::sync::Arc;
 
 use blvm_module_protocol::frame::decode_body;
 use blvm_module_protocol::methods::invocation::{ModuleCall, ModuleCallResult, MODULE_CALL};
@@ -19,54 +17,13 @@ use blvm_node::node::{register_methods, Node, NodeBackendImpl};
 use blvm_node::rpc::{MethodTable, RpcAuth, RpcServer};
 use serde_json::{json, Value};
 
-const DEADLINE: Duration = Duration::from_secs(60);
+mod harness;
 
-fn data(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data").join(name)
-}
-
-/// A test's own directory, removed when the test ends.
-struct TempDir(PathBuf);
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
-fn temp_dir(tag: &str) -> TempDir {
-    static N: AtomicUsize = AtomicUsize::new(0);
-    let dir = std::env::temp_dir().join(format!(
-        "blvm-node-import-{}-{}-{tag}",
-        std::process::id(),
-        N.fetch_add(1, Ordering::Relaxed)
-    ));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).expect("temp dir");
-    TempDir(dir)
-}
+use harness::{data, temp_dir, DEADLINE};
 
 /// The recorder module's binary, built once.
 fn recorder_bin() -> PathBuf {
-    static DIR: OnceLock<PathBuf> = OnceLock::new();
-    DIR.get_or_init(|| {
-        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-        let status = Command::new(cargo)
-            .args([
-                "build",
-                "--quiet",
-                "-p",
-                "blvm-test-modules",
-                "--bin",
-                "recorder-module",
-            ])
-            .status()
-            .expect("cargo runs");
-        assert!(status.success(), "building the recorder module failed");
-        let exe = std::env::current_exe().expect("test exe");
-        exe.parent().and_then(Path::parent).expect("target dir").to_path_buf()
-    })
-    .join("recorder-module")
+    harness::bins().join("recorder-module")
 }
 
 /// The frames of a `blk*.dat` file, each with its magic and length.

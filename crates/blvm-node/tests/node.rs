@@ -5,11 +5,9 @@
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader, Read};
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Stdio};
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, OnceLock};
-use std::time::Duration;
+use std::sync::Arc;
 
 use bitcoin::consensus::{deserialize, encode::serialize_hex};
 use bitcoin::hashes::Hash;
@@ -23,64 +21,9 @@ use blvm_node::node::{register_methods, Node, NodeBackendImpl};
 use blvm_node::rpc::{MethodTable, RpcAuth, RpcServer};
 use serde_json::{json, Value};
 
-const DEADLINE: Duration = Duration::from_secs(60);
+mod harness;
 
-fn data(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data").join(name)
-}
-
-/// A test's own directory, removed when the test ends (modules copy their
-/// binaries in, so leftovers add up fast).
-struct TempDir(PathBuf);
-
-impl std::ops::Deref for TempDir {
-    type Target = Path;
-    fn deref(&self) -> &Path {
-        &self.0
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
-fn temp_dir(tag: &str) -> TempDir {
-    static N: AtomicUsize = AtomicUsize::new(0);
-    let dir = std::env::temp_dir().join(format!(
-        "blvm-node-it-{}-{}-{tag}",
-        std::process::id(),
-        N.fetch_add(1, Ordering::Relaxed)
-    ));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).expect("temp dir");
-    TempDir(dir)
-}
-
-/// Builds the module binaries once; returns the target dir.
-fn bins() -> &'static Path {
-    static DIR: OnceLock<PathBuf> = OnceLock::new();
-    DIR.get_or_init(|| {
-        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-        let status = Command::new(cargo)
-            .args([
-                "build",
-                "--quiet",
-                "-p",
-                "blvm-test-modules",
-                "-p",
-                "block-stats",
-                "-p",
-                "fee-watcher",
-            ])
-            .status()
-            .expect("cargo runs");
-        assert!(status.success(), "building module binaries failed");
-        let exe = std::env::current_exe().expect("test exe");
-        exe.parent().and_then(Path::parent).expect("target dir").to_path_buf()
-    })
-}
+use harness::{bins, data, temp_dir, DEADLINE};
 
 /// Installs a module folder: its manifest, the binary, a config.
 fn install(modules: &Path, name: &str, manifest: &str, bin: &str, config: &str) {

@@ -33,7 +33,7 @@ pub fn data(name: &str) -> PathBuf {
 
 /// A test's own directory, removed when the test ends (modules copy their
 /// binaries in).
-pub struct TempDir(PathBuf);
+pub struct TempDir(pub PathBuf);
 
 impl std::ops::Deref for TempDir {
     type Target = Path;
