@@ -4,9 +4,10 @@
 //! it once for the crossing, and `getblockchaininfo` lists it in
 //! `warnings`.
 
+mod harness;
+
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::path::PathBuf;
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
@@ -54,26 +55,9 @@ impl Drop for TempDir {
     }
 }
 
-/// Builds the recorder module and returns its path.
+/// The recorder module's binary, built once.
 fn recorder_bin() -> PathBuf {
-    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-    let status = Command::new(cargo)
-        .args([
-            "build",
-            "--quiet",
-            "-p",
-            "blvm-test-modules",
-            "--bin",
-            "recorder-module",
-        ])
-        .status()
-        .expect("cargo runs");
-    assert!(status.success(), "building the recorder failed");
-    let exe = std::env::current_exe().expect("test exe");
-    exe.parent()
-        .and_then(Path::parent)
-        .expect("target dir")
-        .join("recorder-module")
+    harness::bins().join("recorder-module")
 }
 
 /// Sends the recorder a `module_call` of `method`; its answer as text.

@@ -6,11 +6,12 @@
 //! Every list comes from the code, so a field, an event or a limit added
 //! there without its line in the docs fails here.
 
+mod harness;
+
 use std::collections::BTreeSet;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::process::Command;
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 
 use blvm_module_host::api::events::{DEFAULT_QUEUE_CAPACITY, RETIRED_STATS_KEPT};
 use blvm_module_host::ipc::{IpcServerConfig, MAX_HELLO_LEN};
@@ -92,25 +93,7 @@ fn assert_same(what: &str, documented: BTreeSet<String>, code: BTreeSet<String>)
 
 /// The recorder module's binary, built once.
 fn recorder_bin() -> PathBuf {
-    static DIR: OnceLock<PathBuf> = OnceLock::new();
-    DIR.get_or_init(|| {
-        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-        let status = Command::new(cargo)
-            .args([
-                "build",
-                "--quiet",
-                "-p",
-                "blvm-test-modules",
-                "--bin",
-                "recorder-module",
-            ])
-            .status()
-            .expect("cargo runs");
-        assert!(status.success(), "building the recorder module failed");
-        let exe = std::env::current_exe().expect("test exe");
-        exe.parent().and_then(Path::parent).expect("target dir").to_path_buf()
-    })
-    .join("recorder-module")
+    harness::bins().join("recorder-module")
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
