@@ -61,13 +61,24 @@ pub fn temp_dir(tag: &str) -> TempDir {
     TempDir(dir)
 }
 
-/// Builds the test module binaries once; returns the target dir.
+/// Builds the test module binaries and the example modules once; returns
+/// the target dir.
 pub fn bins() -> &'static Path {
     static DIR: OnceLock<PathBuf> = OnceLock::new();
     DIR.get_or_init(|| {
         let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
         let status = Command::new(cargo)
-            .args(["build", "--quiet", "-p", "blvm-test-modules", "--bins"])
+            .args([
+                "build",
+                "--quiet",
+                "-p",
+                "blvm-test-modules",
+                "-p",
+                "block-stats",
+                "-p",
+                "fee-watcher",
+                "--bins",
+            ])
             .status()
             .expect("cargo runs");
         assert!(status.success(), "building module binaries failed");
