@@ -16,19 +16,7 @@ use blvm_module_protocol::methods::invocation::{HEALTH_CHECK, TIMER_FIRED};
 use blvm_module_protocol::{Empty, ErrorCode, RemoteError};
 use blvm_sdk::ModuleIntegration;
 
-use crate::support::{module_bin, spec, Host, TestNode, DEADLINE};
-
-fn install(node: &TestNode, name: &str, bin: &str, config: &str) {
-    let dir = node.modules_dir.join(name);
-    std::fs::create_dir_all(&dir).expect("module dir");
-    std::fs::copy(module_bin(bin), dir.join(name)).expect("copy binary");
-    std::fs::write(
-        dir.join("module.toml"),
-        format!("name = \"{name}\"\nversion = \"1.0.0\"\ncapabilities = []\n"),
-    )
-    .expect("manifest");
-    std::fs::write(dir.join("config.toml"), config).expect("config");
-}
+use crate::support::{install_module as install, spec, Host, TestNode, DEADLINE};
 
 /// Quick restarts, and health checks every `interval` answered within
 /// `timeout`.

@@ -11,19 +11,7 @@ use blvm_module_host::ipc::RequestRate;
 use blvm_module_host::manager::ModuleState;
 use blvm_module_host::process::{MAX_LINE, TRUNCATED_MARKER};
 
-use crate::support::{captured_logs, module_bin, module_call_text, wait_for_log, TestNode};
-
-fn install(node: &TestNode, name: &str, bin: &str, config: &str) {
-    let dir = node.modules_dir.join(name);
-    std::fs::create_dir_all(&dir).expect("module dir");
-    std::fs::copy(module_bin(bin), dir.join(name)).expect("copy binary");
-    std::fs::write(
-        dir.join("module.toml"),
-        format!("name = \"{name}\"\nversion = \"1.0.0\"\ncapabilities = []\n"),
-    )
-    .expect("manifest");
-    std::fs::write(dir.join("config.toml"), config).expect("config");
-}
+use crate::support::{captured_logs, install_module as install, module_call_text, wait_for_log, TestNode};
 
 /// A word no other test logs.
 fn tag(what: &str) -> String {

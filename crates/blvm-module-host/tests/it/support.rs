@@ -420,3 +420,17 @@ pub fn install_attacker(node: &TestNode, name: &str, caps: &str) {
         format!("name = \"{name}\"\nversion = \"1.0.0\"\nentry_point = \"{name}\"\ncapabilities = [{caps}]\n");
     std::fs::write(dir.join("module.toml"), manifest).expect("manifest");
 }
+
+/// Installs test binary `bin` as module `name` (no capabilities) with
+/// `config` as its `config.toml`.
+pub fn install_module(node: &TestNode, name: &str, bin: &str, config: &str) {
+    let dir = node.modules_dir.join(name);
+    std::fs::create_dir_all(&dir).expect("module dir");
+    std::fs::copy(module_bin(bin), dir.join(name)).expect("copy binary");
+    std::fs::write(
+        dir.join("module.toml"),
+        format!("name = \"{name}\"\nversion = \"1.0.0\"\ncapabilities = []\n"),
+    )
+    .expect("manifest");
+    std::fs::write(dir.join("config.toml"), config).expect("config");
+}
