@@ -5,13 +5,26 @@
 //! method, missing capability, bad params, backend error) is a `response`
 //! with an error code; nothing a request does closes the connection
 //! (pitfalls #4).
+//!
+//! # Requests that wait
+//!
+//! Most requests are answered inline by the connection's reader thread. A
+//! request that waits on another process (an inter-module call) is answered
+//! [`Handled::Later`]: the route hands back a future, the connection runs
+//! it on the hub's runtime and writes its response whenever it completes,
+//! so the module's other requests, its events and every other module go on
+//! meanwhile; a slow or dead target costs the caller only that call's
+//! deadline.
 
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
 
 use blvm_module_protocol::frame::encode;
 use blvm_module_protocol::{ErrorCode, Method, PermissionSet, RemoteError, Request};
 
 use super::backend::NodeBackend;
+use super::directory::ModuleDirectory;
 use super::events::EventManager;
 use super::routes;
 use crate::services::metrics::MetricsService;
@@ -28,22 +41,68 @@ pub struct Caller<'a> {
     pub capabilities: PermissionSet,
 }
 
+/// The answer of a request that waits: resolves to the whole encoded
+/// response frame.
+pub type LaterResponse = Pin<Box<dyn Future<Output = Vec<u8>> + Send + 'static>>;
+
+/// How [`ModuleApiHub::handle`] answered.
+pub enum Handled {
+    /// The response frame is in `out`.
+    Now,
+    /// Nothing is in `out`: the response is this future's output, to be
+    /// written when it completes (see the module docs).
+    Later(LaterResponse),
+}
+
 /// Routes module requests to the node.
 pub struct ModuleApiHub {
     pub(crate) backend: Arc<dyn NodeBackend>,
     pub(crate) events: Arc<EventManager>,
     pub(crate) storage: Option<Arc<StorageService>>,
     pub(crate) metrics: Arc<MetricsService>,
+    pub(crate) directory: Arc<ModuleDirectory>,
+    /// Where waiting requests run: the runtime the hub was made in, else
+    /// one of the hub's own.
+    runtime: tokio::runtime::Handle,
+    /// Stops the hub's own runtime thread (when there was no runtime to
+    /// borrow) as the hub drops.
+    _own_runtime: Option<tokio::sync::oneshot::Sender<()>>,
 }
 
 impl ModuleApiHub {
     /// A hub over `backend`, delivering subscriptions through `events`.
+    ///
+    /// # Panics
+    ///
+    /// Outside a tokio runtime, if the hub's own small runtime cannot be
+    /// started (the process cannot make a thread).
     pub fn new(backend: Arc<dyn NodeBackend>, events: Arc<EventManager>) -> Self {
+        let (runtime, own) = match tokio::runtime::Handle::try_current() {
+            Ok(handle) => (handle, None),
+            Err(_) => {
+                let rt = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                    .expect("cannot start the module hub's runtime");
+                let handle = rt.handle().clone();
+                let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+                std::thread::Builder::new()
+                    .name("blvm-hub".into())
+                    .spawn(move || {
+                        let _ = rt.block_on(stopped);
+                    })
+                    .expect("cannot start the module hub's runtime thread");
+                (handle, Some(stop))
+            }
+        };
         ModuleApiHub {
             backend,
             events,
             storage: None,
             metrics: Arc::new(MetricsService::default()),
+            directory: Arc::new(ModuleDirectory::default()),
+            runtime,
+            _own_runtime: own,
         }
     }
 
@@ -71,31 +130,56 @@ impl ModuleApiHub {
         &self.events
     }
 
-    /// Answers `request`, appending exactly one response frame to `out`.
-    pub fn handle(&self, caller: &Caller<'_>, request: &Request, out: &mut Vec<u8>) {
+    /// The live module connections.
+    pub fn directory(&self) -> &Arc<ModuleDirectory> {
+        &self.directory
+    }
+
+    /// The runtime that waiting requests (and the services' timers) run on.
+    pub fn runtime(&self) -> &tokio::runtime::Handle {
+        &self.runtime
+    }
+
+    /// Everything a connection held in the services ends with it: its
+    /// directory entry, its subscriptions, its metric series. Called once
+    /// by the IPC server when a connection ends.
+    pub(crate) fn connection_closed(&self, handle: &crate::ipc::ModuleConnectionHandle) {
+        self.directory.remove_if_same(handle);
+        self.events.unregister(handle.module_id());
+        self.metrics.remove(handle.module_id());
+    }
+
+    /// Answers `request`: appends exactly one response frame to `out`
+    /// ([`Handled::Now`]), or returns the future that makes it
+    /// ([`Handled::Later`]) and appends nothing.
+    pub fn handle(&self, caller: &Caller<'_>, request: &Request, out: &mut Vec<u8>) -> Handled {
         let start = out.len();
         self.metrics.count_request(caller.module_name);
-        let result = self.dispatch(caller, request, out);
-        if let Err(error) = result {
-            out.truncate(start);
-            if error.code == ErrorCode::PermissionDenied {
-                tracing::warn!(module = caller.module_name, method = %request.method, "{}", error.message);
-            }
-            if let Err(e) = encode::response_err(out, request.id, &error) {
-                // A RemoteError is strings only; this cannot fail, but if it
-                // ever did the module must still get an answer.
+        let mut later = None;
+        let result = self.dispatch(caller, request, out, &mut later);
+        match result {
+            Ok(()) => match later {
+                Some(future) => Handled::Later(future),
+                None => Handled::Now,
+            },
+            Err(error) => {
                 out.truncate(start);
-                tracing::error!(error = %e, "cannot encode an error response");
-                let _ = encode::response_err(
-                    out,
-                    request.id,
-                    &RemoteError::new(ErrorCode::Internal, "internal error"),
-                );
+                if error.code == ErrorCode::PermissionDenied {
+                    tracing::warn!(module = caller.module_name, method = %request.method, "{}", error.message);
+                }
+                encode_error(out, request.id, &error);
+                Handled::Now
             }
         }
     }
 
-    fn dispatch(&self, caller: &Caller<'_>, request: &Request, out: &mut Vec<u8>) -> Result<(), RemoteError> {
+    fn dispatch(
+        &self,
+        caller: &Caller<'_>,
+        request: &Request,
+        out: &mut Vec<u8>,
+        later: &mut Option<LaterResponse>,
+    ) -> Result<(), RemoteError> {
         let method =
             Method::from_name(&request.method).ok_or_else(|| RemoteError::method_not_found(&request.method))?;
         if let Some(permission) = method.required_permission() {
@@ -106,6 +190,17 @@ impl ModuleApiHub {
                 ));
             }
         }
-        routes::route(self, caller, method, request, out)
+        routes::route(self, caller, method, request, out, later)
+    }
+}
+
+/// Appends an error response. A RemoteError is strings only, so this
+/// cannot fail; if it ever did, the module still gets an answer.
+pub(crate) fn encode_error(out: &mut Vec<u8>, id: u64, error: &RemoteError) {
+    let start = out.len();
+    if let Err(e) = encode::response_err(out, id, error) {
+        out.truncate(start);
+        tracing::error!(error = %e, "cannot encode an error response");
+        let _ = encode::response_err(out, id, &RemoteError::new(ErrorCode::Internal, "internal error"));
     }
 }

@@ -2,6 +2,7 @@
 //! to it, and the event bus.
 
 pub mod backend;
+pub mod directory;
 pub mod events;
 pub mod hub;
 mod routes;

@@ -19,7 +19,7 @@ use blvm_module_protocol::{Empty, ErrorCode, Method, RemoteError, Request};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
-use super::hub::{Caller, ModuleApiHub};
+use super::hub::{Caller, LaterResponse, ModuleApiHub};
 
 fn params<T: DeserializeOwned>(request: &Request) -> Result<T, RemoteError> {
     request
@@ -37,6 +37,7 @@ pub(super) fn route(
     method: Method,
     request: &Request,
     out: &mut Vec<u8>,
+    _later: &mut Option<LaterResponse>,
 ) -> Result<(), RemoteError> {
     let b = &*hub.backend;
     let storage = || {

@@ -4,8 +4,12 @@
 //!
 //! The reader answers requests inline and writes each batch of answers
 //! with one `write`; under load many requests arrive in one `read` and
-//! their answers leave in one `write`. Only a protocol violation ends the
-//! loop, and it ends this connection only.
+//! their answers leave in one `write`. A request that waits on another
+//! process ([`Handled::Later`]) runs on the hub's runtime instead and its
+//! answer goes out through the writer thread when it is ready, so the
+//! reader never waits on anyone; at most [`MAX_WAITING`] such requests of
+//! one module wait at once, one more is answered `rate_limited`. Only a
+//! protocol violation ends the loop, and it ends this connection only.
 //!
 //! Everything the module sends on its own initiative takes a token of its
 //! one rate budget ([`super::rate`]): a request over it is answered
@@ -18,7 +22,7 @@
 use std::collections::{HashMap, VecDeque};
 use std::io::{Read, Write};
 use std::os::unix::net::UnixStream;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::mpsc::{Receiver, SyncSender};
 use std::sync::{Arc, Mutex};
 
@@ -32,12 +36,16 @@ use tokio::sync::oneshot;
 use super::auth::ModuleSpec;
 use super::rate::{RequestRate, TokenBucket, WarnThrottle};
 use crate::api::events::Outbound;
-use crate::api::hub::{Caller, ModuleApiHub};
+use crate::api::hub::{Caller, Handled, ModuleApiHub};
 
 /// Largest batch of frames the writer thread puts in one `write`.
 const WRITE_BATCH: usize = 256 * 1024;
 /// Size of one `read`.
 const READ_CHUNK: usize = 64 * 1024;
+/// Requests of one module that may wait on other processes at once
+/// (inter-module calls): each holds a task and its params until its
+/// deadline, so a module cannot pile them up without bound.
+pub const MAX_WAITING: usize = 64;
 
 type Pending = oneshot::Sender<Result<Bytes, RemoteError>>;
 
@@ -62,6 +70,8 @@ pub(crate) struct Connection {
     rate_limited: AtomicU64,
     /// `log` frames dropped because the module was over its rate.
     logs_dropped: AtomicU64,
+    /// Requests answered later ([`Handled::Later`]) still waiting.
+    waiting: AtomicUsize,
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -90,6 +100,7 @@ impl Connection {
             pending: Mutex::new(HashMap::new()),
             rate_limited: AtomicU64::new(0),
             logs_dropped: AtomicU64::new(0),
+            waiting: AtomicUsize::new(0),
         })
     }
 
@@ -297,7 +308,7 @@ pub(crate) enum CloseReason {
 /// The reader loop after a successful handshake. `buf` may already hold
 /// frames that arrived with the `hello`.
 pub(crate) fn run_reader(
-    conn: &Connection,
+    conn: &Arc<Connection>,
     hub: &ModuleApiHub,
     decoder: FrameDecoder,
     mut stream: UnixStream,
@@ -329,7 +340,11 @@ pub(crate) fn run_reader(
             match frame {
                 Frame::Request(request) => match budget.over() {
                     Some(rate) => refuse_over_rate(conn, &mut budget, rate, request.id, &mut out),
-                    None => hub.handle(&caller, &request, &mut out),
+                    None => {
+                        if let Handled::Later(answer) = hub.handle(&caller, &request, &mut out) {
+                            answer_later(conn, hub, request.id, answer, &mut out);
+                        }
+                    }
                 },
                 Frame::Response(response) => {
                     let id = response.id;
@@ -382,6 +397,35 @@ pub(crate) fn run_reader(
             }
         }
     }
+}
+
+/// Runs a waiting request's answer on the hub's runtime and queues the
+/// response for the writer when it is ready; over [`MAX_WAITING`] it is
+/// refused at once instead.
+fn answer_later(
+    conn: &Arc<Connection>,
+    hub: &ModuleApiHub,
+    id: u64,
+    answer: crate::api::hub::LaterResponse,
+    out: &mut Vec<u8>,
+) {
+    if conn.waiting.fetch_add(1, Ordering::AcqRel) >= MAX_WAITING {
+        conn.waiting.fetch_sub(1, Ordering::AcqRel);
+        let error = RemoteError::new(
+            ErrorCode::RateLimited,
+            format!("{MAX_WAITING} calls of this module are already waiting for an answer; retry when one completes"),
+        );
+        crate::api::hub::encode_error(out, id, &error);
+        return;
+    }
+    let conn = Arc::clone(conn);
+    hub.runtime().spawn(async move {
+        let frame = answer.await;
+        conn.waiting.fetch_sub(1, Ordering::AcqRel);
+        if !conn.closed.load(Ordering::SeqCst) {
+            conn.send_control(frame);
+        }
+    });
 }
 
 /// The reader's side of the module's rate budget: the bucket, and the

@@ -116,7 +116,6 @@ pub(super) struct Shared {
     pub(super) config: IpcServerConfig,
     pub(super) auth: AuthRegistry,
     hub: Arc<ModuleApiHub>,
-    connections: Mutex<HashMap<String, ModuleConnectionHandle>>,
     notify: broadcast::Sender<ConnectionEvent>,
     pub(super) stopping: AtomicBool,
 }
@@ -170,7 +169,6 @@ impl ModuleIpcServer {
             config,
             auth: AuthRegistry::default(),
             hub,
-            connections: Mutex::new(HashMap::new()),
             notify,
             stopping: AtomicBool::new(false),
         });
@@ -257,21 +255,19 @@ impl ModuleIpcServer {
         self.shared.auth.forget(module_id);
         let listener = lock(&self.listeners).remove(module_id);
         drop(listener);
-        if let Some(handle) = lock(&self.shared.connections).remove(module_id) {
+        if let Some(handle) = self.shared.hub.directory().remove(module_id) {
             handle.close();
         }
     }
 
     /// The live connection of a module.
     pub fn connection(&self, module_id: &str) -> Option<ModuleConnectionHandle> {
-        lock(&self.shared.connections).get(module_id).cloned()
+        self.shared.hub.directory().get(module_id)
     }
 
     /// Ids of the modules connected now.
     pub fn connected_modules(&self) -> Vec<String> {
-        let mut ids: Vec<_> = lock(&self.shared.connections).keys().cloned().collect();
-        ids.sort();
-        ids
+        self.shared.hub.directory().ids()
     }
 
     /// Connection events from now on.
@@ -305,7 +301,7 @@ impl ModuleIpcServer {
         if let Some(t) = lock(&self.accept_thread).take() {
             let _ = t.join();
         }
-        let handles: Vec<_> = lock(&self.shared.connections).drain().map(|(_, h)| h).collect();
+        let handles = self.shared.hub.directory().drain();
         for h in handles {
             h.close();
         }
@@ -529,14 +525,9 @@ pub(super) fn serve<P>(shared: Arc<Shared>, mut stream: UnixStream, pending: P, 
         CloseReason::Io(e) => (format!("i/o error: {e}"), false),
     };
     connection::finish(&conn);
-    {
-        let mut conns = lock(&shared.connections);
-        if conns.get(&module_id).is_some_and(|h| Arc::ptr_eq(&h.conn, &conn)) {
-            conns.remove(&module_id);
-        }
-    }
-    shared.hub.events().unregister(&module_id);
-    shared.hub.metrics().remove(&module_id);
+    shared.hub.connection_closed(&ModuleConnectionHandle {
+        conn: Arc::clone(&conn),
+    });
     shared.auth.disconnected(&module_id);
     tracing::info!(module = %conn.spec.name, module_id, reason = %text, "module disconnected");
     let _ = shared.notify.send(ConnectionEvent::Closed {
@@ -587,7 +578,7 @@ fn start_connection(
         conn: Arc::clone(&conn),
     };
     conn.write_first(&out, || {
-        lock(&shared.connections).insert(spec.module_id.clone(), handle);
+        shared.hub.directory().insert(handle);
         let _ = shared.notify.send(ConnectionEvent::Connected {
             module_id: spec.module_id.clone(),
             pid,
@@ -595,12 +586,9 @@ fn start_connection(
     })
     .inspect_err(|e| {
         conn.close();
-        {
-            let mut conns = lock(&shared.connections);
-            if conns.get(&spec.module_id).is_some_and(|h| Arc::ptr_eq(&h.conn, &conn)) {
-                conns.remove(&spec.module_id);
-            }
-        }
+        shared.hub.directory().remove_if_same(&ModuleConnectionHandle {
+            conn: Arc::clone(&conn),
+        });
         // It was announced: announce its end too.
         let _ = shared.notify.send(ConnectionEvent::Closed {
             module_id: spec.module_id.clone(),
