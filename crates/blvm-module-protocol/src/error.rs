@@ -96,6 +96,11 @@ pub enum ErrorCode {
     /// The request would take the module past one of its quotas (metric
     /// series, storage bytes or keys); nothing was changed.
     QuotaExceeded,
+    /// The module a request names is not running (not loaded, stopped,
+    /// or restarting).
+    ModuleNotRunning,
+    /// The answer did not come within the deadline.
+    Timeout,
     /// An unexpected fault in the node.
     Internal,
     /// A code this build does not know.
@@ -115,6 +120,8 @@ impl ErrorCode {
             ErrorCode::ConnectionClosed => "connection_closed",
             ErrorCode::RateLimited => "rate_limited",
             ErrorCode::QuotaExceeded => "quota_exceeded",
+            ErrorCode::ModuleNotRunning => "module_not_running",
+            ErrorCode::Timeout => "timeout",
             ErrorCode::Internal => "internal",
             ErrorCode::Other(s) => s,
         }
@@ -132,6 +139,8 @@ impl ErrorCode {
             "connection_closed" => ErrorCode::ConnectionClosed,
             "rate_limited" => ErrorCode::RateLimited,
             "quota_exceeded" => ErrorCode::QuotaExceeded,
+            "module_not_running" => ErrorCode::ModuleNotRunning,
+            "timeout" => ErrorCode::Timeout,
             "internal" => ErrorCode::Internal,
             other => ErrorCode::Other(other.to_owned()),
         }

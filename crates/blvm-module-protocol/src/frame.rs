@@ -86,7 +86,8 @@ pub struct Response {
     pub result: Result<Bytes, RemoteError>,
 }
 
-/// An event delivery: `{type: "event", seq, event, payload}`.
+/// An event delivery: `{type: "event", seq, event, payload}`, plus
+/// `origin` for an event a module published.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct EventFrame {
     /// This module's delivery sequence number: 1 for the first event the
@@ -98,6 +99,10 @@ pub struct EventFrame {
     pub name: Cow<'static, str>,
     /// The payload, raw MessagePack.
     pub payload: Bytes,
+    /// The name of the module that published it; `None` for the node's own
+    /// events. Set by the node from the publisher's handshake, never by the
+    /// publisher.
+    pub origin: Option<String>,
 }
 
 impl EventFrame {
@@ -135,6 +140,7 @@ impl Frame {
         let mut result = None;
         let mut event_payload = None;
         let mut error = None;
+        let mut origin = None;
         for _ in 0..entries {
             match r.str()? {
                 "type" => kind = Some(r.str()?),
@@ -142,6 +148,7 @@ impl Frame {
                 "seq" => seq = Some(r.uint()?),
                 "method" => method = Some(r.str()?),
                 "event" => event = Some(r.str()?),
+                "origin" => origin = Some(r.str()?),
                 // Each kind has its own body key; the others are unknown
                 // keys for it and are ignored.
                 "params" => params = Some(r.skip_value()?),
@@ -184,6 +191,7 @@ impl Frame {
                     }
                 },
                 payload: raw(event_payload, EMPTY_MAP),
+                origin: origin.map(str::to_owned),
             }),
             "hello" => Frame::Hello(decode_body("hello", &payload)?),
             "welcome" => Frame::Welcome(decode_body("welcome", &payload)?),
@@ -214,7 +222,10 @@ impl Frame {
                 Err(e) => encode::response_err(out, r.id, e),
             },
             Frame::Event(e) => {
-                encode::event_raw(out, e.seq, &e.name, &e.payload);
+                match &e.origin {
+                    None => encode::event_raw(out, e.seq, &e.name, &e.payload),
+                    Some(origin) => encode::event_from(out, e.seq, &e.name, origin, &e.payload),
+                }
                 Ok(())
             }
             Frame::Unknown { kind } => {
@@ -359,6 +370,25 @@ pub mod encode {
         finish(out, start);
     }
 
+    /// An event a module published: [`event_raw`]'s frame with `origin`,
+    /// the publishing module's name, after `event`.
+    pub fn event_from(out: &mut Vec<u8>, seq: u64, name: &str, origin: &str, payload: &[u8]) {
+        const HEAD: &[u8] = b"\x85\xa4type\xa5event\xa3seq";
+        const EVENT_KEY: &[u8] = b"\xa5event";
+        const ORIGIN_KEY: &[u8] = b"\xa6origin";
+        const PAYLOAD_KEY: &[u8] = b"\xa7payload";
+        let start = begin(out);
+        out.extend_from_slice(HEAD);
+        write_uint(out, seq);
+        out.extend_from_slice(EVENT_KEY);
+        write_str(out, name);
+        out.extend_from_slice(ORIGIN_KEY);
+        write_str(out, origin);
+        out.extend_from_slice(PAYLOAD_KEY);
+        out.extend_from_slice(payload);
+        finish(out, start);
+    }
+
     /// A control frame: the body's fields with `type` first, in one map.
     pub fn control<T: Serialize>(out: &mut Vec<u8>, kind: &'static str, value: &T) -> Result<(), EncodeError> {
         let mut tmp = Vec::new();
@@ -430,6 +460,13 @@ mod tests {
             seq: 3,
             name: "SomethingNew".into(),
             payload: Bytes::from_static(&[0x81, 0xa1, b'a', 0x01]),
+            origin: None,
+        }));
+        round_trip(Frame::Event(EventFrame {
+            seq: 4,
+            name: "block-stats.summary".into(),
+            payload: Bytes::from_static(&[0x81, 0xa1, b'a', 0x01]),
+            origin: Some("block-stats".into()),
         }));
         round_trip(Frame::Unknown {
             kind: "telemetry".into(),
@@ -522,6 +559,7 @@ mod tests {
                     .unwrap();
                     Bytes::from(p)
                 },
+                origin: None,
             }),
         ] {
             let mut out = Vec::new();

@@ -11,8 +11,12 @@ pub struct ReceivedEvent {
     /// is exactly the number of missed events.
     pub seq: u64,
     /// The event. Types this SDK does not know arrive as
-    /// [`Event::Unknown`].
+    /// [`Event::Unknown`], and so do modules' own `<module>.<Event>`
+    /// events.
     pub event: Event,
+    /// The module that published it (set by the node); `None` for the
+    /// node's own events.
+    pub origin: Option<String>,
 }
 
 /// The stream of events the module subscribed to, in delivery order.

@@ -17,6 +17,10 @@ use blvm_module_protocol::methods::metrics::{
     MetricUpdate, MetricValue, MetricValues, ReadMetrics, ReportMetrics, ReportMetricsResult,
 };
 use blvm_module_protocol::methods::mining::{BlockTemplate, BlockTemplateParams, SubmitBlock, SubmitBlockResult};
+use blvm_module_protocol::methods::modules::{
+    ApiMethod, CallModule, CallModuleResult, DiscoveredModules, ModuleApi, ModuleDescription, PublishEvent, Published,
+    RegisterModuleApi,
+};
 use blvm_module_protocol::methods::network::{NetworkPeers, NetworkStats, PeerInfo};
 use blvm_module_protocol::methods::storage::{
     Batch, BatchOp, BatchResult, GetResult, Put, Scan, ScanResult, StorageUsage, TreeChanged, TreeKey, TreeList,
@@ -203,6 +207,17 @@ impl NodeApiIpc {
             .subscribed)
     }
 
+    /// Subscribes to events by name: catalogue names, and other modules'
+    /// own `<module>.<Event>` events (those need only `subscribe_events`);
+    /// returns every name now subscribed.
+    pub async fn subscribe_event_names(&self, names: &[&str]) -> Result<Vec<String>, SdkError> {
+        let events = names.iter().map(|n| (*n).to_owned()).collect();
+        Ok(self
+            .call::<_, SubscriptionResult>(Method::SubscribeEvents, &EventTypes { events })
+            .await?
+            .subscribed)
+    }
+
     /// Removes event types from the subscription.
     pub async fn unsubscribe_events(&self, types: &[EventType]) -> Result<Vec<String>, SdkError> {
         let events = types.iter().map(|t| t.name().to_owned()).collect();
@@ -321,5 +336,76 @@ impl NodeApiIpc {
             .call::<_, MetricValues>(Method::ReadMetrics, &params)
             .await?
             .metrics)
+    }
+
+    /// The running modules, with their versions and registered API methods
+    /// (`discover_modules`).
+    pub async fn discover_modules(&self) -> Result<Vec<ModuleDescription>, SdkError> {
+        Ok(self
+            .call::<_, DiscoveredModules>(Method::DiscoverModules, &Empty {})
+            .await?
+            .modules)
+    }
+
+    /// Adds methods to this module's API, which other modules may then
+    /// call; answers the whole API now (`register_module_api`). Calls
+    /// arrive as `module_call` invocations.
+    pub async fn register_module_api(&self, methods: &[(&str, &str)]) -> Result<Vec<ApiMethod>, SdkError> {
+        let methods = methods
+            .iter()
+            .map(|(name, description)| ApiMethod {
+                name: (*name).to_owned(),
+                description: (*description).to_owned(),
+            })
+            .collect();
+        Ok(self
+            .call::<_, ModuleApi>(Method::RegisterModuleApi, &RegisterModuleApi { methods })
+            .await?
+            .methods)
+    }
+
+    /// Calls `method` of module `module` with opaque `params`, waiting at
+    /// most `timeout` (capped by the node), and returns its opaque result
+    /// (`call_module`). Errors: `module_not_running`, `method_not_found`
+    /// (it registered no such method), `module_crashed`, `timeout`, or the
+    /// target's own error.
+    pub async fn call_module(
+        &self,
+        module: &str,
+        method: &str,
+        params: Vec<u8>,
+        timeout: Option<std::time::Duration>,
+    ) -> Result<Vec<u8>, SdkError> {
+        let p = CallModule {
+            module: module.to_owned(),
+            method: method.to_owned(),
+            params,
+            timeout_ms: timeout.map(|t| u64::try_from(t.as_millis()).unwrap_or(u64::MAX)),
+        };
+        Ok(self.call::<_, CallModuleResult>(Method::CallModule, &p).await?.result)
+    }
+
+    /// Publishes an event the manifest declares in `publishes`, with a
+    /// MessagePack-map payload; answers how many subscribers' queues took
+    /// it (`publish_events`).
+    pub async fn publish_event(&self, event: &str, payload: Vec<u8>) -> Result<u64, SdkError> {
+        let p = PublishEvent {
+            event: event.to_owned(),
+            payload,
+        };
+        Ok(self.call::<_, Published>(Method::PublishEvent, &p).await?.delivered)
+    }
+
+    /// Publishes a catalogue event (`PaymentSettled`, …) the manifest
+    /// declares, encoding its payload (`publish_events`).
+    pub async fn publish(&self, event: &blvm_module_protocol::Event) -> Result<u64, SdkError> {
+        let mut payload = Vec::new();
+        event.encode_payload(&mut payload).map_err(|source| {
+            SdkError::Encode(blvm_module_protocol::EncodeError {
+                what: "event payload",
+                source,
+            })
+        })?;
+        self.publish_event(event.name(), payload).await
     }
 }

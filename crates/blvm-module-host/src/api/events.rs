@@ -48,11 +48,21 @@
 //! is not replayed again; unsubscribing and subscribing again replays it
 //! again (a new subscription of the same connection).
 //!
+//! # Events modules publish
+//!
+//! [`EventManager::publish_from_module`] delivers an event a module
+//! published (the inter-module service has checked that its manifest
+//! declares it and that its payload is well formed) with the same
+//! semantics, tagged with its origin. A catalogue event reaches the
+//! subscribers of its type; a module's own `<module>.<Event>` reaches the
+//! modules that subscribed to that name ([`EventManager::subscribe_custom`]).
+//!
 //! # `ModuleLoaded`
 //!
 //! A module's `ModuleLoaded` is published only once it has subscribed (its
 //! first `subscribe_events`), so every module that hears of it is ready.
 
+use std::borrow::Cow;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::{Receiver, SyncSender, TrySendError};
@@ -74,13 +84,19 @@ pub const REPLAYED: [EventType; 2] = [EventType::ConfigLoaded, EventType::NodeSt
 /// months does not grow the node.
 pub const RETIRED_STATS_KEPT: usize = 1024;
 
+/// Custom event names one module may subscribe to, at most.
+pub const MAX_CUSTOM_SUBSCRIPTIONS: usize = 256;
+
 /// An event encoded once and shared by every subscriber.
 #[derive(Debug)]
 pub struct EncodedEvent {
-    /// The event type's wire name.
-    pub name: &'static str,
+    /// The event's wire name: a catalogue name, or a module's own
+    /// `<module>.<Event>`.
+    pub name: Cow<'static, str>,
     /// The payload, MessagePack.
     pub payload: Bytes,
+    /// The publishing module's name; `None` for the node's own events.
+    pub origin: Option<Arc<str>>,
 }
 
 /// One entry of a module's queue.
@@ -187,6 +203,8 @@ struct ModuleEntry {
     version: String,
     subscriber: Arc<Subscriber>,
     types: Vec<EventType>,
+    /// Custom (`<module>.<Event>`) names subscribed to.
+    custom: Vec<String>,
     announced: bool,
     capacity: usize,
 }
@@ -196,6 +214,8 @@ pub struct EventManager {
     /// Subscribers per event type, indexed by [`EventType::index`]. Read on
     /// every publish; written only on (un)subscribe.
     table: RwLock<Vec<Vec<Arc<Subscriber>>>>,
+    /// Subscribers per custom event name; written only on (un)subscribe.
+    custom: RwLock<HashMap<String, Vec<Arc<Subscriber>>>>,
     /// Registered modules, in registration order; also the lock that
     /// orders `ModuleLoaded` announcements and the publication of
     /// [`REPLAYED`] types against subscriptions.
@@ -226,6 +246,7 @@ impl EventManager {
     pub fn new() -> Self {
         EventManager {
             table: RwLock::new(vec![Vec::new(); EventType::COUNT]),
+            custom: RwLock::new(HashMap::new()),
             modules: Mutex::new(Vec::new()),
             retained: Mutex::new([None, None]),
             stats: Mutex::new(Stats::default()),
@@ -248,10 +269,52 @@ impl EventManager {
             return 0;
         }
         let encoded = Arc::new(EncodedEvent {
-            name: ty.name(),
+            name: Cow::Borrowed(ty.name()),
             payload: Bytes::from(payload),
+            origin: None,
         });
         self.publish_encoded(ty, &encoded)
+    }
+
+    /// Publishes an event module `origin` published: `ty` for a catalogue
+    /// event (never a node-only one: the caller has checked), `None` for
+    /// the module's own `name`. `payload` is already encoded and checked.
+    /// Never blocks; returns how many queues took it.
+    pub fn publish_from_module(&self, ty: Option<EventType>, name: &str, payload: Bytes, origin: &str) -> usize {
+        let encoded = Arc::new(EncodedEvent {
+            name: match ty {
+                Some(ty) => Cow::Borrowed(ty.name()),
+                None => Cow::Owned(name.to_owned()),
+            },
+            payload,
+            origin: Some(Arc::from(origin)),
+        });
+        let (queued, closed) = match ty {
+            Some(ty) => self.publish_encoded_counted(ty, &encoded),
+            None => {
+                let mut closed = Vec::new();
+                let mut queued = 0;
+                if let Some(subs) = read(&self.custom).get(name) {
+                    for sub in subs {
+                        match sub.offer(&encoded) {
+                            Offer::Queued => queued += 1,
+                            Offer::Dropped => {}
+                            Offer::Closed => closed.push(sub.module_id.clone()),
+                        }
+                    }
+                }
+                (queued, closed)
+            }
+        };
+        self.remove_closed(closed);
+        queued
+    }
+
+    fn publish_encoded_counted(&self, ty: EventType, encoded: &Arc<EncodedEvent>) -> (usize, Vec<String>) {
+        // Module-published types are never replayed ones (those are
+        // node-only), so no subscription lock is needed.
+        debug_assert!(!REPLAYED.contains(&ty));
+        self.offer_all(ty, encoded)
     }
 
     fn publish_encoded(&self, ty: EventType, encoded: &Arc<EncodedEvent>) -> usize {
@@ -323,6 +386,7 @@ impl EventManager {
                 counters,
             }),
             types: Vec::new(),
+            custom: Vec::new(),
             announced: false,
             capacity,
         };
@@ -344,6 +408,56 @@ impl EventManager {
         for ty in entry.types {
             table[ty.index()].retain(|s| !Arc::ptr_eq(s, &entry.subscriber));
         }
+        drop(table);
+        remove_custom(&mut write(&self.custom), &entry.subscriber, &entry.custom);
+    }
+
+    /// Adds custom event names (`<module>.<Event>`, of modules that publish
+    /// their own events) to a module's subscription; returns every custom
+    /// name it is now subscribed to, or `None` when it would pass
+    /// [`MAX_CUSTOM_SUBSCRIPTIONS`] (nothing is added).
+    pub fn subscribe_custom(&self, module_id: &str, names: &[String]) -> Option<Vec<String>> {
+        let mut modules = lock(&self.modules);
+        let Some((_, entry)) = modules.iter_mut().find(|(id, _)| id == module_id) else {
+            return Some(Vec::new());
+        };
+        let mut added: Vec<&String> = names.iter().filter(|n| !entry.custom.contains(n)).collect();
+        added.sort();
+        added.dedup();
+        if entry.custom.len() + added.len() > MAX_CUSTOM_SUBSCRIPTIONS {
+            return None;
+        }
+        let mut custom = write(&self.custom);
+        for name in added {
+            custom
+                .entry(name.clone())
+                .or_default()
+                .push(Arc::clone(&entry.subscriber));
+            entry.custom.push(name.clone());
+        }
+        Some(entry.custom.clone())
+    }
+
+    /// Removes custom event names from a module's subscription; returns the
+    /// custom names that remain.
+    pub fn unsubscribe_custom(&self, module_id: &str, names: &[String]) -> Vec<String> {
+        let mut modules = lock(&self.modules);
+        let Some((_, entry)) = modules.iter_mut().find(|(id, _)| id == module_id) else {
+            return Vec::new();
+        };
+        let gone: Vec<String> = entry.custom.iter().filter(|n| names.contains(n)).cloned().collect();
+        remove_custom(&mut write(&self.custom), &entry.subscriber, &gone);
+        entry.custom.retain(|n| !names.contains(n));
+        entry.custom.clone()
+    }
+
+    /// The custom event names a module is subscribed to.
+    pub fn custom_subscriptions(&self, module_id: &str) -> Vec<String> {
+        lock(&self.modules)
+            .iter()
+            .find(|(id, _)| id == module_id)
+            .map(|(_, e)| e.custom.clone())
+            .unwrap_or_default()
     }
 
     /// Adds `types` to a module's subscription and returns all the types it
@@ -489,12 +603,26 @@ fn encode_module_loaded(name: &str, version: &str) -> Option<Arc<EncodedEvent>> 
     let mut payload = Vec::new();
     match event.encode_payload(&mut payload) {
         Ok(()) => Some(Arc::new(EncodedEvent {
-            name: EventType::ModuleLoaded.name(),
+            name: Cow::Borrowed(EventType::ModuleLoaded.name()),
             payload: Bytes::from(payload),
+            origin: None,
         })),
         Err(e) => {
             tracing::warn!(error = %e, "cannot encode ModuleLoaded");
             None
+        }
+    }
+}
+
+/// Takes `subscriber` out of the custom table's entries for `names`,
+/// dropping entries left empty.
+fn remove_custom(custom: &mut HashMap<String, Vec<Arc<Subscriber>>>, subscriber: &Arc<Subscriber>, names: &[String]) {
+    for name in names {
+        if let Some(subs) = custom.get_mut(name) {
+            subs.retain(|s| !Arc::ptr_eq(s, subscriber));
+            if subs.is_empty() {
+                custom.remove(name);
+            }
         }
     }
 }

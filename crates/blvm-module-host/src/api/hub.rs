@@ -28,6 +28,7 @@ use super::directory::ModuleDirectory;
 use super::events::EventManager;
 use super::routes;
 use crate::services::metrics::MetricsService;
+use crate::services::modules::InterModuleService;
 use crate::services::storage::StorageService;
 
 /// Who is calling: established by the handshake, never by the request.
@@ -39,6 +40,8 @@ pub struct Caller<'a> {
     pub module_name: &'a str,
     /// Its granted capabilities.
     pub capabilities: PermissionSet,
+    /// The events its manifest declares it publishes.
+    pub publishes: &'a [String],
 }
 
 /// The answer of a request that waits: resolves to the whole encoded
@@ -61,6 +64,7 @@ pub struct ModuleApiHub {
     pub(crate) storage: Option<Arc<StorageService>>,
     pub(crate) metrics: Arc<MetricsService>,
     pub(crate) directory: Arc<ModuleDirectory>,
+    pub(crate) modules: Arc<InterModuleService>,
     /// Where waiting requests run: the runtime the hub was made in, else
     /// one of the hub's own.
     runtime: tokio::runtime::Handle,
@@ -101,6 +105,7 @@ impl ModuleApiHub {
             storage: None,
             metrics: Arc::new(MetricsService::default()),
             directory: Arc::new(ModuleDirectory::default()),
+            modules: Arc::new(InterModuleService::default()),
             runtime,
             _own_runtime: own,
         }
@@ -118,6 +123,18 @@ impl ModuleApiHub {
     pub fn with_metrics(mut self, metrics: Arc<MetricsService>) -> Self {
         self.metrics = metrics;
         self
+    }
+
+    /// The hub with `service` for discovery, module APIs, calls and
+    /// published events (its limits are the operator's).
+    pub fn with_inter_module(mut self, service: Arc<InterModuleService>) -> Self {
+        self.modules = service;
+        self
+    }
+
+    /// The inter-module service.
+    pub fn inter_module(&self) -> &Arc<InterModuleService> {
+        &self.modules
     }
 
     /// The metrics service.
@@ -147,6 +164,7 @@ impl ModuleApiHub {
         self.directory.remove_if_same(handle);
         self.events.unregister(handle.module_id());
         self.metrics.remove(handle.module_id());
+        self.modules.connection_closed(handle.module_id());
     }
 
     /// Answers `request`: appends exactly one response frame to `out`

@@ -13,6 +13,7 @@ use blvm_module_protocol::methods::mempool::{
 };
 use blvm_module_protocol::methods::metrics::{ReadMetrics, ReportMetrics};
 use blvm_module_protocol::methods::mining::{BlockTemplateParams, SubmitBlock};
+use blvm_module_protocol::methods::modules::{CallModule, PublishEvent, RegisterModuleApi};
 use blvm_module_protocol::methods::network::NetworkPeers;
 use blvm_module_protocol::methods::storage::{Batch, Put, Scan, TreeChanged, TreeKey, TreeList, TreeName};
 use blvm_module_protocol::{Empty, ErrorCode, Method, RemoteError, Request};
@@ -37,7 +38,7 @@ pub(super) fn route(
     method: Method,
     request: &Request,
     out: &mut Vec<u8>,
-    _later: &mut Option<LaterResponse>,
+    later: &mut Option<LaterResponse>,
 ) -> Result<(), RemoteError> {
     let b = &*hub.backend;
     let storage = || {
@@ -188,24 +189,35 @@ pub(super) fn route(
         Method::SubscribeEvents => {
             let p: EventTypes = params(request)?;
             let types = event_types(caller, request, &p.events)?;
+            let custom: Vec<String> = p.events.iter().filter(|n| is_custom(n)).cloned().collect();
+            let custom_now = hub.events.subscribe_custom(caller.module_id, &custom).ok_or_else(|| {
+                RemoteError::new(
+                    ErrorCode::QuotaExceeded,
+                    format!(
+                        "a module may subscribe to {} custom event names",
+                        crate::api::events::MAX_CUSTOM_SUBSCRIPTIONS
+                    ),
+                )
+            })?;
             let now = hub.events.subscribe(caller.module_id, &types);
             reply(
                 out,
                 request,
                 &SubscriptionResult {
-                    subscribed: names(&now),
+                    subscribed: names(&now, custom_now),
                 },
             )
         }
         Method::UnsubscribeEvents => {
             let p: EventTypes = params(request)?;
             let types: Vec<EventType> = p.events.iter().filter_map(|n| EventType::from_name(n)).collect();
+            let custom_now = hub.events.unsubscribe_custom(caller.module_id, &p.events);
             let now = hub.events.unsubscribe(caller.module_id, &types);
             reply(
                 out,
                 request,
                 &SubscriptionResult {
-                    subscribed: names(&now),
+                    subscribed: names(&now, custom_now),
                 },
             )
         }
@@ -254,7 +266,37 @@ pub(super) fn route(
             let p: ReadMetrics = params(request)?;
             reply(out, request, &hub.metrics.read(&p))
         }
+        // Inter-module (services/modules).
+        Method::DiscoverModules => reply(out, request, &hub.modules.discover(&hub.directory)),
+        Method::RegisterModuleApi => {
+            let p: RegisterModuleApi = params(request)?;
+            reply(
+                out,
+                request,
+                &hub.modules.register(caller.module_id, module, &p.methods)?,
+            )
+        }
+        Method::CallModule => {
+            let p: CallModule = params(request)?;
+            *later = Some(hub.modules.call(&hub.directory, module, request.id, p)?);
+            Ok(())
+        }
+        Method::PublishEvent => {
+            let p: PublishEvent = params(request)?;
+            let who = crate::services::modules::publish::Publisher {
+                module_id: caller.module_id,
+                module,
+                declared: caller.publishes,
+            };
+            reply(out, request, &hub.modules.publish(&hub.events, &who, p)?)
+        }
     }
+}
+
+/// A module's own event name, `<module>.<Event>`: catalogue names have no
+/// dot.
+fn is_custom(name: &str) -> bool {
+    name.contains('.') && EventType::from_name(name).is_none()
 }
 
 /// Resolves event names, checking the permission each one needs. The whole
@@ -266,6 +308,11 @@ fn event_types(caller: &Caller<'_>, request: &Request, names: &[String]) -> Resu
     let mut types = Vec::with_capacity(names.len());
     for name in names {
         let Some(ty) = EventType::from_name(name) else {
+            if is_custom(name) {
+                // A module's own event: `subscribe_events` is enough (the
+                // publisher chose to publish it to every subscriber).
+                continue;
+            }
             tracing::debug!(module = caller.module_name, method = %request.method, "skipping unknown event type `{name}`");
             continue;
         };
@@ -282,6 +329,6 @@ fn event_types(caller: &Caller<'_>, request: &Request, names: &[String]) -> Resu
     Ok(types)
 }
 
-fn names(types: &[EventType]) -> Vec<String> {
-    types.iter().map(|t| t.name().to_owned()).collect()
+fn names(types: &[EventType], custom: Vec<String>) -> Vec<String> {
+    types.iter().map(|t| t.name().to_owned()).chain(custom).collect()
 }

@@ -38,6 +38,9 @@ pub struct ModuleSpec {
     /// Requests the module may make, per second and in bursts; beyond it
     /// a request is answered `rate_limited`. `None`: no limit.
     pub request_rate: Option<super::RequestRate>,
+    /// The events the manifest declares in `publishes`: all `publish_event`
+    /// may carry.
+    pub publishes: Vec<String>,
 }
 
 impl ModuleSpec {
@@ -52,6 +55,7 @@ impl ModuleSpec {
             data_dir: PathBuf::new(),
             event_queue_capacity: crate::api::events::DEFAULT_QUEUE_CAPACITY,
             request_rate: Some(super::RequestRate::default()),
+            publishes: Vec::new(),
         }
     }
 }

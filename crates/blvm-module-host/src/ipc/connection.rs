@@ -182,6 +182,11 @@ impl ModuleConnectionHandle {
         &self.conn.spec.name
     }
 
+    /// The module's manifest version.
+    pub fn module_version(&self) -> &str {
+        &self.conn.spec.version
+    }
+
     /// The pid of the connected process, from `SO_PEERCRED`.
     pub fn peer_pid(&self) -> Option<u32> {
         self.conn.peer_pid
@@ -291,7 +296,10 @@ pub(crate) fn run_writer(conn: Arc<Connection>, rx: Receiver<Outbound>) {
 
 fn push_outbound(buf: &mut Vec<u8>, item: Outbound) {
     if let Outbound::Event(e) = item {
-        encode::event_raw(buf, e.seq, e.event.name, &e.event.payload);
+        match &e.event.origin {
+            None => encode::event_raw(buf, e.seq, &e.event.name, &e.event.payload),
+            Some(origin) => encode::event_from(buf, e.seq, &e.event.name, origin, &e.event.payload),
+        }
     }
 }
 
@@ -318,6 +326,7 @@ pub(crate) fn run_reader(
         module_id: &conn.spec.module_id,
         module_name: &conn.spec.name,
         capabilities: conn.spec.capabilities,
+        publishes: &conn.spec.publishes,
     };
     let mut out = Vec::with_capacity(READ_CHUNK);
     let mut chunk = vec![0u8; READ_CHUNK];

@@ -5,7 +5,7 @@
 mod auth;
 mod connection;
 mod listener;
-mod rate;
+pub(crate) mod rate;
 mod server;
 mod slots;
 

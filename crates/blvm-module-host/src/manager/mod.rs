@@ -59,6 +59,7 @@ use crate::registry::{self, check_compatibility, ModuleManifest, NodeVersions};
 use crate::sandbox::{DiskImages, Identity, IdentityAllocator, SandboxConfig};
 use crate::security::{self, SignatureError, SignaturePolicy};
 use crate::services::metrics::{module_families, MetricsLimits, MetricsService};
+use crate::services::modules::{InterModuleLimits, InterModuleService};
 use crate::services::storage::{StorageConfig, StorageService};
 
 /// When and how often a crashed module is restarted.
@@ -142,6 +143,9 @@ pub struct ManagerConfig {
     pub storage: StorageConfig,
     /// Caps on metric series, default and per module.
     pub metrics: MetricsLimits,
+    /// Inter-module limits (call deadline, API size, publishing rate),
+    /// default and per module.
+    pub inter_module: InterModuleLimits,
 }
 
 impl ManagerConfig {
@@ -171,6 +175,7 @@ impl ManagerConfig {
             ipc: IpcServerConfig::default(),
             storage: StorageConfig::default(),
             metrics: MetricsLimits::default(),
+            inter_module: InterModuleLimits::default(),
         }
     }
 }
@@ -516,7 +521,10 @@ impl ModuleManager {
         let hub = Arc::new(
             ModuleApiHub::new(node_api, Arc::clone(&self.inner.events))
                 .with_storage(Arc::clone(&self.inner.storage))
-                .with_metrics(Arc::clone(&self.inner.metrics)),
+                .with_metrics(Arc::clone(&self.inner.metrics))
+                .with_inter_module(Arc::new(InterModuleService::new(
+                    self.inner.config.inter_module.clone(),
+                ))),
         );
         let server = ModuleIpcServer::bind(&path, hub, self.inner.config.ipc.clone())
             .map_err(|source| ManagerError::Bind { path, source })?;

@@ -278,6 +278,7 @@ async fn run_once(
                 .get(name)
                 .copied()
                 .unwrap_or(inner.config.request_rate),
+            publishes: e.manifest.publishes().to_vec(),
         };
         let request = SpawnRequest {
             module_id: module_id.clone(),

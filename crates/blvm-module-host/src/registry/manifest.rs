@@ -36,6 +36,11 @@
 //! - **`[binary] hash`** is `sha256:` followed by 64 hex digits.
 //! - **Capabilities** are the 24 names of
 //!   [`blvm_module_protocol::Permission`]; an unknown one is refused by name.
+//! - **`publishes`** lists the events the module may publish (at most 64):
+//!   catalogue events that are not node events (`PaymentSettled`,
+//!   `ChannelOpened`, …) and its own `<module name>.<Event>`; a node event
+//!   (`NewBlock`) or another module's name is refused
+//!   (`crate::services::modules::publish::declarable`).
 //!
 //! # Unknown keys
 //!
@@ -91,6 +96,7 @@ const TOP_LEVEL_KEYS: &[&str] = &[
     "dependencies",
     "compatibility",
     "capabilities",
+    "publishes",
     "config_schema",
     "resources",
 ];
@@ -291,6 +297,8 @@ pub struct RawManifest {
     pub compatibility: Option<RawCompatibility>,
     /// `capabilities`.
     pub capabilities: Option<Vec<String>>,
+    /// `publishes`: the events the module may publish.
+    pub publishes: Option<Vec<String>>,
     /// `[config_schema]`: config key → description.
     pub config_schema: Option<BTreeMap<String, String>>,
     /// `[resources]`: the limits the module asks to run under.
@@ -556,6 +564,20 @@ impl RawManifest {
             capabilities.insert(permission);
         }
 
+        let publishes = self.publishes.unwrap_or_default();
+        if publishes.len() > MAX_PUBLISHES {
+            return Err(invalid("publishes", "at most 64 events", &publishes.len().to_string()));
+        }
+        for (i, event) in publishes.iter().enumerate() {
+            if crate::services::modules::publish::declarable(name.as_str(), event).is_err() {
+                return Err(invalid(
+                    &format!("publishes[{i}]"),
+                    "an event a module may publish: a catalogue event that is not a node event, or `<module name>.<Event>`",
+                    event,
+                ));
+            }
+        }
+
         let config_schema = self.config_schema.unwrap_or_default();
 
         let read_only = read_only_paths(self.resources.as_ref().and_then(|r| r.read_only.as_deref()), path)?;
@@ -595,6 +617,7 @@ impl RawManifest {
             dependencies,
             compatibility,
             capabilities,
+            publishes,
             config_schema,
             resources,
             read_only,
@@ -874,6 +897,7 @@ pub struct ModuleManifest {
     dependencies: Vec<Dependency>,
     compatibility: Compatibility,
     capabilities: PermissionSet,
+    publishes: Vec<String>,
     config_schema: BTreeMap<String, String>,
     resources: Resources,
     read_only: Vec<PathBuf>,
@@ -997,6 +1021,11 @@ impl ModuleManifest {
         self.capabilities
     }
 
+    /// `publishes`: the events the module may publish.
+    pub fn publishes(&self) -> &[String] {
+        &self.publishes
+    }
+
     /// `[config_schema]`: config key → description.
     pub fn config_schema(&self) -> &BTreeMap<String, String> {
         &self.config_schema
@@ -1013,6 +1042,9 @@ impl ModuleManifest {
         &self.read_only
     }
 }
+
+/// The most events `publishes` may list.
+const MAX_PUBLISHES: usize = 64;
 
 /// The most paths `[resources] read_only` may list.
 pub const MAX_READ_ONLY_PATHS: usize = 64;

@@ -3,4 +3,5 @@
 //! service.
 
 pub mod metrics;
+pub mod modules;
 pub mod storage;

@@ -16,6 +16,7 @@ mod liveness;
 mod logs;
 mod manager;
 mod metrics;
+mod modules;
 mod neighbours;
 mod permissions;
 mod privileges;

@@ -115,7 +115,7 @@ fn next_event(rx: &Receiver<Outbound>, ty: EventType) -> Event {
         let left = deadline.saturating_duration_since(std::time::Instant::now());
         match rx.recv_timeout(left) {
             Ok(Outbound::Event(q)) if q.event.name == ty.name() => {
-                return Event::decode(q.event.name, &q.event.payload).expect("decodes")
+                return Event::decode(&q.event.name, &q.event.payload).expect("decodes")
             }
             Ok(_) => {}
             Err(e) => panic!("no {ty} event: {e}"),

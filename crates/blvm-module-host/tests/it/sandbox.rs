@@ -245,7 +245,7 @@ pub(crate) fn next_warning(
         );
         match rx.recv_timeout(left.min(Duration::from_millis(100))) {
             Ok(Outbound::Event(q)) if q.event.name == EventType::ResourceLimitWarning.name() => {
-                match Event::decode(q.event.name, &q.event.payload).expect("decodes") {
+                match Event::decode(&q.event.name, &q.event.payload).expect("decodes") {
                     Event::ResourceLimitWarning(w) if w.resource_type == resource => return w,
                     _ => {}
                 }

@@ -190,7 +190,7 @@ async fn a_write_past_the_quota_answers_quota_exceeded_and_writes_nothing() {
         let left = deadline.saturating_duration_since(std::time::Instant::now());
         match observer.recv_timeout(left).expect("a StorageWrite event") {
             Outbound::Event(q) if q.event.name == "StorageWrite" => {
-                break Event::decode(q.event.name, &q.event.payload).expect("decodes")
+                break Event::decode(&q.event.name, &q.event.payload).expect("decodes")
             }
             _ => {}
         }

@@ -257,6 +257,28 @@ fn capture() -> (&'static std::sync::Mutex<Vec<u8>>, &'static std::sync::Condvar
     (&LOGS, &WRITTEN)
 }
 
+/// Waits until `times` captured log lines satisfy `pred` (the capture
+/// holds every spawn's lines: a restarted module's first line is the
+/// second of its kind).
+#[track_caller]
+pub fn wait_for_log_times(what: &str, times: usize, pred: impl Fn(&str) -> bool) {
+    let deadline = Instant::now() + DEADLINE;
+    let (logs, written) = capture();
+    let mut guard = logs.lock().unwrap_or_else(|p| p.into_inner());
+    loop {
+        let text = String::from_utf8_lossy(&guard).into_owned();
+        if text.lines().filter(|l| pred(l)).count() >= times {
+            return;
+        }
+        let left = deadline.saturating_duration_since(Instant::now());
+        assert!(
+            !left.is_zero(),
+            "not {times} log lines {what} within {DEADLINE:?}; captured:\n{text}"
+        );
+        guard = written.wait_timeout(guard, left).unwrap_or_else(|p| p.into_inner()).0;
+    }
+}
+
 /// Waits until a captured log line satisfies `pred` and returns it. For
 /// lines logged by a thread the test cannot join (a module's stdout
 /// reader): woken by every write to the capture, until the deadline.

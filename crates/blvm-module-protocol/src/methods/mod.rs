@@ -15,6 +15,7 @@ pub mod invocation;
 pub mod mempool;
 pub mod metrics;
 pub mod mining;
+pub mod modules;
 pub mod network;
 pub mod storage;
 
@@ -94,6 +95,11 @@ methods! {
     // Metrics (services/metrics in the host).
     ReportMetrics => "report_metrics", Some(Permission::ReportMetrics), "Adds to counters, sets gauges, observes histograms; all or nothing, within the series cap.";
     ReadMetrics => "read_metrics", Some(Permission::ReadMetrics), "The current values of the node's and modules' metrics.";
+    // Inter-module (services/modules in the host).
+    DiscoverModules => "discover_modules", Some(Permission::DiscoverModules), "The running modules: name, version, registered API methods.";
+    RegisterModuleApi => "register_module_api", Some(Permission::RegisterModuleApi), "Adds methods to the module's API, which other modules may call.";
+    CallModule => "call_module", Some(Permission::CallModule), "Calls another module's API method, with a deadline; the node names the caller.";
+    PublishEvent => "publish_event", Some(Permission::PublishEvents), "Publishes an event the manifest declares in `publishes`, to its subscribers.";
 }
 
 #[cfg(test)]

@@ -531,7 +531,13 @@ fn dispatch(client: &ModuleIpcClient, frame: Frame) {
                 }
             };
             let sent = match lock(&inner.events_tx).as_ref() {
-                Some(tx) => tx.try_send(ReceivedEvent { seq: e.seq, event }).is_ok(),
+                Some(tx) => tx
+                    .try_send(ReceivedEvent {
+                        seq: e.seq,
+                        event,
+                        origin: e.origin,
+                    })
+                    .is_ok(),
                 None => false,
             };
             if !sent {

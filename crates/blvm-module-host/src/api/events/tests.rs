@@ -18,7 +18,7 @@ fn drain(rx: &Receiver<Outbound>) -> Vec<(u64, Event)> {
     let mut out = Vec::new();
     while let Ok(item) = rx.try_recv() {
         if let Outbound::Event(q) = item {
-            out.push((q.seq, Event::decode(q.event.name, &q.event.payload).unwrap()));
+            out.push((q.seq, Event::decode(&q.event.name, &q.event.payload).unwrap()));
         }
     }
     out
