@@ -39,6 +39,9 @@ use serde::{Deserialize, Serialize};
 #[path = "vectors/storage.rs"]
 mod storage;
 
+#[path = "vectors/modules.rs"]
+mod modules;
+
 /// The normative spec the vectors are shown in.
 const SPEC: &str = include_str!(concat!(env!("CARGO_MANIFEST_DIR"), "/../../docs/ipc-protocol.md"));
 
@@ -323,6 +326,7 @@ fn vectors() -> Vec<Vector> {
     ];
     all.extend(storage::vectors());
     all.extend(metrics_vectors());
+    all.extend(modules::vectors());
     all
 }
 
@@ -1056,6 +1060,8 @@ fn the_spec_lists_every_error_code() {
         ErrorCode::ConnectionClosed,
         ErrorCode::RateLimited,
         ErrorCode::QuotaExceeded,
+        ErrorCode::ModuleNotRunning,
+        ErrorCode::Timeout,
         ErrorCode::Internal,
     ];
     let section = spec_section("### 7.3 ");

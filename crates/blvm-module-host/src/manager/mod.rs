@@ -357,6 +357,7 @@ struct Inner {
     storage: Arc<StorageService>,
     /// Every module's metric series, and the node's exposition.
     metrics: Arc<MetricsService>,
+    inter_module: Arc<InterModuleService>,
 }
 
 impl Inner {
@@ -433,9 +434,11 @@ impl ModuleManager {
             Some(Arc::clone(&events)),
         ));
         let metrics = Arc::new(MetricsService::new(config.metrics.clone()));
+        let inter_module = Arc::new(InterModuleService::new(config.inter_module.clone()));
         let manager = ModuleManager {
             inner: Arc::new(Inner {
                 metrics: Arc::clone(&metrics),
+                inter_module,
                 config,
                 events,
                 storage,
@@ -994,6 +997,13 @@ impl ModuleManager {
                 .and_then(|id| self.inner.events.get_delivery_stats(id)),
             metric_series: self.inner.metrics.series(name),
             max_metric_series: self.inner.config.metrics.max_series_of(name),
+            inter_module: self.inner.inter_module.limits_of(name),
+            api_methods: e
+                .module_id
+                .as_ref()
+                .map(|id| self.inner.inter_module.api_of(id).into_iter().map(|m| m.name).collect())
+                .unwrap_or_default(),
+            publishes: e.manifest.publishes().to_vec(),
         }
     }
 

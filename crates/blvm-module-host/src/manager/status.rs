@@ -136,6 +136,12 @@ pub struct ModuleStatus {
     pub metric_series: usize,
     /// The most metric series it may report: the operator's cap.
     pub max_metric_series: usize,
+    /// Its inter-module limits: call deadline, API size, publishing rate.
+    pub inter_module: crate::services::modules::ModuleCallLimits,
+    /// The API methods its current spawn registered, sorted.
+    pub api_methods: Vec<String>,
+    /// The events its manifest declares it publishes.
+    pub publishes: Vec<String>,
 }
 
 /// One crash of a module and the restart that followed it, as the node

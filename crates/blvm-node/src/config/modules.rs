@@ -6,6 +6,10 @@
 //! capabilities = ["subscribe_events", "read_blockchain", "read_chain_state"]
 //! event_queue_capacity = 100
 //! max_metric_series = 1000       # metric series a module may report
+//! call_timeout_ms = 10000        # longest a call_module waits for its answer
+//! max_api_methods = 64           # API methods a module may register
+//! publish_rate = 1000            # events a module may publish per second …
+//! publish_burst = 1000           # … and at once
 //!
 //! [modules.block-stats]
 //! capabilities = ["subscribe_events", "read_blockchain"]   # replaces the default for it
@@ -17,9 +21,11 @@
 //! `capabilities` is an allow-list: a module gets what its manifest
 //! requests *and* the list allows (absent: everything it requests). A
 //! module's own list replaces the default one, it is not combined with it.
-//! `capabilities`, `event_queue_capacity` and `max_metric_series` in
-//! `[modules.<name>]` are the node's and never reach the module; every other
-//! key is merged over the module's `config.toml`.
+//! `capabilities`, `event_queue_capacity`, `max_metric_series` and the
+//! inter-module keys ([`INTER_MODULE_KEYS`]) in `[modules.<name>]` are the
+//! node's and never reach the module; every other key is merged over the
+//! module's `config.toml`. A module's own inter-module key replaces the
+//! default for it; the keys it does not set keep the default.
 
 use std::collections::BTreeMap;
 
@@ -34,6 +40,90 @@ pub const MAX_EVENT_QUEUE_CAPACITY: u64 = 1_000_000;
 /// The largest series cap the config may set: every series is kept in
 /// memory and written at every scrape.
 pub const MAX_METRIC_SERIES: u64 = 1_000_000;
+
+/// The inter-module limit keys, valid in `[modules]` and in each
+/// `[modules.<name>]`, with their ranges: `call_timeout_ms`,
+/// `max_api_methods`, `publish_rate`, `publish_burst`.
+pub const INTER_MODULE_KEYS: [(&str, u64, u64); 4] = [
+    ("call_timeout_ms", 1, 3_600_000),
+    ("max_api_methods", 0, 10_000),
+    ("publish_rate", 1, 1_000_000),
+    ("publish_burst", 1, 1_000_000),
+];
+
+/// Inter-module limit keys as written: each `None` when absent.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct InterModuleKeys {
+    /// `call_timeout_ms`.
+    pub call_timeout_ms: Option<u64>,
+    /// `max_api_methods`.
+    pub max_api_methods: Option<u64>,
+    /// `publish_rate`.
+    pub publish_rate: Option<u64>,
+    /// `publish_burst`.
+    pub publish_burst: Option<u64>,
+}
+
+impl InterModuleKeys {
+    fn slot(&mut self, key: &str) -> Option<&mut Option<u64>> {
+        match key {
+            "call_timeout_ms" => Some(&mut self.call_timeout_ms),
+            "max_api_methods" => Some(&mut self.max_api_methods),
+            "publish_rate" => Some(&mut self.publish_rate),
+            "publish_burst" => Some(&mut self.publish_burst),
+            _ => None,
+        }
+    }
+
+    /// `base` with the keys set here replacing its values.
+    pub fn over(
+        &self,
+        base: blvm_module_host::services::modules::ModuleCallLimits,
+    ) -> blvm_module_host::services::modules::ModuleCallLimits {
+        use std::time::Duration;
+        let mut l = base;
+        if let Some(ms) = self.call_timeout_ms {
+            l.call_timeout = Duration::from_millis(ms);
+        }
+        if let Some(n) = self.max_api_methods {
+            l.max_api_methods = n as usize;
+        }
+        if let Some(n) = self.publish_rate {
+            l.publish_rate.per_second = n as u32;
+        }
+        if let Some(n) = self.publish_burst {
+            l.publish_rate.burst = n as u32;
+        }
+        l
+    }
+}
+
+/// Reads inter-module key `key` of `section` into `keys`; false when
+/// `key` is not one of them.
+fn inter_module_key(
+    keys: &mut InterModuleKeys,
+    section: &str,
+    key: &str,
+    value: &toml::Value,
+) -> Result<bool, ConfigError> {
+    let Some((_, min, max)) = INTER_MODULE_KEYS.iter().find(|(k, _, _)| *k == key) else {
+        return Ok(false);
+    };
+    let n = value
+        .as_integer()
+        .and_then(|n| u64::try_from(n).ok())
+        .filter(|n| (*min..=*max).contains(n))
+        .ok_or_else(|| {
+            invalid(format!(
+                "{section} {key}: expected a whole number from {min} to {max}, got {}",
+                shown(value)
+            ))
+        })?;
+    if let Some(slot) = keys.slot(key) {
+        *slot = Some(n);
+    }
+    Ok(true)
+}
 
 /// `[modules]` resolved: what the module manager takes.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -51,6 +141,10 @@ pub struct ModulesConfig {
     pub max_metric_series: Option<usize>,
     /// `[modules.<name>] max_metric_series`.
     pub max_metric_series_per_module: BTreeMap<String, usize>,
+    /// `[modules]`'s inter-module keys.
+    pub inter_module: InterModuleKeys,
+    /// Each `[modules.<name>]`'s inter-module keys, where it sets any.
+    pub inter_module_per_module: BTreeMap<String, InterModuleKeys>,
     /// The other keys of each `[modules.<name>]`, flattened to dotted keys.
     pub module_configs: BTreeMap<String, BTreeMap<String, String>>,
 }
@@ -65,9 +159,11 @@ pub fn resolve(table: &toml::Table) -> Result<ModulesConfig, ConfigError> {
                 "capabilities" => out.default_capabilities = Some(capabilities("[modules]", value)?),
                 "event_queue_capacity" => out.event_queue_capacity = Some(queue_capacity("[modules]", value)?),
                 "max_metric_series" => out.max_metric_series = Some(series_cap("[modules]", value)?),
+                other if inter_module_key(&mut out.inter_module, "[modules]", other, value)? => {}
                 other => {
                     return Err(invalid(format!(
-                        "[modules] {other}: expected `capabilities`, `event_queue_capacity`, `max_metric_series` \
+                        "[modules] {other}: expected `capabilities`, `event_queue_capacity`, `max_metric_series`, \
+                         `call_timeout_ms`, `max_api_methods`, `publish_rate`, `publish_burst` \
                          or a [modules.<name>] table"
                     )))
                 }
@@ -86,6 +182,15 @@ pub fn resolve(table: &toml::Table) -> Result<ModulesConfig, ConfigError> {
         if let Some(v) = own.remove("max_metric_series") {
             out.max_metric_series_per_module
                 .insert(key.clone(), series_cap(&where_, &v)?);
+        }
+        let mut keys = InterModuleKeys::default();
+        for (k, _, _) in INTER_MODULE_KEYS {
+            if let Some(v) = own.remove(k) {
+                inter_module_key(&mut keys, &where_, k, &v)?;
+            }
+        }
+        if keys != InterModuleKeys::default() {
+            out.inter_module_per_module.insert(key.clone(), keys);
         }
         let flat = blvm_module_host::registry::flatten_config(&own).map_err(|e| invalid(format!("{where_}: {e}")))?;
         out.module_configs.insert(key.clone(), flat);
@@ -225,6 +330,26 @@ mod tests {
                 "{e}"
             );
         }
+    }
+
+    #[test]
+    fn inter_module_keys_have_defaults_and_per_module_values_that_never_reach_the_module() {
+        let c = parse(
+            "[modules]\ncall_timeout_ms = 2000\npublish_rate = 10\n[modules.pay]\npublish_burst = 3\nx = \"1\"\n",
+        )
+        .expect("resolves");
+        let base = c.inter_module.over(Default::default());
+        assert_eq!(base.call_timeout, std::time::Duration::from_secs(2));
+        assert_eq!((base.publish_rate.per_second, base.max_api_methods), (10, 64));
+        let pay = c.inter_module_per_module["pay"].over(base);
+        assert_eq!((pay.publish_rate.per_second, pay.publish_rate.burst), (10, 3));
+        assert_eq!(pay.call_timeout, std::time::Duration::from_secs(2));
+        assert_eq!(c.module_configs["pay"].keys().collect::<Vec<_>>(), ["x"]);
+        let e = parse("[modules.pay]\ncall_timeout_ms = 0\n").expect_err("0 ms");
+        assert!(
+            e.contains("[modules.pay] call_timeout_ms: expected a whole number from 1"),
+            "{e}"
+        );
     }
 
     #[test]

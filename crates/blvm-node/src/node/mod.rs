@@ -126,6 +126,13 @@ impl Node {
             manager_config.metrics.max_series = cap;
         }
         manager_config.metrics.max_series_per_module = config.modules.max_metric_series_per_module.clone();
+        manager_config.inter_module.defaults = config.modules.inter_module.over(Default::default());
+        manager_config.inter_module.per_module = config
+            .modules
+            .inter_module_per_module
+            .iter()
+            .map(|(name, keys)| (name.clone(), keys.over(manager_config.inter_module.defaults)))
+            .collect();
         manager_config.restart = config.supervision.restart.clone();
         manager_config.sandbox = config.sandbox.clone();
         manager_config.signatures = config.signatures.clone();

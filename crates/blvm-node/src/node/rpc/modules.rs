@@ -85,6 +85,20 @@ fn status_json(s: &ModuleStatus) -> Value {
         "storage_max_keys": s.storage.map(|u| u.max_keys),
         "metric_series": s.metric_series,
         "max_metric_series": s.max_metric_series,
+        "inter_module": inter_module(s),
+    })
+}
+
+/// The status's `inter_module` object: its limits, its API, what it may
+/// publish.
+fn inter_module(s: &ModuleStatus) -> Value {
+    json!({
+        "call_timeout_ms": u64::try_from(s.inter_module.call_timeout.as_millis()).unwrap_or(u64::MAX),
+        "max_api_methods": s.inter_module.max_api_methods,
+        "publish_rate": s.inter_module.publish_rate.per_second,
+        "publish_burst": s.inter_module.publish_rate.burst,
+        "api_methods": s.api_methods,
+        "publishes": s.publishes,
     })
 }
 
