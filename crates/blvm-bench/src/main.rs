@@ -5,7 +5,7 @@
 //! cargo run --release -p blvm-bench            # all benchmarks
 //! cargo run --release -p blvm-bench -- quick   # fewer iterations
 //! cargo run --release -p blvm-bench -- events  # one part: codec, rtt, inflight, events,
-//!                                               # import, bigblocks, storage or spinning
+//!                                               # import, bigblocks, storage, calls or spinning
 //! ```
 //!
 //! 1. Floor: a raw blocking Unix-socket ping-pong of 64 bytes between this
@@ -70,6 +70,7 @@ fn main() -> Result<(), Error> {
                 "bigblocks",
                 "spawn",
                 "storage",
+                "calls",
                 "spinning",
             ]
             .contains(a)
@@ -104,6 +105,9 @@ fn main() -> Result<(), Error> {
     }
     if wants("storage") {
         storage::run(&bench, if quick { 3 } else { 5 }, 1000 / scale.min(5))?;
+    }
+    if wants("calls") {
+        storage::run_calls(&bench, if quick { 3 } else { 5 }, 2000 / scale.min(5))?;
     }
     if wants("codec") {
         codec(&bench.chain, 1_000_000 / scale);
@@ -394,6 +398,8 @@ impl Bench {
             Permission::ReadBlockchain,
             Permission::ReadStorage,
             Permission::WriteStorage,
+            Permission::CallModule,
+            Permission::RegisterModuleApi,
         ]
         .into_iter()
         .collect::<PermissionSet>();
@@ -412,6 +418,17 @@ impl Bench {
             .spawn()?;
         self.server.bind_pid(&id, child.id());
         Ok((id, child))
+    }
+
+    /// Spawns a module in `mode` and waits for its `READY` line; returns
+    /// its name and process.
+    pub(crate) fn spawn_ready(&self, mode: &str) -> Result<(String, Child), Error> {
+        let (id, mut child) = self.spawn(mode, 100)?;
+        let stdout = child.stdout.take().ok_or("no stdout")?;
+        match BufReader::new(stdout).lines().next() {
+            Some(Ok(l)) if l == "READY" => Ok((id, child)),
+            other => Err(format!("module not ready: {other:?}").into()),
+        }
     }
 
     /// Runs a module in `mode` and returns its last line as numbers (the

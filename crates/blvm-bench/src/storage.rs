@@ -12,6 +12,50 @@ fn median(v: &mut [u64]) -> u64 {
     v[v.len() / 2]
 }
 
+/// Inter-module call round trips: a caller module calls a callee module's
+/// `echo` (32 bytes) and pings, interleaved, `n` times per round; each
+/// round is a fresh pair of processes. A call crosses the node twice
+/// (caller → node → callee → node → caller); the ping beside it is the
+/// IPC floor of the same round, and the ratio is taken inside each round.
+pub(crate) fn run_calls(bench: &Bench, rounds: usize, n: usize) -> Result<(), Error> {
+    let (mut call, mut ping, mut ratio) = (Vec::new(), Vec::new(), Vec::new());
+    for _ in 0..rounds {
+        let (callee, mut child) = bench.spawn_ready("callee")?;
+        let r = bench.run_module(&format!("caller {callee} {n}"))?;
+        let _ = child.kill();
+        let _ = child.wait();
+        let [_, c, q] = r[..] else {
+            return Err(format!("caller module answered {r:?}").into());
+        };
+        call.push(c);
+        ping.push(q);
+        ratio.push(c * 1000 / q.max(1));
+    }
+    let spread = |v: &[u64]| {
+        (
+            v.iter().min().copied().unwrap_or(0),
+            v.iter().max().copied().unwrap_or(0),
+        )
+    };
+    let (clo, chi) = spread(&call);
+    let (plo, phi) = spread(&ping);
+    let (rlo, rhi) = spread(&ratio);
+    let (c, p, r) = (median(&mut call), median(&mut ping), median(&mut ratio));
+    println!(
+        "call_module round trip p50 ({rounds} rounds of {n}):                 {:>8.1} µs (rounds {:.1}–{:.1}); ping {:.1} µs ({:.1}–{:.1}); call/ping {:.2}× ({:.2}–{:.2})",
+        c as f64 / 1e3,
+        clo as f64 / 1e3,
+        chi as f64 / 1e3,
+        p as f64 / 1e3,
+        plo as f64 / 1e3,
+        phi as f64 / 1e3,
+        r as f64 / 1e3,
+        rlo as f64 / 1e3,
+        rhi as f64 / 1e3,
+    );
+    Ok(())
+}
+
 /// Runs `rounds` rounds of `n` and prints the figures.
 pub(crate) fn run(bench: &Bench, rounds: usize, n: usize) -> Result<(), Error> {
     let (mut put, mut get, mut ping) = (Vec::new(), Vec::new(), Vec::new());

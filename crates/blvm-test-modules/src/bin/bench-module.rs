@@ -12,6 +12,12 @@
 //! - `storage <n>`: `n` rounds of a `storage_put` of 100 bytes, a
 //!   `storage_get` of it and a `ping`, interleaved; prints each one's p50
 //!   in nanoseconds.
+//! - `callee`: registers the API method `echo`, prints `READY`, and
+//!   answers every `module_call` with its params until the connection
+//!   closes.
+//! - `caller <callee> <n>`: `n` rounds of a `call_module` of the callee's
+//!   `echo` with 32 bytes and a `ping`, interleaved; prints each one's p50
+//!   in nanoseconds.
 
 use std::io::Write;
 use std::time::Instant;
@@ -129,6 +135,36 @@ async fn main() -> Result<(), SdkError> {
                 v.sort_unstable();
             }
             say(format!("STORAGE {} {} {}", put[n / 2], get[n / 2], ping[n / 2]));
+        }
+        "callee" => {
+            use blvm_sdk::protocol::methods::invocation::{ModuleCall, ModuleCallResult};
+            let mut invocations = integration.invocation_receiver()?;
+            api.register_module_api(&[("echo", "answers its params")]).await?;
+            say("READY".into());
+            while let Some(inv) = invocations.recv().await {
+                let call: ModuleCall = inv.params()?;
+                inv.respond(&ModuleCallResult { result: call.params })?;
+            }
+        }
+        "caller" => {
+            let callee = args.get(1).copied().unwrap_or_default();
+            let n = arg(&args, 2) as usize;
+            let (mut call, mut ping) = (Vec::new(), Vec::new());
+            for i in 0..n + n / 10 {
+                let t = Instant::now();
+                api.call_module(callee, "echo", vec![7u8; 32], None).await?;
+                let c = t.elapsed().as_nanos() as u64;
+                let t = Instant::now();
+                api.ping().await?;
+                let q = t.elapsed().as_nanos() as u64;
+                if i >= n / 10 {
+                    call.push(c);
+                    ping.push(q);
+                }
+            }
+            call.sort_unstable();
+            ping.sort_unstable();
+            say(format!("CALLS {} {}", call[n / 2], ping[n / 2]));
         }
         other => say(format!("ERROR unknown mode {other}")),
     }
