@@ -39,6 +39,9 @@ use serde::{Deserialize, Serialize};
 #[path = "vectors/storage.rs"]
 mod storage;
 
+#[path = "vectors/filesystem.rs"]
+mod filesystem;
+
 /// The normative spec the vectors are shown in.
 const SPEC: &str = include_str!(concat!(env!("CARGO_MANIFEST_DIR"), "/../../docs/ipc-protocol.md"));
 
@@ -323,6 +326,7 @@ fn vectors() -> Vec<Vector> {
     ];
     all.extend(storage::vectors());
     all.extend(metrics_vectors());
+    all.extend(filesystem::vectors());
     all
 }
 
