@@ -75,12 +75,6 @@ pub struct DataDirAccess {
 }
 
 impl DataDirAccess {
-    /// Both: what a module had before the grant decided.
-    pub const ALL: DataDirAccess = DataDirAccess {
-        read: true,
-        write: true,
-    };
-
     /// From a module's granted capabilities.
     pub fn granted(capabilities: blvm_module_protocol::PermissionSet) -> DataDirAccess {
         use blvm_module_protocol::Permission;
@@ -218,5 +212,29 @@ pub(super) fn restrict_self(ruleset: RulesetCreated) -> Result<(), i32> {
         // Never claim a layer that is not enforced.
         Ok(_) => Err(rustix::io::Errno::NOSYS.raw_os_error()),
         Err(_) => Err(std::io::Error::last_os_error().raw_os_error().unwrap_or(0)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use blvm_module_protocol::{Permission, PermissionSet};
+
+    use super::*;
+
+    #[test]
+    fn the_data_dir_rights_are_exactly_those_of_the_granted_filesystem_capabilities() {
+        let rights =
+            |perms: &[Permission]| DataDirAccess::granted(perms.iter().copied().collect::<PermissionSet>()).rights();
+        assert!(rights(&[Permission::ManageFilesystem, Permission::ReadStorage]).is_empty());
+        let read = rights(&[Permission::ReadFilesystem]);
+        assert_eq!(read, AccessFs::from_read(ABI_BEST));
+        assert!(!read.intersects(AccessFs::from_write(ABI_BEST)));
+        let write = rights(&[Permission::WriteFilesystem]);
+        assert_eq!(write, AccessFs::from_write(ABI_BEST));
+        assert!(!write.contains(AccessFs::ReadFile) && !write.contains(AccessFs::ReadDir));
+        assert_eq!(
+            rights(&[Permission::ReadFilesystem, Permission::WriteFilesystem]),
+            AccessFs::from_all(ABI_BEST)
+        );
     }
 }
