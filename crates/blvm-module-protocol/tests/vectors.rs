@@ -39,6 +39,8 @@ use serde::{Deserialize, Serialize};
 #[path = "vectors/storage.rs"]
 mod storage;
 
+#[path = "vectors/filesystem.rs"]
+mod filesystem;
 #[path = "vectors/modules.rs"]
 mod modules;
 
@@ -327,6 +329,7 @@ fn vectors() -> Vec<Vector> {
     all.extend(storage::vectors());
     all.extend(metrics_vectors());
     all.extend(modules::vectors());
+    all.extend(filesystem::vectors());
     all
 }
 

@@ -566,7 +566,9 @@ async fn a_sandboxed_attacker_does_not_stop_the_node_answering_rpc_or_other_modu
     install(
         &modules,
         "attacker",
-        "name = \"attacker\"\nversion = \"1.0.0\"\nentry_point = \"attacker\"\ncapabilities = []\n\n[resources]\nmax_processes = 64\n",
+        // It writes (fills) its data dir: `write_filesystem`.
+        "name = \"attacker\"\nversion = \"1.0.0\"\nentry_point = \"attacker\"\ncapabilities = [\"write_filesystem\"]\n\n\
+         [resources]\nmax_processes = 64\n",
         "attacker-module",
         "",
     );

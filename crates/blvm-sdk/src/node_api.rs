@@ -9,6 +9,7 @@ use blvm_module_protocol::methods::chain::{
     HeightResult, OutPoint, TransactionResult, Utxo, UtxoResult,
 };
 use blvm_module_protocol::methods::events::{EventTypes, SubscriptionResult};
+use blvm_module_protocol::methods::filesystem::{CreateDir, DirChanged, FsUsage, RemoveDir};
 use blvm_module_protocol::methods::mempool::{
     FeeEstimate, FeeEstimateParams, MempoolSize, MempoolTransaction, MempoolTxids, SubmitTransaction,
     SubmittedTransaction,
@@ -407,5 +408,42 @@ impl NodeApiIpc {
             })
         })?;
         self.publish_event(event.name(), payload).await
+    }
+
+    // Filesystem (the host's services/filesystem). Files themselves are
+    // read and written with `std::fs` in the data dir
+    // (`BLVM_MODULE_DATA_DIR`, the working directory): the kernel allows
+    // it with `read_filesystem` / `write_filesystem`.
+
+    /// Creates directory `path`, relative to the data dir, whose parent
+    /// exists (`manage_filesystem`); false if it already was one. An
+    /// absolute path, a `..` leaving the data dir or a symbolic link on
+    /// the way answers `invalid_params`.
+    pub async fn fs_create_dir(&self, path: &str) -> Result<bool, SdkError> {
+        let r: DirChanged = self.call(Method::FsCreateDir, &CreateDir { path: path.into() }).await?;
+        Ok(r.changed)
+    }
+
+    /// Removes directory `path`, relative to the data dir
+    /// (`manage_filesystem`): only if empty, or with everything in it when
+    /// `recursive` (links inside are removed, never followed). Returns the
+    /// number of entries removed, 0 if it did not exist.
+    pub async fn fs_remove_dir(&self, path: &str, recursive: bool) -> Result<u64, SdkError> {
+        let r: DirChanged = self
+            .call(
+                Method::FsRemoveDir,
+                &RemoveDir {
+                    path: path.into(),
+                    recursive,
+                },
+            )
+            .await?;
+        Ok(r.removed)
+    }
+
+    /// Bytes and inodes used and free in the data dir's own file system,
+    /// and its quota (`manage_filesystem`); all `None` without a disk quota.
+    pub async fn fs_usage(&self) -> Result<FsUsage, SdkError> {
+        self.call(Method::FsUsage, &Empty {}).await
     }
 }

@@ -27,6 +27,7 @@ use super::backend::NodeBackend;
 use super::directory::ModuleDirectory;
 use super::events::EventManager;
 use super::routes;
+use crate::services::filesystem::FilesystemService;
 use crate::services::metrics::MetricsService;
 use crate::services::modules::InterModuleService;
 use crate::services::storage::StorageService;
@@ -63,6 +64,7 @@ pub struct ModuleApiHub {
     pub(crate) events: Arc<EventManager>,
     pub(crate) storage: Option<Arc<StorageService>>,
     pub(crate) metrics: Arc<MetricsService>,
+    pub(crate) filesystem: Arc<FilesystemService>,
     pub(crate) directory: Arc<ModuleDirectory>,
     pub(crate) modules: Arc<InterModuleService>,
     /// Where waiting requests run: the runtime the hub was made in, else
@@ -104,6 +106,7 @@ impl ModuleApiHub {
             events,
             storage: None,
             metrics: Arc::new(MetricsService::default()),
+            filesystem: Arc::new(FilesystemService::default()),
             directory: Arc::new(ModuleDirectory::default()),
             modules: Arc::new(InterModuleService::default()),
             runtime,
@@ -135,6 +138,13 @@ impl ModuleApiHub {
     /// The inter-module service.
     pub fn inter_module(&self) -> &Arc<InterModuleService> {
         &self.modules
+    }
+
+    /// The hub with `filesystem` as its filesystem service (the
+    /// manager's, where each spawn registers its data dir).
+    pub fn with_filesystem(mut self, filesystem: Arc<FilesystemService>) -> Self {
+        self.filesystem = filesystem;
+        self
     }
 
     /// The metrics service.

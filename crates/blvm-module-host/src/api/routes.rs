@@ -8,6 +8,7 @@ use blvm_module_protocol::methods::chain::{
     TransactionResult, UtxoResult,
 };
 use blvm_module_protocol::methods::events::{EventTypes, SubscriptionResult};
+use blvm_module_protocol::methods::filesystem::{CreateDir, RemoveDir};
 use blvm_module_protocol::methods::mempool::{
     FeeEstimate, FeeEstimateParams, MempoolSize, MempoolTxids, SubmitTransaction, SubmittedTransaction,
 };
@@ -290,6 +291,17 @@ pub(super) fn route(
             };
             reply(out, request, &hub.modules.publish(&hub.events, &who, p)?)
         }
+        // Filesystem (services/filesystem): the spawn's own data dir.
+        Method::FsCreateDir => {
+            let p: CreateDir = params(request)?;
+            reply(out, request, &hub.filesystem.create_dir(caller.module_id, &p.path)?)
+        }
+        Method::FsRemoveDir => {
+            let p: RemoveDir = params(request)?;
+            let result = hub.filesystem.remove_dir(caller.module_id, &p.path, p.recursive)?;
+            reply(out, request, &result)
+        }
+        Method::FsUsage => reply(out, request, &hub.filesystem.usage(caller.module_id)?),
     }
 }
 

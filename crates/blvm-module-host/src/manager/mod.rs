@@ -58,6 +58,7 @@ use crate::process::{ModuleProcess, ModuleProcessSpawner, SpawnerConfig};
 use crate::registry::{self, check_compatibility, ModuleManifest, NodeVersions};
 use crate::sandbox::{DiskImages, Identity, IdentityAllocator, SandboxConfig};
 use crate::security::{self, SignatureError, SignaturePolicy};
+use crate::services::filesystem::FilesystemService;
 use crate::services::metrics::{module_families, MetricsLimits, MetricsService};
 use crate::services::modules::{InterModuleLimits, InterModuleService};
 use crate::services::storage::{StorageConfig, StorageService};
@@ -358,6 +359,8 @@ struct Inner {
     /// Every module's metric series, and the node's exposition.
     metrics: Arc<MetricsService>,
     inter_module: Arc<InterModuleService>,
+    /// Every spawn's data dir, for `manage_filesystem`.
+    filesystem: Arc<FilesystemService>,
 }
 
 impl Inner {
@@ -449,6 +452,7 @@ impl ModuleManager {
                 spawns: AtomicU64::new(0),
                 identities,
                 disk_images: Arc::new(DiskImages::default()),
+                filesystem: Arc::new(FilesystemService::default()),
             }),
         };
         // The per-module metrics come from the manager's status; a weak
@@ -527,7 +531,8 @@ impl ModuleManager {
                 .with_metrics(Arc::clone(&self.inner.metrics))
                 .with_inter_module(Arc::new(InterModuleService::new(
                     self.inner.config.inter_module.clone(),
-                ))),
+                )))
+                .with_filesystem(Arc::clone(&self.inner.filesystem)),
         );
         let server = ModuleIpcServer::bind(&path, hub, self.inner.config.ipc.clone())
             .map_err(|source| ManagerError::Bind { path, source })?;

@@ -291,12 +291,13 @@ async fn run_once(
             token: String::new(),
             data_dir,
             extra_env: Vec::new(),
-            // Network access is the granted capability; limits are the
-            // stricter of the operator's and the manifest's `[resources]`.
+            // Network access and the data dir's rights follow the granted
+            // capabilities; limits are the stricter of the operator's and
+            // the manifest's `[resources]`.
             sandbox: inner.config.sandbox.spec_for(
                 name,
                 &e.manifest.resources(),
-                e.capabilities.contains(blvm_module_protocol::Permission::NetworkAccess),
+                e.capabilities,
                 ids,
                 Some(&e.staged.dir),
             ),
@@ -337,6 +338,16 @@ async fn run_once(
             return RunEnd::StartFailed(e.to_string());
         }
     };
+    // Its data dir for `manage_filesystem`, before `bind_pid`: the
+    // handshake waits for the pid, so no request of this spawn comes first.
+    if let Err(e) = inner.filesystem.attach(
+        &module_id,
+        &request.data_dir,
+        process.sandbox.disk_image(),
+        process.run_as(),
+    ) {
+        tracing::warn!(module = name, "its data dir cannot be managed this run: {e}");
+    }
     server.bind_pid(&module_id, process.pid());
     {
         let mut modules = inner.lock();
@@ -362,6 +373,7 @@ async fn run_once(
         tracing::warn!(module = name, "killing what is left of its processes: {e}");
     }
     server.forget_module(&module_id);
+    inner.filesystem.detach(&module_id);
     // The run is over: drop the process (and its cgroup) now rather than
     // when the module is unloaded, which for a failed one may be never.
     if let Some(e) = inner.lock().get_mut(name) {

@@ -1,7 +1,15 @@
 //! The filesystem layer: a Landlock ruleset that lets the module read and
-//! execute its own binary and the system's libraries, read and write its
-//! own data dir, and nothing else (not the node's data dir, keys, cookie,
-//! config, or other modules' folders).
+//! execute its own binary and the system's libraries, use its own data dir
+//! as its grant says ([`DataDirAccess`]), and nothing else (not the node's
+//! data dir, keys, cookie, config, or other modules' folders).
+//!
+//! The data dir's rights follow the module's granted capabilities:
+//! `read_filesystem` gives the read rights (list, read, execute),
+//! `write_filesystem` the write rights (create, write, truncate, rename,
+//! remove files, directories and links); without either the data dir has
+//! no rule and the kernel refuses every access beneath it (`EACCES`). The
+//! module's working directory is still its data dir: `chdir` is not a
+//! Landlock right.
 //!
 //! Connecting to the node's Unix socket needs no rule: Landlock's
 //! filesystem rights up to ABI 7 cover opening, creating and executing
@@ -56,6 +64,39 @@ pub(super) const SYSTEM_READ_ONLY: [&str; 7] = [
 /// Character devices every program may need to read and write.
 pub(super) const DEVICES: [&str; 2] = ["/dev/null", "/dev/zero"];
 
+/// What the module may do with its data dir, from its granted
+/// capabilities.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct DataDirAccess {
+    /// `read_filesystem`: list directories, read (and execute) files.
+    pub read: bool,
+    /// `write_filesystem`: create, write, truncate, rename and remove.
+    pub write: bool,
+}
+
+impl DataDirAccess {
+    /// From a module's granted capabilities.
+    pub fn granted(capabilities: blvm_module_protocol::PermissionSet) -> DataDirAccess {
+        use blvm_module_protocol::Permission;
+        DataDirAccess {
+            read: capabilities.contains(Permission::ReadFilesystem),
+            write: capabilities.contains(Permission::WriteFilesystem),
+        }
+    }
+
+    /// The Landlock rights these give beneath the data dir.
+    fn rights(self) -> BitFlags<AccessFs> {
+        let mut rights = BitFlags::empty();
+        if self.read {
+            rights |= AccessFs::from_read(ABI_BEST);
+        }
+        if self.write {
+            rights |= AccessFs::from_write(ABI_BEST);
+        }
+        rights
+    }
+}
+
 /// A ruleset built in the parent, and whether it scopes signals and
 /// abstract sockets (`Err` says why not).
 pub(super) struct Built {
@@ -67,10 +108,12 @@ pub(super) struct Built {
 
 /// Builds the ruleset in the parent. `network_access`: without it TCP
 /// `bind` and `connect` are handled too, with no rule (refused).
+/// `data_dir`: the rights beneath the data dir.
 pub(super) fn ruleset(
     target: &Target<'_>,
     extra_read_only: &[std::path::PathBuf],
     network_access: bool,
+    data_dir: DataDirAccess,
 ) -> Result<Built, String> {
     let scoped = scoping_available();
     let build = || -> Result<RulesetCreated, landlock::RulesetError> {
@@ -91,7 +134,6 @@ pub(super) fn ruleset(
         }
         let mut ruleset = ruleset.create()?;
         let read = AccessFs::from_read(ABI_BEST);
-        let all = AccessFs::from_all(ABI_BEST);
         let rw_file = AccessFs::from_file(ABI_BEST) & !AccessFs::Execute;
         let mut ro: Vec<&Path> = vec![target.binary];
         ro.extend(SYSTEM_READ_ONLY.iter().map(Path::new));
@@ -102,7 +144,12 @@ pub(super) fn ruleset(
         for dev in DEVICES {
             ruleset = add(ruleset, Path::new(dev), rw_file)?;
         }
-        ruleset = add(ruleset, target.data_dir, all)?;
+        // No rule at all without either capability: everything beneath
+        // the data dir is then refused.
+        let rights = data_dir.rights();
+        if !rights.is_empty() {
+            ruleset = add(ruleset, target.data_dir, rights)?;
+        }
         Ok(ruleset)
     };
     let ruleset = build().map_err(|e| format!("cannot build the Landlock ruleset (ABI 3 needed): {e}"))?;
@@ -165,5 +212,29 @@ pub(super) fn restrict_self(ruleset: RulesetCreated) -> Result<(), i32> {
         // Never claim a layer that is not enforced.
         Ok(_) => Err(rustix::io::Errno::NOSYS.raw_os_error()),
         Err(_) => Err(std::io::Error::last_os_error().raw_os_error().unwrap_or(0)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use blvm_module_protocol::{Permission, PermissionSet};
+
+    use super::*;
+
+    #[test]
+    fn the_data_dir_rights_are_exactly_those_of_the_granted_filesystem_capabilities() {
+        let rights =
+            |perms: &[Permission]| DataDirAccess::granted(perms.iter().copied().collect::<PermissionSet>()).rights();
+        assert!(rights(&[Permission::ManageFilesystem, Permission::ReadStorage]).is_empty());
+        let read = rights(&[Permission::ReadFilesystem]);
+        assert_eq!(read, AccessFs::from_read(ABI_BEST));
+        assert!(!read.intersects(AccessFs::from_write(ABI_BEST)));
+        let write = rights(&[Permission::WriteFilesystem]);
+        assert_eq!(write, AccessFs::from_write(ABI_BEST));
+        assert!(!write.contains(AccessFs::ReadFile) && !write.contains(AccessFs::ReadDir));
+        assert_eq!(
+            rights(&[Permission::ReadFilesystem, Permission::WriteFilesystem]),
+            AccessFs::from_all(ABI_BEST)
+        );
     }
 }

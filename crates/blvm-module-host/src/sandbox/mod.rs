@@ -70,6 +70,7 @@ pub use exec_check::ExecRefused;
 pub(crate) use groups::read_cpu_weight;
 pub use groups::{CgroupVersion, CONTROLLERS};
 pub use identity::{Identity, IdentityAllocator, IdentityError};
+pub use landlock::DataDirAccess;
 pub use limits::{CpuWeight, ResourceLimits, DEFAULT_CPU_PERCENT, DEFAULT_DISK_BYTES};
 pub(crate) use namespaces::fork_in_new_pid_namespace;
 pub use privileges::RunAs;
@@ -277,8 +278,9 @@ impl SandboxConfig {
     /// The spec of one module: its limits — the stricter, field by field,
     /// of the operator's (default and per-module) and what its manifest's
     /// `[resources]` asks for, so a manifest can tighten its sandbox but
-    /// never loosen the operator's — whether it was granted
-    /// `network_access`, the ids it runs as (`ids`: its own, from the
+    /// never loosen the operator's — what its `granted` capabilities let
+    /// it do (`network_access`; `read_filesystem` and `write_filesystem`
+    /// on its data dir, [`DataDirAccess`]), the ids it runs as (`ids`: its own, from the
     /// node's [`IdentityAllocator`], when [`Identity::PerModule`]), and the
     /// paths it may read: `module_files` (its staged folder) and what the
     /// operator allows it ([`SandboxConfig::read_only_for`]).
@@ -286,7 +288,7 @@ impl SandboxConfig {
         &self,
         name: &str,
         requested: &crate::registry::Resources,
-        network_access: bool,
+        granted: blvm_module_protocol::PermissionSet,
         ids: Option<RunAs>,
         module_files: Option<&std::path::Path>,
     ) -> Option<SandboxSpec> {
@@ -308,7 +310,8 @@ impl SandboxConfig {
             mode: self.mode,
             limits,
             cpu_weight: self.cpu_weight,
-            network_access,
+            network_access: granted.contains(blvm_module_protocol::Permission::NetworkAccess),
+            data_dir_access: DataDirAccess::granted(granted),
             run_as: match self.identity {
                 Identity::PerModule { .. } => ids,
                 Identity::Shared(ids) => Some(ids),
@@ -336,6 +339,9 @@ pub struct SandboxSpec {
     /// Granted `network_access`: no network namespace, and `socket()` of
     /// any family is allowed.
     pub network_access: bool,
+    /// What the module may do with its data dir (`read_filesystem`,
+    /// `write_filesystem`): the Landlock rights beneath it.
+    pub data_dir_access: DataDirAccess,
     /// Drop to this uid/gid when the node runs as root (the module's own,
     /// see [`Identity`]).
     pub run_as: Option<RunAs>,
@@ -595,7 +601,12 @@ impl Prepared {
             data_dir: landlock_data_dir.as_deref().unwrap_or(target.data_dir),
             ..*target
         };
-        let landlock = match landlock::ruleset(&landlock_target, &spec.extra_read_only, spec.network_access) {
+        let landlock = match landlock::ruleset(
+            &landlock_target,
+            &spec.extra_read_only,
+            spec.network_access,
+            spec.data_dir_access,
+        ) {
             Ok(built) => {
                 need(Layer::Landlock, Ok(()), &mut report)?;
                 optional(Layer::LandlockScope, built.scoped, &mut report);
@@ -756,6 +767,11 @@ impl Applied {
         self.disk.as_ref().and_then(|d| d.usage().ok())
     }
 
+    /// Its data dir's own file system, if it has a disk quota.
+    pub(crate) fn disk_image(&self) -> Option<&AttachedImage> {
+        self.disk.as_deref()
+    }
+
     /// The ids it was dropped to.
     pub(crate) fn run_as(&self) -> Option<RunAs> {
         self.run_as
@@ -886,7 +902,7 @@ mod read_only_tests {
             .spec_for(
                 "py",
                 &Default::default(),
-                false,
+                blvm_module_protocol::PermissionSet::empty(),
                 None,
                 Some(std::path::Path::new("/d/.staged/py-1")),
             )

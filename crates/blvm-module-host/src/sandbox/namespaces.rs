@@ -13,8 +13,9 @@
 //! - **mount**: the root is an empty tmpfs holding only what the module
 //!   needs, each at the path it has on the host (so `BLVM_MODULE_*` paths
 //!   stay true): read-only system directories and files, its binary, the
-//!   devices it may use, its data dir (read-write; its own file system when
-//!   it has a disk quota), its socket, a private `/tmp` and its own
+//!   devices it may use, its data dir (mounted read-write, Landlock
+//!   grants what the capabilities say; its own file system when it has a
+//!   disk quota), its socket, a private `/tmp` and its own
 //!   `/proc`. No host socket under `/run`, no other module's data dir, no
 //!   node directory exists there to `stat`, watch or connect to. The root
 //!   itself is read-only.

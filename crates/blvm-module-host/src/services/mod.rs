@@ -2,6 +2,7 @@
 //! check, each owning its state and its quotas: one file or folder per
 //! service.
 
+pub mod filesystem;
 pub mod metrics;
 pub mod modules;
 pub mod storage;

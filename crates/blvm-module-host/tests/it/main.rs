@@ -9,6 +9,7 @@ mod cgroup_v2;
 mod concurrency;
 mod cpu;
 mod events;
+mod filesystem;
 mod isolation;
 mod kernel_surface;
 mod lifecycle_events;

@@ -14,6 +14,9 @@ use blvm_module_host::sandbox::{Identity, RunAs};
 
 use crate::support::{install_attacker as install, is_root, module_bin, temp_dir, TestNode as Node};
 
+/// What a module that reads and writes its own data dir declares.
+const OWN_DATA_DIR: &str = "\"subscribe_events\", \"read_filesystem\", \"write_filesystem\"";
+
 async fn attack(manager: &ModuleManager, name: &str, method: &str, arg: &str) -> String {
     crate::support::module_call_text(manager, name, method, arg).await
 }
@@ -164,7 +167,7 @@ async fn another_modules_files_and_the_nodes_directories_cannot_be_changed_watch
     }
     let node = Node::start("neighbours-files", |_| {}).await;
     install(&node, "attacker", "\"subscribe_events\"");
-    install(&node, "victim", "\"subscribe_events\"");
+    install(&node, "victim", OWN_DATA_DIR);
     load_all(&node, 2).await;
     let victim_dir = node.data_dir.join("victim");
     let secret = victim_dir.join("secret");
@@ -281,7 +284,7 @@ async fn host_unix_sockets_and_another_modules_socket_are_unreachable_even_with_
     let node = Node::start("neighbours-sockets", |_| {}).await;
     install(&node, "attacker", "\"subscribe_events\"");
     install(&node, "networked", "\"network_access\"");
-    install(&node, "victim", "\"subscribe_events\"");
+    install(&node, "victim", OWN_DATA_DIR);
     load_all(&node, 3).await;
     let host_s = host_socket.to_str().expect("utf8");
     for who in ["attacker", "networked"] {
@@ -309,8 +312,8 @@ async fn a_module_filling_its_data_dir_stops_at_its_quota_and_keeps_its_data_acr
         return;
     }
     let node = Node::start("neighbours-disk", |_| {}).await;
-    install(&node, "attacker", "\"subscribe_events\"");
-    install(&node, "bystander", "\"subscribe_events\"");
+    install(&node, "attacker", OWN_DATA_DIR);
+    install(&node, "bystander", OWN_DATA_DIR);
     load_all(&node, 2).await;
     let quota: u64 = 16 << 20;
     let own = node.data_dir.join("attacker");
@@ -363,7 +366,7 @@ async fn files_of_a_plain_data_dir_are_copied_into_the_new_image_and_given_to_th
         return;
     }
     let node = Node::start("neighbours-migrate", |_| {}).await;
-    install(&node, "attacker", "\"subscribe_events\"");
+    install(&node, "attacker", OWN_DATA_DIR);
     // What an earlier node (modules as `nobody`, no quota) left there.
     let own = node.data_dir.join("attacker");
     std::fs::create_dir_all(own.join("db")).expect("data dir");

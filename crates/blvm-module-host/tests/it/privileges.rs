@@ -23,13 +23,14 @@ const NOBODY: u32 = 65534;
 /// re-executed as the node of [`module_dies_when_its_node_is_killed`].
 const NODE_PROCESS_ENV: &str = "BLVM_IT_PRIVILEGES_NODE_ROOT";
 
-/// Installs the attacker module under `modules_dir/<name>`.
+/// Installs the attacker module under `modules_dir/<name>`, allowed to
+/// read and write its data dir.
 fn install(modules_dir: &Path, name: &str) {
     let dir = modules_dir.join(name);
     std::fs::create_dir_all(&dir).expect("module dir");
     std::fs::copy(module_bin("attacker-module"), dir.join(name)).expect("copy binary");
     let manifest = format!(
-        "name = \"{name}\"\nversion = \"1.0.0\"\nentry_point = \"{name}\"\ncapabilities = [\"subscribe_events\"]\n"
+        "name = \"{name}\"\nversion = \"1.0.0\"\nentry_point = \"{name}\"\ncapabilities = [\"subscribe_events\", \"read_filesystem\", \"write_filesystem\"]\n"
     );
     std::fs::write(dir.join("module.toml"), manifest).expect("manifest");
 }

@@ -30,7 +30,7 @@ async fn strict_mode_runs_a_module_whose_data_dir_is_under_a_0700_directory() {
     std::fs::copy(module_bin("attacker-module"), folder.join("hidden")).expect("binary");
     std::fs::write(
         folder.join("module.toml"),
-        "name = \"hidden\"\nversion = \"1.0.0\"\nentry_point = \"hidden\"\ncapabilities = [\"subscribe_events\"]\n",
+        "name = \"hidden\"\nversion = \"1.0.0\"\nentry_point = \"hidden\"\ncapabilities = [\"subscribe_events\", \"write_filesystem\"]\n",
     )
     .expect("manifest");
     let data_dir = root.join("data");

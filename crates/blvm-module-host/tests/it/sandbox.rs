@@ -48,7 +48,12 @@ fn blocked(answer: &str, what: &str) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn attacks_on_files_network_fds_and_privileges_fail_and_the_node_keeps_answering() {
     let node = node("sandbox", Some(256 << 20)).await;
-    install(&node, "attacker", "\"subscribe_events\"");
+    // It writes its own data dir: `write_filesystem`.
+    install(
+        &node,
+        "attacker",
+        "\"subscribe_events\", \"read_filesystem\", \"write_filesystem\"",
+    );
     install(&node, "bystander", "\"subscribe_events\"");
     install(&node, "networked", "\"network_access\"");
     install_recorder(&node, "recorder", "NewBlock");

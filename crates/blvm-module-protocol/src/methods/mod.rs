@@ -11,6 +11,7 @@
 
 pub mod chain;
 pub mod events;
+pub mod filesystem;
 pub mod invocation;
 pub mod mempool;
 pub mod metrics;
@@ -100,6 +101,12 @@ methods! {
     RegisterModuleApi => "register_module_api", Some(Permission::RegisterModuleApi), "Adds methods to the module's API, which other modules may call.";
     CallModule => "call_module", Some(Permission::CallModule), "Calls another module's API method, with a deadline; the node names the caller.";
     PublishEvent => "publish_event", Some(Permission::PublishEvents), "Publishes an event the manifest declares in `publishes`, to its subscribers.";
+    // Filesystem (services/filesystem in the host). Reading and writing
+    // files is the kernel's: Landlock follows `read_filesystem` and
+    // `write_filesystem`.
+    FsCreateDir => "fs_create_dir", Some(Permission::ManageFilesystem), "Creates a directory beneath the data dir (no `..`, no symlink, no absolute path).";
+    FsRemoveDir => "fs_remove_dir", Some(Permission::ManageFilesystem), "Removes a directory beneath the data dir: empty, or with everything in it (`recursive`).";
+    FsUsage => "fs_usage", Some(Permission::ManageFilesystem), "Bytes and inodes used in the data dir's own file system, and its quota.";
 }
 
 #[cfg(test)]

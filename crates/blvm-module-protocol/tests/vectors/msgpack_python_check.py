@@ -72,6 +72,19 @@ VECTORS = {
                                   "params": {"tree": "tips"}},
     "storage_list_trees_request": {"type": "request", "id": 17, "method": "storage_list_trees", "params": {}},
     "storage_usage_request": {"type": "request", "id": 18, "method": "storage_usage", "params": {}},
+    "fs_create_dir_request": {"type": "request", "id": 30, "method": "fs_create_dir",
+                              "params": {"path": "cache/blocks"}},
+    "fs_create_dir_response": {"type": "response", "id": 30, "result": {"changed": True, "removed": 0}},
+    "fs_remove_dir_request": {"type": "request", "id": 31, "method": "fs_remove_dir",
+                              "params": {"path": "cache", "recursive": True}},
+    "fs_usage_request": {"type": "request", "id": 32, "method": "fs_usage", "params": {}},
+    "fs_usage_response": {"type": "response", "id": 32, "result": {
+        "used_bytes": 1376256, "free_bytes": 14532608, "quota_bytes": 16777216,
+        "used_inodes": 14, "total_inodes": 4096}},
+    "fs_path_refused": {"type": "response", "id": 33, "error": {
+        "code": "invalid_params",
+        "message": "`../escape` is not beneath the data dir (an absolute path, a `..` leaving it, "
+                   "or another mount)"}},
 }
 
 
