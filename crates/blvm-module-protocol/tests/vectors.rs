@@ -36,6 +36,8 @@ use blvm_module_protocol::{
 use bytes::BytesMut;
 use serde::{Deserialize, Serialize};
 
+#[path = "vectors/rpc.rs"]
+mod rpc;
 #[path = "vectors/storage.rs"]
 mod storage;
 
@@ -183,6 +185,7 @@ fn rpc_call() -> RpcCall {
 fn rpc_call_result() -> RpcCallResult {
     RpcCallResult {
         result_json: r#"{"tip_height":1}"#.into(),
+        error: None,
     }
 }
 
@@ -327,6 +330,7 @@ fn vectors() -> Vec<Vector> {
     all.extend(storage::vectors());
     all.extend(metrics_vectors());
     all.extend(modules::vectors());
+    all.extend(rpc::vectors());
     all
 }
 
@@ -1062,6 +1066,7 @@ fn the_spec_lists_every_error_code() {
         ErrorCode::QuotaExceeded,
         ErrorCode::ModuleNotRunning,
         ErrorCode::Timeout,
+        ErrorCode::AlreadyRegistered,
         ErrorCode::Internal,
     ];
     let section = spec_section("### 7.3 ");

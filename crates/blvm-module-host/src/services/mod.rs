@@ -4,4 +4,5 @@
 
 pub mod metrics;
 pub mod modules;
+pub mod rpc_endpoints;
 pub mod storage;

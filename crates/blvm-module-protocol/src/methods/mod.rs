@@ -17,6 +17,7 @@ pub mod metrics;
 pub mod mining;
 pub mod modules;
 pub mod network;
+pub mod rpc;
 pub mod storage;
 
 use crate::permissions::Permission;
@@ -100,6 +101,9 @@ methods! {
     RegisterModuleApi => "register_module_api", Some(Permission::RegisterModuleApi), "Adds methods to the module's API, which other modules may call.";
     CallModule => "call_module", Some(Permission::CallModule), "Calls another module's API method, with a deadline; the node names the caller.";
     PublishEvent => "publish_event", Some(Permission::PublishEvents), "Publishes an event the manifest declares in `publishes`, to its subscribers.";
+    // RPC endpoints (services/rpc_endpoints in the host).
+    RegisterRpcEndpoint => "register_rpc_endpoint", Some(Permission::RegisterRpcEndpoint), "Adds a JSON-RPC method, served by the module through `rpc_call`.";
+    UnregisterRpcEndpoint => "unregister_rpc_endpoint", Some(Permission::RegisterRpcEndpoint), "Removes a JSON-RPC method the module registered.";
 }
 
 #[cfg(test)]
