@@ -353,7 +353,7 @@ fn the_limits_the_pages_state_are_the_ones_the_code_applies() {
     // A manifest's read-only paths (author guide 11.3).
     assert!(folded(&doc("module-author-guide.md")).contains(&format!("up to {MAX_READ_ONLY_PATHS} absolute paths")));
     // Modules' JSON-RPC methods: the default deadline and cap (operator
-    // guide 4.5, protocol 8.5).
+    // guide 4.5, protocol 8.6).
     let rpc = &manager.rpc_endpoints;
     let (timeout, cap) = (rpc.timeout.as_millis(), rpc.max_endpoints);
     let four_five = folded(&section(&guide, "### 4.5 "));
@@ -367,7 +367,7 @@ fn the_limits_the_pages_state_are_the_ones_the_code_applies() {
         four_five.contains(&format!("({cap} by default")),
         "operator guide 4.5 gives the cap as {cap}"
     );
-    let eight_five = folded(&section(&protocol, "### 8.5 "));
-    assert!(eight_five.contains(&format!("(the operator's, {timeout} by default)")));
-    assert!(eight_five.contains(&format!("(the operator's cap, {cap} by default)")));
+    let eight_six = folded(&section(&protocol, "### 8.6 "));
+    assert!(eight_six.contains(&format!("(the operator's, {timeout} by default)")));
+    assert!(eight_six.contains(&format!("(the operator's cap, {cap} by default)")));
 }

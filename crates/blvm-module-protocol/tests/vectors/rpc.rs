@@ -53,25 +53,25 @@ pub(super) fn vectors() -> Vec<Vector> {
         Vector {
             name: "register_rpc_endpoint_request",
             bytes: encoded("register_rpc_endpoint", |out| {
-                encode::request(out, 20, Method::RegisterRpcEndpoint.name(), &register())
+                encode::request(out, 30, Method::RegisterRpcEndpoint.name(), &register())
             }),
         },
         Vector {
             name: "register_rpc_endpoint_response",
             bytes: encoded("register_rpc_endpoint answer", |out| {
-                encode::response(out, 20, &registered())
+                encode::response(out, 30, &registered())
             }),
         },
         Vector {
             name: "register_rpc_endpoint_taken",
             bytes: encoded("already_registered answer", |out| {
-                encode::response_err(out, 21, &taken())
+                encode::response_err(out, 31, &taken())
             }),
         },
         Vector {
             name: "unregister_rpc_endpoint_request",
             bytes: encoded("unregister_rpc_endpoint", |out| {
-                encode::request(out, 22, Method::UnregisterRpcEndpoint.name(), &unregister())
+                encode::request(out, 32, Method::UnregisterRpcEndpoint.name(), &unregister())
             }),
         },
         Vector {
@@ -84,10 +84,10 @@ pub(super) fn vectors() -> Vec<Vector> {
 #[test]
 fn rpc_endpoint_vectors_decode_to_their_values_and_capability() {
     for (name, id, method, expected) in [
-        ("register_rpc_endpoint_request", 20, Method::RegisterRpcEndpoint, None),
+        ("register_rpc_endpoint_request", 30, Method::RegisterRpcEndpoint, None),
         (
             "unregister_rpc_endpoint_request",
-            22,
+            32,
             Method::UnregisterRpcEndpoint,
             Some(unregister()),
         ),
