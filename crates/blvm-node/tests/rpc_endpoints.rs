@@ -9,12 +9,14 @@ mod harness;
 use std::path::Path;
 use std::process::Command;
 
+use blvm_module_host::ipc::ConnectionEvent;
 use blvm_module_protocol::methods::invocation::{ModuleCall, MODULE_CALL};
 use blvm_node::chain::ChainOptions;
 use blvm_node::cli::ClientError;
 use blvm_node::config::{NodeConfig, Settings};
 use harness::{bins, settings, temp_dir, Running, DEADLINE};
 use serde_json::{json, Value};
+use tokio::sync::broadcast;
 
 /// What `.ci/run` installs python-bitcoinrpc with.
 const INSTALL: &str = "python3 -m pip install python-bitcoinrpc==1.0";
@@ -173,13 +175,13 @@ async fn a_crashed_modules_method_errors_clearly_while_it_restarts_and_works_onc
     );
     let first = node.node.manager.module_status("phoenix").expect("status");
 
-    // The module exits before it answers; the call fails with the connection.
-    let conn = node
-        .node
-        .manager
-        .ipc_server()
-        .and_then(|s| s.connection(first.module_id.as_deref().expect("id")))
-        .expect("connected");
+    // The module exits before it answers; the call fails with the
+    // connection, and the server announces the end once the services
+    // (the endpoints among them) have let go of it.
+    let server = node.node.manager.ipc_server().expect("server");
+    let mut connections = server.subscribe_connection_events();
+    let first_id = first.module_id.clone().expect("id");
+    let conn = server.connection(&first_id).expect("connected");
     let crash = ModuleCall {
         caller: "test".into(),
         method: "crash".into(),
@@ -189,6 +191,17 @@ async fn a_crashed_modules_method_errors_clearly_while_it_restarts_and_works_onc
         .await
         .expect("the connection ends in time");
     assert!(answer.is_err(), "{answer:?}");
+    tokio::time::timeout(DEADLINE, async {
+        loop {
+            match connections.recv().await {
+                Ok(ConnectionEvent::Closed { module_id, .. }) if module_id == first_id => break,
+                Ok(_) | Err(broadcast::error::RecvError::Lagged(_)) => {}
+                Err(e) => panic!("connection events: {e}"),
+            }
+        }
+    })
+    .await
+    .expect("the end of the connection is announced in time");
     let (code, message) = rpc_error(&node, "phoenix_echo", json!([])).await;
     assert_eq!(code, -32001, "{message}");
     assert!(message.contains("module `phoenix`"), "{message}");
