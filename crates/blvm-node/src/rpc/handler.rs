@@ -257,6 +257,18 @@ mod tests {
     }
 
     #[test]
+    fn an_unknown_name_is_answered_by_the_fallback_when_it_knows_better() {
+        let table = MethodTable::new();
+        table.set_fallback(|name| (name == "mod_x").then(|| RpcError::new(-32001, "restarting")));
+        assert_eq!(
+            table.call("mod_x", Params::default()),
+            Err(RpcError::new(-32001, "restarting"))
+        );
+        assert_eq!(table.call("other", Params::default()).unwrap_err().code, -32601);
+        assert_eq!(table.call_counts()["unknown"], 2);
+    }
+
+    #[test]
     fn help_lists_and_describes() {
         let table = MethodTable::new();
         table.register("b", "b ( x )\n\nDoes b.", |_| Ok(Value::Null)).unwrap();
