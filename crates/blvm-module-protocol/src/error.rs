@@ -101,6 +101,9 @@ pub enum ErrorCode {
     ModuleNotRunning,
     /// The answer did not come within the deadline.
     Timeout,
+    /// The name is taken: a JSON-RPC method the node serves itself or
+    /// another module registered first. Nothing was replaced.
+    AlreadyRegistered,
     /// An unexpected fault in the node.
     Internal,
     /// A code this build does not know.
@@ -122,6 +125,7 @@ impl ErrorCode {
             ErrorCode::QuotaExceeded => "quota_exceeded",
             ErrorCode::ModuleNotRunning => "module_not_running",
             ErrorCode::Timeout => "timeout",
+            ErrorCode::AlreadyRegistered => "already_registered",
             ErrorCode::Internal => "internal",
             ErrorCode::Other(s) => s,
         }
@@ -141,6 +145,7 @@ impl ErrorCode {
             "quota_exceeded" => ErrorCode::QuotaExceeded,
             "module_not_running" => ErrorCode::ModuleNotRunning,
             "timeout" => ErrorCode::Timeout,
+            "already_registered" => ErrorCode::AlreadyRegistered,
             "internal" => ErrorCode::Internal,
             other => ErrorCode::Other(other.to_owned()),
         }

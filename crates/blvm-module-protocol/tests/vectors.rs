@@ -36,6 +36,8 @@ use blvm_module_protocol::{
 use bytes::BytesMut;
 use serde::{Deserialize, Serialize};
 
+#[path = "vectors/rpc.rs"]
+mod rpc;
 #[path = "vectors/storage.rs"]
 mod storage;
 
@@ -185,6 +187,7 @@ fn rpc_call() -> RpcCall {
 fn rpc_call_result() -> RpcCallResult {
     RpcCallResult {
         result_json: r#"{"tip_height":1}"#.into(),
+        error: None,
     }
 }
 
@@ -330,6 +333,7 @@ fn vectors() -> Vec<Vector> {
     all.extend(metrics_vectors());
     all.extend(modules::vectors());
     all.extend(filesystem::vectors());
+    all.extend(rpc::vectors());
     all
 }
 
@@ -1065,6 +1069,7 @@ fn the_spec_lists_every_error_code() {
         ErrorCode::QuotaExceeded,
         ErrorCode::ModuleNotRunning,
         ErrorCode::Timeout,
+        ErrorCode::AlreadyRegistered,
         ErrorCode::Internal,
     ];
     let section = spec_section("### 7.3 ");

@@ -10,7 +10,7 @@ use blvm_module_protocol::events as ev;
 use blvm_node::chain::ChainError;
 use blvm_node::cli::{signing, Cli, Command, ModuleAction, RpcClient};
 use blvm_node::config::{NodeConfig, Settings};
-use blvm_node::node::{register_methods, Node, NodeBackendImpl, NodeError};
+use blvm_node::node::{register_methods, serve_module_endpoints, Node, NodeBackendImpl, NodeError};
 use blvm_node::rpc::{CookieFile, MethodTable, RpcAuth, RpcServer};
 use clap::Parser;
 
@@ -271,6 +271,7 @@ fn run(config: NodeConfig) -> anyhow::Result<()> {
             .await?;
         let table = Arc::new(MethodTable::new());
         register_methods(&table, &node);
+        serve_module_endpoints(&node, &table);
         blvm_node::node::metrics::install(&node, Some(Arc::clone(&table)));
         let cookie = match &config.rpc_user_pass {
             Some(_) => None,

@@ -352,4 +352,22 @@ fn the_limits_the_pages_state_are_the_ones_the_code_applies() {
     }
     // A manifest's read-only paths (author guide 11.3).
     assert!(folded(&doc("module-author-guide.md")).contains(&format!("up to {MAX_READ_ONLY_PATHS} absolute paths")));
+    // Modules' JSON-RPC methods: the default deadline and cap (operator
+    // guide 4.5, protocol 8.6).
+    let rpc = &manager.rpc_endpoints;
+    let (timeout, cap) = (rpc.timeout.as_millis(), rpc.max_endpoints);
+    let four_five = folded(&section(&guide, "### 4.5 "));
+    assert!(
+        four_five.contains(&format!(
+            "`rpc_timeout_ms` for the module's answer ({timeout} by default"
+        )),
+        "operator guide 4.5 gives the deadline as {timeout} ms"
+    );
+    assert!(
+        four_five.contains(&format!("({cap} by default")),
+        "operator guide 4.5 gives the cap as {cap}"
+    );
+    let eight_seven = folded(&section(&protocol, "### 8.7 "));
+    assert!(eight_seven.contains(&format!("(the operator's, {timeout} by default)")));
+    assert!(eight_seven.contains(&format!("(the operator's cap, {cap} by default)")));
 }

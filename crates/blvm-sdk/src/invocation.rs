@@ -6,6 +6,7 @@
 //! answer is rejected with `internal` so the node's caller never hangs.
 
 use blvm_module_protocol::frame::encode;
+use blvm_module_protocol::methods::invocation::{RpcCall, RpcCallError, RpcCallResult, RPC_CALL};
 use blvm_module_protocol::{ErrorCode, RemoteError, Request};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
@@ -40,6 +41,37 @@ impl Invocation {
     /// Decodes the params.
     pub fn params<T: DeserializeOwned>(&self) -> Result<T, SdkError> {
         Ok(self.request.params()?)
+    }
+
+    /// The JSON-RPC call, when this is an `rpc_call` (a client called a
+    /// method the module registered): its `method` and its `params_json`
+    /// (a JSON array of positional or an object of named arguments, as the
+    /// client sent them). Answer it with [`Invocation::respond_json`] or
+    /// [`Invocation::respond_rpc_error`].
+    pub fn rpc_call(&self) -> Option<Result<RpcCall, SdkError>> {
+        (self.request.method == RPC_CALL).then(|| self.params())
+    }
+
+    /// Answers an `rpc_call` with its JSON-RPC result, `result_json` (JSON
+    /// text: `"text"`, `{"height":3}`, `null`).
+    pub fn respond_json(self, result_json: impl Into<String>) -> Result<(), SdkError> {
+        self.respond(&RpcCallResult {
+            result_json: result_json.into(),
+            error: None,
+        })
+    }
+
+    /// Answers an `rpc_call` with a JSON-RPC error the client receives as
+    /// it is: `code` (Core's, e.g. `-8` invalid parameter, `-5` not found)
+    /// and `message`.
+    pub fn respond_rpc_error(self, code: i32, message: impl Into<String>) -> Result<(), SdkError> {
+        self.respond(&RpcCallResult {
+            result_json: String::new(),
+            error: Some(RpcCallError {
+                code,
+                message: message.into(),
+            }),
+        })
     }
 
     /// Answers with a result.

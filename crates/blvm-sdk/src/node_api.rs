@@ -23,6 +23,9 @@ use blvm_module_protocol::methods::modules::{
     RegisterModuleApi,
 };
 use blvm_module_protocol::methods::network::{NetworkPeers, NetworkStats, PeerInfo};
+use blvm_module_protocol::methods::rpc::{
+    RegisterRpcEndpoint, RegisterRpcEndpointResult, UnregisterRpcEndpoint, UnregisterRpcEndpointResult,
+};
 use blvm_module_protocol::methods::storage::{
     Batch, BatchOp, BatchResult, GetResult, Put, Scan, ScanResult, StorageUsage, TreeChanged, TreeKey, TreeList,
     TreeName, WriteResult,
@@ -445,5 +448,41 @@ impl NodeApiIpc {
     /// and its quota (`manage_filesystem`); all `None` without a disk quota.
     pub async fn fs_usage(&self) -> Result<FsUsage, SdkError> {
         self.call(Method::FsUsage, &Empty {}).await
+    }
+
+    // RPC endpoints (the host's services/rpc_endpoints).
+
+    /// Adds `method` to the node's JSON-RPC server (`register_rpc_endpoint`,
+    /// capability `register_rpc_endpoint`): `help <method>` shows the usage
+    /// line `<method> <args>` (`args` as Core writes them, `"hash" (
+    /// verbose )`), a blank line and `help`. Calls arrive as `rpc_call`
+    /// invocations ([`crate::Invocation::rpc_call`]). A node method or
+    /// another module's is refused with `already_registered`; past the
+    /// operator's cap, `quota_exceeded`. Register again after every start:
+    /// the methods leave the server when the connection ends.
+    pub async fn register_rpc_endpoint(
+        &self,
+        method: &str,
+        args: &str,
+        help: &str,
+    ) -> Result<RegisterRpcEndpointResult, SdkError> {
+        let params = RegisterRpcEndpoint {
+            method: method.to_owned(),
+            args: args.to_owned(),
+            help: help.to_owned(),
+        };
+        self.call(Method::RegisterRpcEndpoint, &params).await
+    }
+
+    /// Removes a JSON-RPC method the module registered
+    /// (`unregister_rpc_endpoint`); false if it had not.
+    pub async fn unregister_rpc_endpoint(&self, method: &str) -> Result<bool, SdkError> {
+        let params = UnregisterRpcEndpoint {
+            method: method.to_owned(),
+        };
+        Ok(self
+            .call::<_, UnregisterRpcEndpointResult>(Method::UnregisterRpcEndpoint, &params)
+            .await?
+            .removed)
     }
 }

@@ -30,6 +30,7 @@ use super::routes;
 use crate::services::filesystem::FilesystemService;
 use crate::services::metrics::MetricsService;
 use crate::services::modules::InterModuleService;
+use crate::services::rpc_endpoints::RpcEndpointService;
 use crate::services::storage::StorageService;
 
 /// Who is calling: established by the handshake, never by the request.
@@ -65,6 +66,7 @@ pub struct ModuleApiHub {
     pub(crate) storage: Option<Arc<StorageService>>,
     pub(crate) metrics: Arc<MetricsService>,
     pub(crate) filesystem: Arc<FilesystemService>,
+    pub(crate) rpc_endpoints: Arc<RpcEndpointService>,
     pub(crate) directory: Arc<ModuleDirectory>,
     pub(crate) modules: Arc<InterModuleService>,
     /// Where waiting requests run: the runtime the hub was made in, else
@@ -101,13 +103,17 @@ impl ModuleApiHub {
                 (handle, Some(stop))
             }
         };
+        let directory = Arc::new(ModuleDirectory::default());
+        let rpc_endpoints = Arc::new(RpcEndpointService::default());
+        rpc_endpoints.attach(Arc::clone(&directory), runtime.clone());
         ModuleApiHub {
             backend,
             events,
             storage: None,
             metrics: Arc::new(MetricsService::default()),
             filesystem: Arc::new(FilesystemService::default()),
-            directory: Arc::new(ModuleDirectory::default()),
+            rpc_endpoints,
+            directory,
             modules: Arc::new(InterModuleService::default()),
             runtime,
             _own_runtime: own,
@@ -147,6 +153,19 @@ impl ModuleApiHub {
         self
     }
 
+    /// The hub with `endpoints` as its RPC endpoint service (the
+    /// manager's, which the node's JSON-RPC server serves from).
+    pub fn with_rpc_endpoints(mut self, endpoints: Arc<RpcEndpointService>) -> Self {
+        endpoints.attach(Arc::clone(&self.directory), self.runtime.clone());
+        self.rpc_endpoints = endpoints;
+        self
+    }
+
+    /// The RPC endpoint service.
+    pub fn rpc_endpoints(&self) -> &Arc<RpcEndpointService> {
+        &self.rpc_endpoints
+    }
+
     /// The metrics service.
     pub fn metrics(&self) -> &Arc<MetricsService> {
         &self.metrics
@@ -168,13 +187,15 @@ impl ModuleApiHub {
     }
 
     /// Everything a connection held in the services ends with it: its
-    /// directory entry, its subscriptions, its metric series. Called once
+    /// directory entry, its subscriptions, its metric series, its RPC
+    /// endpoints (dormant until it registers them again). Called once
     /// by the IPC server when a connection ends.
     pub(crate) fn connection_closed(&self, handle: &crate::ipc::ModuleConnectionHandle) {
         self.directory.remove_if_same(handle);
         self.events.unregister(handle.module_id());
         self.metrics.remove(handle.module_id());
         self.modules.connection_closed(handle.module_id());
+        self.rpc_endpoints.connection_closed(handle.module_id());
     }
 
     /// Answers `request`: appends exactly one response frame to `out`

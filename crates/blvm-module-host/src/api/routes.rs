@@ -16,6 +16,7 @@ use blvm_module_protocol::methods::metrics::{ReadMetrics, ReportMetrics};
 use blvm_module_protocol::methods::mining::{BlockTemplateParams, SubmitBlock};
 use blvm_module_protocol::methods::modules::{CallModule, PublishEvent, RegisterModuleApi};
 use blvm_module_protocol::methods::network::NetworkPeers;
+use blvm_module_protocol::methods::rpc::{RegisterRpcEndpoint, UnregisterRpcEndpoint};
 use blvm_module_protocol::methods::storage::{Batch, Put, Scan, TreeChanged, TreeKey, TreeList, TreeName};
 use blvm_module_protocol::{Empty, ErrorCode, Method, RemoteError, Request};
 use serde::de::DeserializeOwned;
@@ -302,6 +303,16 @@ pub(super) fn route(
             reply(out, request, &result)
         }
         Method::FsUsage => reply(out, request, &hub.filesystem.usage(caller.module_id)?),
+        // RPC endpoints (services/rpc_endpoints).
+        Method::RegisterRpcEndpoint => {
+            let p: RegisterRpcEndpoint = params(request)?;
+            let result = hub.rpc_endpoints.register(caller.module_id, caller.module_name, &p)?;
+            reply(out, request, &result)
+        }
+        Method::UnregisterRpcEndpoint => {
+            let p: UnregisterRpcEndpoint = params(request)?;
+            reply(out, request, &hub.rpc_endpoints.unregister(caller.module_name, &p))
+        }
     }
 }
 

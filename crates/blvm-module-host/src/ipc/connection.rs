@@ -234,6 +234,9 @@ impl ModuleConnectionHandle {
             lock(&conn.pending).remove(&id);
             return Err(closed_error());
         }
+        // A caller that stops waiting (its deadline passed) takes the entry
+        // with it: a module that never answers does not grow `pending`.
+        let _forget = ForgetPending { conn, id };
         conn.send_control(frame);
         rx.await.unwrap_or_else(|_| Err(closed_error()))
     }
@@ -254,6 +257,19 @@ impl ModuleConnectionHandle {
     /// Cuts the connection off now. The listening socket is untouched.
     pub fn close(&self) {
         self.conn.close();
+    }
+}
+
+/// Removes an invocation's `pending` entry when its future ends, answered
+/// (then a no-op) or dropped.
+struct ForgetPending<'a> {
+    conn: &'a Connection,
+    id: u64,
+}
+
+impl Drop for ForgetPending<'_> {
+    fn drop(&mut self) {
+        lock(&self.conn.pending).remove(&self.id);
     }
 }
 

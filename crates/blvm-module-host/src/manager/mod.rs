@@ -61,6 +61,7 @@ use crate::security::{self, SignatureError, SignaturePolicy};
 use crate::services::filesystem::FilesystemService;
 use crate::services::metrics::{module_families, MetricsLimits, MetricsService};
 use crate::services::modules::{InterModuleLimits, InterModuleService};
+use crate::services::rpc_endpoints::{RpcEndpointLimits, RpcEndpointService};
 use crate::services::storage::{StorageConfig, StorageService};
 
 /// When and how often a crashed module is restarted.
@@ -147,6 +148,9 @@ pub struct ManagerConfig {
     /// Inter-module limits (call deadline, API size, publishing rate),
     /// default and per module.
     pub inter_module: InterModuleLimits,
+    /// Caps on JSON-RPC endpoints (how many, how long a call may wait),
+    /// default and per module.
+    pub rpc_endpoints: RpcEndpointLimits,
 }
 
 impl ManagerConfig {
@@ -177,6 +181,7 @@ impl ManagerConfig {
             storage: StorageConfig::default(),
             metrics: MetricsLimits::default(),
             inter_module: InterModuleLimits::default(),
+            rpc_endpoints: RpcEndpointLimits::default(),
         }
     }
 }
@@ -361,6 +366,8 @@ struct Inner {
     inter_module: Arc<InterModuleService>,
     /// Every spawn's data dir, for `manage_filesystem`.
     filesystem: Arc<FilesystemService>,
+    /// Every module's JSON-RPC endpoints.
+    rpc_endpoints: Arc<RpcEndpointService>,
 }
 
 impl Inner {
@@ -438,10 +445,12 @@ impl ModuleManager {
         ));
         let metrics = Arc::new(MetricsService::new(config.metrics.clone()));
         let inter_module = Arc::new(InterModuleService::new(config.inter_module.clone()));
+        let rpc_endpoints = Arc::new(RpcEndpointService::new(config.rpc_endpoints.clone()));
         let manager = ModuleManager {
             inner: Arc::new(Inner {
                 metrics: Arc::clone(&metrics),
                 inter_module,
+                rpc_endpoints,
                 config,
                 events,
                 storage,
@@ -501,6 +510,12 @@ impl ModuleManager {
         &self.inner.metrics
     }
 
+    /// The JSON-RPC endpoints the modules registered; the node installs
+    /// its JSON-RPC server here ([`RpcEndpointService::set_sink`]).
+    pub fn rpc_endpoints(&self) -> &Arc<RpcEndpointService> {
+        &self.inner.rpc_endpoints
+    }
+
     /// The settings.
     pub fn config(&self) -> &ManagerConfig {
         &self.inner.config
@@ -529,10 +544,9 @@ impl ModuleManager {
             ModuleApiHub::new(node_api, Arc::clone(&self.inner.events))
                 .with_storage(Arc::clone(&self.inner.storage))
                 .with_metrics(Arc::clone(&self.inner.metrics))
-                .with_inter_module(Arc::new(InterModuleService::new(
-                    self.inner.config.inter_module.clone(),
-                )))
-                .with_filesystem(Arc::clone(&self.inner.filesystem)),
+                .with_inter_module(Arc::clone(&self.inner.inter_module))
+                .with_filesystem(Arc::clone(&self.inner.filesystem))
+                .with_rpc_endpoints(Arc::clone(&self.inner.rpc_endpoints)),
         );
         let server = ModuleIpcServer::bind(&path, hub, self.inner.config.ipc.clone())
             .map_err(|source| ManagerError::Bind { path, source })?;
@@ -840,6 +854,7 @@ impl ModuleManager {
                 }
                 self.inner.events.retire(id);
             }
+            self.inner.rpc_endpoints.forget_module(name);
             self.inner.publish(ModuleUnloaded {
                 module_name: name.to_owned(),
                 version: version.clone(),
@@ -1009,6 +1024,9 @@ impl ModuleManager {
                 .map(|id| self.inner.inter_module.api_of(id).into_iter().map(|m| m.name).collect())
                 .unwrap_or_default(),
             publishes: e.manifest.publishes().to_vec(),
+            rpc_endpoints: self.inner.rpc_endpoints.endpoints_of(name),
+            max_rpc_endpoints: self.inner.config.rpc_endpoints.max_endpoints_of(name),
+            rpc_timeout: self.inner.config.rpc_endpoints.timeout_of(name),
         }
     }
 

@@ -142,6 +142,14 @@ pub struct ModuleStatus {
     pub api_methods: Vec<String>,
     /// The events its manifest declares it publishes.
     pub publishes: Vec<String>,
+    /// The JSON-RPC methods it registered, sorted (also while it restarts:
+    /// they are reserved for it, and its calls answer that it is not
+    /// running).
+    pub rpc_endpoints: Vec<String>,
+    /// The most JSON-RPC methods it may register: the operator's cap.
+    pub max_rpc_endpoints: usize,
+    /// How long a JSON-RPC call of one of its methods waits for its answer.
+    pub rpc_timeout: Duration,
 }
 
 /// One crash of a module and the restart that followed it, as the node

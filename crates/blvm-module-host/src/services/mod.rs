@@ -5,4 +5,5 @@
 pub mod filesystem;
 pub mod metrics;
 pub mod modules;
+pub mod rpc_endpoints;
 pub mod storage;

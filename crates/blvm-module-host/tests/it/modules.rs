@@ -75,6 +75,10 @@ async fn a_call_reaches_the_target_with_the_true_caller_whatever_the_caller_clai
     // Discovery lists both, with versions and the API.
     let found = cmd(m, "ica", "discover", "").await;
     assert_eq!(found, "ica 1.2.3 \nicb 1.2.3 echo", "{found}");
+    // The operator sees the same API in status.
+    let status = m.module_status("icb").expect("status");
+    assert_eq!(status.api_methods, ["echo"]);
+    assert_eq!(status.inter_module, ModuleCallLimits::default());
     m.shutdown().await;
 }
 

@@ -34,11 +34,31 @@ pub struct RpcCall {
     pub params_json: String,
 }
 
-/// Result of `rpc_call`.
+/// Result of `rpc_call`: the JSON-RPC `result`, or the JSON-RPC `error` the
+/// module chose.
+///
+/// A module that fails a call in its own terms answers `error` (a code and a
+/// message of its choosing, sent to the JSON-RPC client as they are); an
+/// error *response* to `rpc_call` is the module failing, and the node turns
+/// it into a JSON-RPC error itself (`docs/ipc-protocol.md`, RPC endpoints).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RpcCallResult {
-    /// The JSON result as JSON text.
+    /// The JSON result as JSON text; ignored when `error` is set.
+    #[serde(default)]
     pub result_json: String,
+    /// The JSON-RPC error to answer instead of a result.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<RpcCallError>,
+}
+
+/// A JSON-RPC error object a module answers an `rpc_call` with.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RpcCallError {
+    /// The JSON-RPC error code (Core's codes: `-8` invalid parameter, `-5`
+    /// not found, …).
+    pub code: i32,
+    /// The message the client sees.
+    pub message: String,
 }
 
 /// Params of `module_call`.

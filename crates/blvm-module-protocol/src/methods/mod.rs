@@ -18,6 +18,7 @@ pub mod metrics;
 pub mod mining;
 pub mod modules;
 pub mod network;
+pub mod rpc;
 pub mod storage;
 
 use crate::permissions::Permission;
@@ -107,6 +108,9 @@ methods! {
     FsCreateDir => "fs_create_dir", Some(Permission::ManageFilesystem), "Creates a directory beneath the data dir (no `..`, no symlink, no absolute path).";
     FsRemoveDir => "fs_remove_dir", Some(Permission::ManageFilesystem), "Removes a directory beneath the data dir: empty, or with everything in it (`recursive`).";
     FsUsage => "fs_usage", Some(Permission::ManageFilesystem), "Bytes and inodes used in the data dir's own file system, and its quota.";
+    // RPC endpoints (services/rpc_endpoints in the host).
+    RegisterRpcEndpoint => "register_rpc_endpoint", Some(Permission::RegisterRpcEndpoint), "Adds a JSON-RPC method, served by the module through `rpc_call`.";
+    UnregisterRpcEndpoint => "unregister_rpc_endpoint", Some(Permission::RegisterRpcEndpoint), "Removes a JSON-RPC method the module registered.";
 }
 
 #[cfg(test)]

@@ -10,24 +10,29 @@
 //! max_api_methods = 64           # API methods a module may register
 //! publish_rate = 1000            # events a module may publish per second …
 //! publish_burst = 1000           # … and at once
+//! max_rpc_endpoints = 32         # JSON-RPC methods a module may register
+//! rpc_timeout_ms = 10000         # how long a JSON-RPC call waits for the module
 //!
 //! [modules.block-stats]
 //! capabilities = ["subscribe_events", "read_blockchain"]   # replaces the default for it
 //! event_queue_capacity = 1000
 //! max_metric_series = 50
+//! rpc_timeout_ms = 2000
 //! verbose = "true"               # any other key: the module's own configuration
 //! ```
 //!
 //! `capabilities` is an allow-list: a module gets what its manifest
 //! requests *and* the list allows (absent: everything it requests). A
 //! module's own list replaces the default one, it is not combined with it.
-//! `capabilities`, `event_queue_capacity`, `max_metric_series` and the
-//! inter-module keys ([`INTER_MODULE_KEYS`]) in `[modules.<name>]` are the
-//! node's and never reach the module; every other key is merged over the
-//! module's `config.toml`. A module's own inter-module key replaces the
-//! default for it; the keys it does not set keep the default.
+//! `capabilities`, `event_queue_capacity`, `max_metric_series`,
+//! `max_rpc_endpoints`, `rpc_timeout_ms` and the inter-module keys
+//! ([`INTER_MODULE_KEYS`]) in `[modules.<name>]` are the node's and never
+//! reach the module; every other key is merged over the module's
+//! `config.toml`. A module's own inter-module key replaces the default for
+//! it; the keys it does not set keep the default.
 
 use std::collections::BTreeMap;
+use std::time::Duration;
 
 use blvm_module_protocol::PermissionSet;
 
@@ -125,6 +130,13 @@ fn inter_module_key(
     Ok(true)
 }
 
+/// The most JSON-RPC methods the config may let one module register.
+pub const MAX_RPC_ENDPOINTS: u64 = 1000;
+
+/// The longest JSON-RPC deadline the config may set, in ms (10 minutes):
+/// each waiting call holds a thread of the server's pool.
+pub const MAX_RPC_TIMEOUT_MS: u64 = 600_000;
+
 /// `[modules]` resolved: what the module manager takes.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ModulesConfig {
@@ -145,6 +157,14 @@ pub struct ModulesConfig {
     pub inter_module: InterModuleKeys,
     /// Each `[modules.<name>]`'s inter-module keys, where it sets any.
     pub inter_module_per_module: BTreeMap<String, InterModuleKeys>,
+    /// `[modules] max_rpc_endpoints`; `None`: the host's default (32).
+    pub max_rpc_endpoints: Option<usize>,
+    /// `[modules.<name>] max_rpc_endpoints`.
+    pub max_rpc_endpoints_per_module: BTreeMap<String, usize>,
+    /// `[modules] rpc_timeout_ms`; `None`: the host's default (10 s).
+    pub rpc_timeout: Option<Duration>,
+    /// `[modules.<name>] rpc_timeout_ms`.
+    pub rpc_timeout_per_module: BTreeMap<String, Duration>,
     /// The other keys of each `[modules.<name>]`, flattened to dotted keys.
     pub module_configs: BTreeMap<String, BTreeMap<String, String>>,
 }
@@ -159,12 +179,14 @@ pub fn resolve(table: &toml::Table) -> Result<ModulesConfig, ConfigError> {
                 "capabilities" => out.default_capabilities = Some(capabilities("[modules]", value)?),
                 "event_queue_capacity" => out.event_queue_capacity = Some(queue_capacity("[modules]", value)?),
                 "max_metric_series" => out.max_metric_series = Some(series_cap("[modules]", value)?),
+                "max_rpc_endpoints" => out.max_rpc_endpoints = Some(endpoint_cap("[modules]", value)?),
+                "rpc_timeout_ms" => out.rpc_timeout = Some(rpc_timeout("[modules]", value)?),
                 other if inter_module_key(&mut out.inter_module, "[modules]", other, value)? => {}
                 other => {
                     return Err(invalid(format!(
                         "[modules] {other}: expected `capabilities`, `event_queue_capacity`, `max_metric_series`, \
-                         `call_timeout_ms`, `max_api_methods`, `publish_rate`, `publish_burst` \
-                         or a [modules.<name>] table"
+                         `max_rpc_endpoints`, `rpc_timeout_ms`, `call_timeout_ms`, `max_api_methods`, \
+                         `publish_rate`, `publish_burst` or a [modules.<name>] table"
                     )))
                 }
             }
@@ -191,6 +213,14 @@ pub fn resolve(table: &toml::Table) -> Result<ModulesConfig, ConfigError> {
         }
         if keys != InterModuleKeys::default() {
             out.inter_module_per_module.insert(key.clone(), keys);
+        }
+        if let Some(v) = own.remove("max_rpc_endpoints") {
+            out.max_rpc_endpoints_per_module
+                .insert(key.clone(), endpoint_cap(&where_, &v)?);
+        }
+        if let Some(v) = own.remove("rpc_timeout_ms") {
+            out.rpc_timeout_per_module
+                .insert(key.clone(), rpc_timeout(&where_, &v)?);
         }
         let flat = blvm_module_host::registry::flatten_config(&own).map_err(|e| invalid(format!("{where_}: {e}")))?;
         out.module_configs.insert(key.clone(), flat);
@@ -251,6 +281,27 @@ fn series_cap(section: &str, value: &toml::Value) -> Result<usize, ConfigError> 
         Some(n @ 0..=MAX_METRIC_SERIES) => Ok(n as usize),
         _ => Err(invalid(format!(
             "{section} max_metric_series: expected series from 0 to {MAX_METRIC_SERIES}, got {}",
+            shown(value)
+        ))),
+    }
+}
+
+fn endpoint_cap(section: &str, value: &toml::Value) -> Result<usize, ConfigError> {
+    match value.as_integer().and_then(|n| u64::try_from(n).ok()) {
+        // 0 is allowed: no endpoints.
+        Some(n @ 0..=MAX_RPC_ENDPOINTS) => Ok(n as usize),
+        _ => Err(invalid(format!(
+            "{section} max_rpc_endpoints: expected methods from 0 to {MAX_RPC_ENDPOINTS}, got {}",
+            shown(value)
+        ))),
+    }
+}
+
+fn rpc_timeout(section: &str, value: &toml::Value) -> Result<Duration, ConfigError> {
+    match value.as_integer().and_then(|n| u64::try_from(n).ok()) {
+        Some(n @ 1..=MAX_RPC_TIMEOUT_MS) => Ok(Duration::from_millis(n)),
+        _ => Err(invalid(format!(
+            "{section} rpc_timeout_ms: expected milliseconds from 1 to {MAX_RPC_TIMEOUT_MS}, got {}",
             shown(value)
         ))),
     }
@@ -350,6 +401,40 @@ mod tests {
             e.contains("[modules.pay] call_timeout_ms: expected a whole number from 1"),
             "{e}"
         );
+    }
+
+    #[test]
+    fn the_rpc_endpoint_limits_have_a_default_and_a_per_module_key_that_never_reaches_the_module() {
+        let c = parse(
+            "[modules]\nrpc_timeout_ms = 3000\nmax_rpc_endpoints = 4\n\
+             [modules.block-stats]\nrpc_timeout_ms = 50\nmax_rpc_endpoints = 0\nx = \"1\"\n",
+        )
+        .expect("resolves");
+        assert_eq!(
+            (c.rpc_timeout, c.max_rpc_endpoints),
+            (Some(Duration::from_millis(3000)), Some(4))
+        );
+        assert_eq!(c.rpc_timeout_per_module["block-stats"], Duration::from_millis(50));
+        assert_eq!(c.max_rpc_endpoints_per_module["block-stats"], 0);
+        assert!(!c.module_configs["block-stats"].contains_key("rpc_timeout_ms"));
+        assert!(!c.module_configs["block-stats"].contains_key("max_rpc_endpoints"));
+        for (text, needle) in [
+            (
+                "[modules]\nrpc_timeout_ms = 0\n",
+                "rpc_timeout_ms: expected milliseconds from 1 to 600000",
+            ),
+            (
+                "[modules.x]\nrpc_timeout_ms = \"1s\"\n",
+                "rpc_timeout_ms: expected milliseconds",
+            ),
+            (
+                "[modules]\nmax_rpc_endpoints = 1001\n",
+                "max_rpc_endpoints: expected methods from 0 to 1000",
+            ),
+        ] {
+            let e = parse(text).expect_err(text);
+            assert!(e.contains(needle), "{e}");
+        }
     }
 
     #[test]

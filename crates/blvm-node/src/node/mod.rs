@@ -27,7 +27,7 @@ use blvm_module_protocol::events as ev;
 use blvm_module_protocol::events::Event;
 
 pub use backend::NodeBackendImpl;
-pub use rpc::register_methods;
+pub use rpc::{register_methods, serve_module_endpoints};
 
 use crate::chain::{BlockError, Chain, ChainError, ChainEvent, ChainOptions, ProcessOutcome, ReorgSummary};
 use crate::config::NodeConfig;
@@ -133,6 +133,14 @@ impl Node {
             .iter()
             .map(|(name, keys)| (name.clone(), keys.over(manager_config.inter_module.defaults)))
             .collect();
+        if let Some(timeout) = config.modules.rpc_timeout {
+            manager_config.rpc_endpoints.timeout = timeout;
+        }
+        manager_config.rpc_endpoints.timeout_per_module = config.modules.rpc_timeout_per_module.clone();
+        if let Some(cap) = config.modules.max_rpc_endpoints {
+            manager_config.rpc_endpoints.max_endpoints = cap;
+        }
+        manager_config.rpc_endpoints.max_endpoints_per_module = config.modules.max_rpc_endpoints_per_module.clone();
         manager_config.restart = config.supervision.restart.clone();
         manager_config.sandbox = config.sandbox.clone();
         manager_config.signatures = config.signatures.clone();

@@ -40,6 +40,12 @@ pub mod codes {
     pub const VERIFY_ALREADY_IN_CHAIN: i32 = -27;
     /// `RPC_IN_WARMUP`: client still warming up.
     pub const IN_WARMUP: i32 = -28;
+    /// This node's, in JSON-RPC's range for server errors: the module that
+    /// serves the method is not running (it is restarting).
+    pub const MODULE_NOT_RUNNING: i32 = -32001;
+    /// This node's: the module that serves the method did not answer within
+    /// its deadline (`[modules] rpc_timeout_ms`).
+    pub const MODULE_TIMEOUT: i32 = -32002;
 }
 
 /// A JSON-RPC error object, `{"code":…,"message":…}` on the wire.

@@ -28,6 +28,11 @@ pub trait RpcHandler: Send + Sync + 'static {
 /// The function type behind one method of a [`MethodTable`].
 pub type MethodFn = dyn Fn(Params) -> Result<Value, RpcError> + Send + Sync;
 
+/// What answers a call of a name the table does not hold, instead of
+/// "Method not found", when it knows better (a module's method while the
+/// module restarts); `None`: "Method not found".
+pub type FallbackFn = dyn Fn(&str) -> Option<RpcError> + Send + Sync;
+
 /// Why [`MethodTable::register`] refused a method.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
@@ -69,6 +74,8 @@ pub struct MethodTable {
     /// Calls per method name (registered ones and `help`; unknown names are
     /// counted as `unknown`, so a client cannot grow this without bound).
     calls: std::sync::Mutex<BTreeMap<String, u64>>,
+    /// Consulted for names not in `methods`.
+    fallback: RwLock<Option<Arc<FallbackFn>>>,
 }
 
 const HELP_HELP: &str = "help ( \"command\" )\n\
@@ -127,6 +134,11 @@ impl MethodTable {
             .unwrap_or_else(|p| p.into_inner())
             .remove(name)
             .is_some()
+    }
+
+    /// Sets what answers calls of unknown names ([`FallbackFn`]).
+    pub fn set_fallback(&self, f: impl Fn(&str) -> Option<RpcError> + Send + Sync + 'static) {
+        *self.fallback.write().unwrap_or_else(|p| p.into_inner()) = Some(Arc::new(f));
     }
 
     /// Returns whether `name` is registered (`help` always is).
@@ -209,7 +221,11 @@ impl RpcHandler for MethodTable {
                 None => {
                     drop(methods);
                     self.count_call("unknown");
-                    return Err(RpcError::method_not_found());
+                    // Cloned out, so the fallback runs with no lock held.
+                    let fallback = self.fallback.read().unwrap_or_else(|p| p.into_inner()).clone();
+                    return Err(fallback
+                        .and_then(|f| f(method))
+                        .unwrap_or_else(RpcError::method_not_found));
                 }
             }
         };
@@ -238,6 +254,18 @@ mod tests {
         assert!(table.register("help", "", |_| Ok(Value::Null)).is_err());
         assert!(table.unregister("ping"));
         assert_eq!(table.call("ping", Params::default()).unwrap_err().code, -32601);
+    }
+
+    #[test]
+    fn an_unknown_name_is_answered_by_the_fallback_when_it_knows_better() {
+        let table = MethodTable::new();
+        table.set_fallback(|name| (name == "mod_x").then(|| RpcError::new(-32001, "restarting")));
+        assert_eq!(
+            table.call("mod_x", Params::default()),
+            Err(RpcError::new(-32001, "restarting"))
+        );
+        assert_eq!(table.call("other", Params::default()).unwrap_err().code, -32601);
+        assert_eq!(table.call_counts()["unknown"], 2);
     }
 
     #[test]

@@ -19,7 +19,7 @@ use blvm_module_protocol::methods::invocation::{ModuleCall, ModuleCallResult, MO
 use blvm_node::chain::ChainOptions;
 use blvm_node::cli::{ClientError, RpcClient};
 use blvm_node::config::{NodeConfig, Settings};
-use blvm_node::node::{register_methods, Node, NodeBackendImpl};
+use blvm_node::node::{register_methods, serve_module_endpoints, Node, NodeBackendImpl};
 use blvm_node::rpc::{MethodTable, RpcAuth, RpcServer};
 use serde_json::{json, Value};
 
@@ -134,13 +134,14 @@ impl Running {
             .start(datadir.join("sockets/node.sock"), Arc::new(NodeBackendImpl::new(&node)))
             .await
             .expect("manager");
-        let table = MethodTable::new();
+        let table = Arc::new(MethodTable::new());
         register_methods(&table, &node);
+        serve_module_endpoints(&node, &table);
         let auth = RpcAuth {
             user_pass: Some(("u".into(), "p".into())),
             cookie: None,
         };
-        let rpc = RpcServer::bind(SocketAddr::from(([127, 0, 0, 1], 0)), auth, Arc::new(table)).expect("rpc");
+        let rpc = RpcServer::bind(SocketAddr::from(([127, 0, 0, 1], 0)), auth, table).expect("rpc");
         let client = RpcClient::new(rpc.local_addr(), "u", "p");
         Running {
             node,

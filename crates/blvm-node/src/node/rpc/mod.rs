@@ -2,6 +2,7 @@
 //! result shapes and error codes; one file per family.
 
 mod blockchain;
+mod endpoints;
 mod import;
 mod json;
 mod mempool;
@@ -15,6 +16,7 @@ use serde_json::Value;
 
 use super::Node;
 use crate::rpc::{MethodTable, Params, RpcError};
+pub use endpoints::serve_module_endpoints;
 
 /// A method body: the node and the params in, JSON out.
 type Method = fn(&Arc<Node>, &Params) -> Result<Value, RpcError>;

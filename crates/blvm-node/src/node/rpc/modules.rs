@@ -85,6 +85,9 @@ fn status_json(s: &ModuleStatus) -> Value {
         "storage_max_keys": s.storage.map(|u| u.max_keys),
         "metric_series": s.metric_series,
         "max_metric_series": s.max_metric_series,
+        "rpc_endpoints": s.rpc_endpoints,
+        "max_rpc_endpoints": s.max_rpc_endpoints,
+        "rpc_timeout_ms": s.rpc_timeout.as_millis() as u64,
         "inter_module": inter_module(s),
     })
 }
