@@ -40,6 +40,8 @@ use serde::{Deserialize, Serialize};
 mod rpc;
 #[path = "vectors/storage.rs"]
 mod storage;
+#[path = "vectors/timers.rs"]
+mod timers;
 
 #[path = "vectors/filesystem.rs"]
 mod filesystem;
@@ -334,6 +336,7 @@ fn vectors() -> Vec<Vector> {
     all.extend(modules::vectors());
     all.extend(filesystem::vectors());
     all.extend(rpc::vectors());
+    all.extend(timers::vectors());
     all
 }
 

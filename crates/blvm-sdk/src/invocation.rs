@@ -7,6 +7,7 @@
 
 use blvm_module_protocol::frame::encode;
 use blvm_module_protocol::methods::invocation::{RpcCall, RpcCallError, RpcCallResult, RPC_CALL};
+use blvm_module_protocol::methods::invocation::{TimerFired, TIMER_FIRED};
 use blvm_module_protocol::{ErrorCode, RemoteError, Request};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
@@ -36,6 +37,16 @@ impl Invocation {
     /// `MODULE_CALL`, `TIMER_FIRED`, or one a newer node added.
     pub fn method(&self) -> &str {
         &self.request.method
+    }
+
+    /// A `timer_fired` invocation's params (which timer, which fire, and
+    /// a height timer's height); `None` for any other method, or params
+    /// that do not decode. Answer it with `respond(&Empty {})`.
+    pub fn timer_fired(&self) -> Option<TimerFired> {
+        if self.request.method != TIMER_FIRED {
+            return None;
+        }
+        self.request.params().ok()
     }
 
     /// Decodes the params.

@@ -30,6 +30,7 @@ use blvm_module_protocol::methods::storage::{
     Batch, BatchOp, BatchResult, GetResult, Put, Scan, ScanResult, StorageUsage, TreeChanged, TreeKey, TreeList,
     TreeName, WriteResult,
 };
+use blvm_module_protocol::methods::timers::{CancelTimer, Cancelled, ScheduleTimer, Scheduled, TimerList};
 use blvm_module_protocol::{Empty, EventType, Hash32, Method};
 
 use crate::error::SdkError;
@@ -484,5 +485,32 @@ impl NodeApiIpc {
             .call::<_, UnregisterRpcEndpointResult>(Method::UnregisterRpcEndpoint, &params)
             .await?
             .removed)
+    }
+
+    // Timers (the host's services/timers).
+
+    /// Schedules a timer (`manage_timers`): [`ScheduleTimer::once`],
+    /// [`ScheduleTimer::repeat`] or [`ScheduleTimer::at_height`]. The node
+    /// then sends `timer_fired` invocations naming the answer's `timer_id`
+    /// ([`crate::Invocation::timer_fired`]); answer each with `{}`. A
+    /// repeating timer's next fire comes an interval after the answer.
+    /// Past the module's cap the node answers `quota_exceeded`. Timers end
+    /// with the connection: a restarted module schedules its own again.
+    pub async fn timer_schedule(&self, timer: &ScheduleTimer) -> Result<Scheduled, SdkError> {
+        self.call(Method::TimerSchedule, timer).await
+    }
+
+    /// Cancels a timer (`manage_timers`); false if there was none of that
+    /// id (a one-shot timer that already fired).
+    pub async fn timer_cancel(&self, timer_id: u64) -> Result<bool, SdkError> {
+        Ok(self
+            .call::<_, Cancelled>(Method::TimerCancel, &CancelTimer { timer_id })
+            .await?
+            .cancelled)
+    }
+
+    /// The module's timers and its cap (`manage_timers`).
+    pub async fn timer_list(&self) -> Result<TimerList, SdkError> {
+        self.call(Method::TimerList, &Empty {}).await
     }
 }

@@ -32,6 +32,7 @@ use crate::services::metrics::MetricsService;
 use crate::services::modules::InterModuleService;
 use crate::services::rpc_endpoints::RpcEndpointService;
 use crate::services::storage::StorageService;
+use crate::services::timers::TimerService;
 
 /// Who is calling: established by the handshake, never by the request.
 #[derive(Debug, Clone, Copy)]
@@ -67,6 +68,7 @@ pub struct ModuleApiHub {
     pub(crate) metrics: Arc<MetricsService>,
     pub(crate) filesystem: Arc<FilesystemService>,
     pub(crate) rpc_endpoints: Arc<RpcEndpointService>,
+    pub(crate) timers: Arc<TimerService>,
     pub(crate) directory: Arc<ModuleDirectory>,
     pub(crate) modules: Arc<InterModuleService>,
     /// Where waiting requests run: the runtime the hub was made in, else
@@ -113,6 +115,7 @@ impl ModuleApiHub {
             metrics: Arc::new(MetricsService::default()),
             filesystem: Arc::new(FilesystemService::default()),
             rpc_endpoints,
+            timers: Arc::new(TimerService::default()),
             directory,
             modules: Arc::new(InterModuleService::default()),
             runtime,
@@ -166,6 +169,18 @@ impl ModuleApiHub {
         &self.rpc_endpoints
     }
 
+    /// The hub with `timers` as its timer service (the manager's, whose
+    /// limits the operator sets and which the node tells of its tip).
+    pub fn with_timers(mut self, timers: Arc<TimerService>) -> Self {
+        self.timers = timers;
+        self
+    }
+
+    /// The timer service.
+    pub fn timers(&self) -> &Arc<TimerService> {
+        &self.timers
+    }
+
     /// The metrics service.
     pub fn metrics(&self) -> &Arc<MetricsService> {
         &self.metrics
@@ -188,14 +203,15 @@ impl ModuleApiHub {
 
     /// Everything a connection held in the services ends with it: its
     /// directory entry, its subscriptions, its metric series, its RPC
-    /// endpoints (dormant until it registers them again). Called once
-    /// by the IPC server when a connection ends.
+    /// endpoints (dormant until it registers them again), its timers.
+    /// Called once by the IPC server when a connection ends.
     pub(crate) fn connection_closed(&self, handle: &crate::ipc::ModuleConnectionHandle) {
         self.directory.remove_if_same(handle);
         self.events.unregister(handle.module_id());
         self.metrics.remove(handle.module_id());
         self.modules.connection_closed(handle.module_id());
         self.rpc_endpoints.connection_closed(handle.module_id());
+        self.timers.connection_closed(handle);
     }
 
     /// Answers `request`: appends exactly one response frame to `out`

@@ -18,6 +18,7 @@ use blvm_module_protocol::methods::modules::{CallModule, PublishEvent, RegisterM
 use blvm_module_protocol::methods::network::NetworkPeers;
 use blvm_module_protocol::methods::rpc::{RegisterRpcEndpoint, UnregisterRpcEndpoint};
 use blvm_module_protocol::methods::storage::{Batch, Put, Scan, TreeChanged, TreeKey, TreeList, TreeName};
+use blvm_module_protocol::methods::timers::{CancelTimer, ScheduleTimer};
 use blvm_module_protocol::{Empty, ErrorCode, Method, RemoteError, Request};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
@@ -313,6 +314,18 @@ pub(super) fn route(
             let p: UnregisterRpcEndpoint = params(request)?;
             reply(out, request, &hub.rpc_endpoints.unregister(caller.module_name, &p))
         }
+        // Timers (services/timers): they fire to the caller's connection.
+        Method::TimerSchedule => {
+            let p: ScheduleTimer = params(request)?;
+            let tip = b.get_chain_tip().ok().map(|t| t.height);
+            let scheduled = hub.timers.schedule(hub.runtime(), &connection(hub, caller)?, tip, &p)?;
+            reply(out, request, &scheduled)
+        }
+        Method::TimerCancel => {
+            let p: CancelTimer = params(request)?;
+            reply(out, request, &hub.timers.cancel(&connection(hub, caller)?, p.timer_id))
+        }
+        Method::TimerList => reply(out, request, &hub.timers.list(&connection(hub, caller)?)),
     }
 }
 
@@ -320,6 +333,14 @@ pub(super) fn route(
 /// dot.
 fn is_custom(name: &str) -> bool {
     name.contains('.') && EventType::from_name(name).is_none()
+}
+
+/// The caller's own live connection (what its timers fire to).
+fn connection(hub: &ModuleApiHub, caller: &Caller<'_>) -> Result<crate::ipc::ModuleConnectionHandle, RemoteError> {
+    hub.directory
+        .get(caller.module_id)
+        .filter(|c| !c.is_closed())
+        .ok_or_else(|| RemoteError::new(ErrorCode::Unavailable, "the module's connection is closing"))
 }
 
 /// Resolves event names, checking the permission each one needs. The whole

@@ -63,6 +63,7 @@ use crate::services::metrics::{module_families, MetricsLimits, MetricsService};
 use crate::services::modules::{InterModuleLimits, InterModuleService};
 use crate::services::rpc_endpoints::{RpcEndpointLimits, RpcEndpointService};
 use crate::services::storage::{StorageConfig, StorageService};
+use crate::services::timers::{TimerLimits, TimerService};
 
 /// When and how often a crashed module is restarted.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -151,6 +152,9 @@ pub struct ManagerConfig {
     /// Caps on JSON-RPC endpoints (how many, how long a call may wait),
     /// default and per module.
     pub rpc_endpoints: RpcEndpointLimits,
+    /// Timers: the cap per module and the fire deadline, default and per
+    /// module.
+    pub timers: TimerLimits,
 }
 
 impl ManagerConfig {
@@ -182,6 +186,7 @@ impl ManagerConfig {
             metrics: MetricsLimits::default(),
             inter_module: InterModuleLimits::default(),
             rpc_endpoints: RpcEndpointLimits::default(),
+            timers: TimerLimits::default(),
         }
     }
 }
@@ -368,6 +373,8 @@ struct Inner {
     filesystem: Arc<FilesystemService>,
     /// Every module's JSON-RPC endpoints.
     rpc_endpoints: Arc<RpcEndpointService>,
+    /// Every connection's timers.
+    timers: Arc<TimerService>,
 }
 
 impl Inner {
@@ -446,11 +453,13 @@ impl ModuleManager {
         let metrics = Arc::new(MetricsService::new(config.metrics.clone()));
         let inter_module = Arc::new(InterModuleService::new(config.inter_module.clone()));
         let rpc_endpoints = Arc::new(RpcEndpointService::new(config.rpc_endpoints.clone()));
+        let timers = Arc::new(TimerService::new(config.timers.clone()));
         let manager = ModuleManager {
             inner: Arc::new(Inner {
                 metrics: Arc::clone(&metrics),
                 inter_module,
                 rpc_endpoints,
+                timers,
                 config,
                 events,
                 storage,
@@ -516,6 +525,12 @@ impl ModuleManager {
         &self.inner.rpc_endpoints
     }
 
+    /// The timer service: the node tells it of each new tip
+    /// ([`TimerService::on_tip`]) so height timers fire.
+    pub fn timers(&self) -> &Arc<TimerService> {
+        &self.inner.timers
+    }
+
     /// The settings.
     pub fn config(&self) -> &ManagerConfig {
         &self.inner.config
@@ -546,7 +561,8 @@ impl ModuleManager {
                 .with_metrics(Arc::clone(&self.inner.metrics))
                 .with_inter_module(Arc::clone(&self.inner.inter_module))
                 .with_filesystem(Arc::clone(&self.inner.filesystem))
-                .with_rpc_endpoints(Arc::clone(&self.inner.rpc_endpoints)),
+                .with_rpc_endpoints(Arc::clone(&self.inner.rpc_endpoints))
+                .with_timers(Arc::clone(&self.inner.timers)),
         );
         let server = ModuleIpcServer::bind(&path, hub, self.inner.config.ipc.clone())
             .map_err(|source| ManagerError::Bind { path, source })?;
@@ -1027,6 +1043,9 @@ impl ModuleManager {
             rpc_endpoints: self.inner.rpc_endpoints.endpoints_of(name),
             max_rpc_endpoints: self.inner.config.rpc_endpoints.max_endpoints_of(name),
             rpc_timeout: self.inner.config.rpc_endpoints.timeout_of(name),
+            timers: self.inner.timers.count(name),
+            max_timers: self.inner.config.timers.max_timers_of(name),
+            timer_fire_timeout: self.inner.config.timers.fire_timeout_of(name),
         }
     }
 

@@ -150,6 +150,13 @@ pub struct ModuleStatus {
     pub max_rpc_endpoints: usize,
     /// How long a JSON-RPC call of one of its methods waits for its answer.
     pub rpc_timeout: Duration,
+    /// Timers its connection has now (scheduled and not yet fired or
+    /// cancelled).
+    pub timers: usize,
+    /// The most timers it may have at once: the operator's cap.
+    pub max_timers: usize,
+    /// How long the node waits for its answer to a `timer_fired`.
+    pub timer_fire_timeout: Duration,
 }
 
 /// One crash of a module and the restart that followed it, as the node

@@ -7,3 +7,4 @@ pub mod metrics;
 pub mod modules;
 pub mod rpc_endpoints;
 pub mod storage;
+pub mod timers;

@@ -29,3 +29,4 @@ mod sdk;
 mod signatures;
 mod slots;
 mod storage;
+mod timers;

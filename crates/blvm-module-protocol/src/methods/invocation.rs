@@ -81,11 +81,19 @@ pub struct ModuleCallResult {
     pub result: Vec<u8>,
 }
 
-/// Params of `timer_fired`.
+/// Params of `timer_fired` (the module answers [`crate::Empty`]).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TimerFired {
-    /// The timer's id.
+    /// The timer's id, as `timer_schedule` answered it.
     pub timer_id: u64,
     /// Unix time in milliseconds when it fired.
     pub fired_at_ms: u64,
+    /// Which fire of the timer this is, from 1 (a repeating timer counts
+    /// up; a one-shot timer fires only 1). Absent from an older node: 0.
+    #[serde(default)]
+    pub fire: u64,
+    /// A height timer's: the active chain's height when it fired (at
+    /// least the timer's height); `nil` for the others.
+    #[serde(default)]
+    pub height: Option<u64>,
 }

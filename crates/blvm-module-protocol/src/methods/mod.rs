@@ -20,6 +20,7 @@ pub mod modules;
 pub mod network;
 pub mod rpc;
 pub mod storage;
+pub mod timers;
 
 use crate::permissions::Permission;
 
@@ -111,6 +112,10 @@ methods! {
     // RPC endpoints (services/rpc_endpoints in the host).
     RegisterRpcEndpoint => "register_rpc_endpoint", Some(Permission::RegisterRpcEndpoint), "Adds a JSON-RPC method, served by the module through `rpc_call`.";
     UnregisterRpcEndpoint => "unregister_rpc_endpoint", Some(Permission::RegisterRpcEndpoint), "Removes a JSON-RPC method the module registered.";
+    // Timers (services/timers in the host).
+    TimerSchedule => "timer_schedule", Some(Permission::ManageTimers), "Schedules a one-shot, repeating or block-height timer; the node sends `timer_fired`.";
+    TimerCancel => "timer_cancel", Some(Permission::ManageTimers), "Cancels one of the module's timers.";
+    TimerList => "timer_list", Some(Permission::ManageTimers), "The module's timers.";
 }
 
 #[cfg(test)]
