@@ -350,6 +350,17 @@ fn the_limits_the_pages_state_are_the_ones_the_code_applies() {
             "8.2 lacks status `{status}`"
         );
     }
+    // Timers: the cap and the fire deadline (protocol 8.8, operator guide 27).
+    let timers = &manager.timers;
+    let eight_eight = folded(&section(&protocol, "### 8.8 "));
+    assert!(eight_eight.contains(&format!("({} by default", timers.max_timers)));
+    assert!(eight_eight.contains(&format!("({} s by default", timers.fire_timeout.as_secs())));
+    let twenty_seven = folded(&section(&guide, "## 27. "));
+    assert!(twenty_seven.contains(&format!("{} by default, `[modules] max_timers`", timers.max_timers)));
+    assert!(twenty_seven.contains(&format!(
+        "{} ms by default, `[modules] timer_fire_timeout_ms`",
+        timers.fire_timeout.as_millis()
+    )));
     // A manifest's read-only paths (author guide 11.3).
     assert!(folded(&doc("module-author-guide.md")).contains(&format!("up to {MAX_READ_ONLY_PATHS} absolute paths")));
     // Modules' JSON-RPC methods: the default deadline and cap (operator

@@ -12,12 +12,16 @@
 //! publish_burst = 1000           # … and at once
 //! max_rpc_endpoints = 32         # JSON-RPC methods a module may register
 //! rpc_timeout_ms = 10000         # how long a JSON-RPC call waits for the module
+//! max_timers = 64                # timers a module may have at once
+//! timer_fire_timeout_ms = 30000  # how long a timer fire waits for the answer
 //!
 //! [modules.block-stats]
 //! capabilities = ["subscribe_events", "read_blockchain"]   # replaces the default for it
 //! event_queue_capacity = 1000
 //! max_metric_series = 50
 //! rpc_timeout_ms = 2000
+//! max_timers = 8
+//! timer_fire_timeout_ms = 5000
 //! verbose = "true"               # any other key: the module's own configuration
 //! ```
 //!
@@ -25,7 +29,7 @@
 //! requests *and* the list allows (absent: everything it requests). A
 //! module's own list replaces the default one, it is not combined with it.
 //! `capabilities`, `event_queue_capacity`, `max_metric_series`,
-//! `max_rpc_endpoints`, `rpc_timeout_ms` and the inter-module keys
+//! `max_rpc_endpoints`, `rpc_timeout_ms`, `max_timers`, `timer_fire_timeout_ms` and the inter-module keys
 //! ([`INTER_MODULE_KEYS`]) in `[modules.<name>]` are the node's and never
 //! reach the module; every other key is merged over the module's
 //! `config.toml`. A module's own inter-module key replaces the default for
@@ -137,6 +141,12 @@ pub const MAX_RPC_ENDPOINTS: u64 = 1000;
 /// each waiting call holds a thread of the server's pool.
 pub const MAX_RPC_TIMEOUT_MS: u64 = 600_000;
 
+/// The largest timer cap the config may set: each timer holds a task.
+pub const MAX_TIMERS: u64 = 100_000;
+
+/// The longest fire deadline the config may set, in ms (one hour).
+pub const MAX_TIMER_FIRE_TIMEOUT_MS: u64 = 3_600_000;
+
 /// `[modules]` resolved: what the module manager takes.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ModulesConfig {
@@ -165,6 +175,14 @@ pub struct ModulesConfig {
     pub rpc_timeout: Option<Duration>,
     /// `[modules.<name>] rpc_timeout_ms`.
     pub rpc_timeout_per_module: BTreeMap<String, Duration>,
+    /// `[modules] max_timers`; `None`: the host's default (64).
+    pub max_timers: Option<usize>,
+    /// `[modules.<name>] max_timers`.
+    pub max_timers_per_module: BTreeMap<String, usize>,
+    /// `[modules] timer_fire_timeout_ms`; `None`: the host's default (30 s).
+    pub timer_fire_timeout: Option<Duration>,
+    /// `[modules.<name>] timer_fire_timeout_ms`.
+    pub timer_fire_timeouts: BTreeMap<String, Duration>,
     /// The other keys of each `[modules.<name>]`, flattened to dotted keys.
     pub module_configs: BTreeMap<String, BTreeMap<String, String>>,
 }
@@ -181,11 +199,14 @@ pub fn resolve(table: &toml::Table) -> Result<ModulesConfig, ConfigError> {
                 "max_metric_series" => out.max_metric_series = Some(series_cap("[modules]", value)?),
                 "max_rpc_endpoints" => out.max_rpc_endpoints = Some(endpoint_cap("[modules]", value)?),
                 "rpc_timeout_ms" => out.rpc_timeout = Some(rpc_timeout("[modules]", value)?),
+                "max_timers" => out.max_timers = Some(timer_cap("[modules]", value)?),
+                "timer_fire_timeout_ms" => out.timer_fire_timeout = Some(fire_timeout("[modules]", value)?),
                 other if inter_module_key(&mut out.inter_module, "[modules]", other, value)? => {}
                 other => {
                     return Err(invalid(format!(
                         "[modules] {other}: expected `capabilities`, `event_queue_capacity`, `max_metric_series`, \
-                         `max_rpc_endpoints`, `rpc_timeout_ms`, `call_timeout_ms`, `max_api_methods`, \
+                         `max_rpc_endpoints`, `rpc_timeout_ms`, `max_timers`, `timer_fire_timeout_ms`, \
+                         `call_timeout_ms`, `max_api_methods`, \
                          `publish_rate`, `publish_burst` or a [modules.<name>] table"
                     )))
                 }
@@ -204,6 +225,12 @@ pub fn resolve(table: &toml::Table) -> Result<ModulesConfig, ConfigError> {
         if let Some(v) = own.remove("max_metric_series") {
             out.max_metric_series_per_module
                 .insert(key.clone(), series_cap(&where_, &v)?);
+        }
+        if let Some(v) = own.remove("max_timers") {
+            out.max_timers_per_module.insert(key.clone(), timer_cap(&where_, &v)?);
+        }
+        if let Some(v) = own.remove("timer_fire_timeout_ms") {
+            out.timer_fire_timeouts.insert(key.clone(), fire_timeout(&where_, &v)?);
         }
         let mut keys = InterModuleKeys::default();
         for (k, _, _) in INTER_MODULE_KEYS {
@@ -297,11 +324,32 @@ fn endpoint_cap(section: &str, value: &toml::Value) -> Result<usize, ConfigError
     }
 }
 
+fn timer_cap(section: &str, value: &toml::Value) -> Result<usize, ConfigError> {
+    match value.as_integer().and_then(|n| u64::try_from(n).ok()) {
+        // At most 100 000: fits any usize. 0 is allowed: no timers.
+        Some(n @ 0..=MAX_TIMERS) => Ok(n as usize),
+        _ => Err(invalid(format!(
+            "{section} max_timers: expected timers from 0 to {MAX_TIMERS}, got {}",
+            shown(value)
+        ))),
+    }
+}
+
 fn rpc_timeout(section: &str, value: &toml::Value) -> Result<Duration, ConfigError> {
     match value.as_integer().and_then(|n| u64::try_from(n).ok()) {
         Some(n @ 1..=MAX_RPC_TIMEOUT_MS) => Ok(Duration::from_millis(n)),
         _ => Err(invalid(format!(
             "{section} rpc_timeout_ms: expected milliseconds from 1 to {MAX_RPC_TIMEOUT_MS}, got {}",
+            shown(value)
+        ))),
+    }
+}
+
+fn fire_timeout(section: &str, value: &toml::Value) -> Result<Duration, ConfigError> {
+    match value.as_integer().and_then(|n| u64::try_from(n).ok()) {
+        Some(ms @ 1..=MAX_TIMER_FIRE_TIMEOUT_MS) => Ok(Duration::from_millis(ms)),
+        _ => Err(invalid(format!(
+            "{section} timer_fire_timeout_ms: expected milliseconds from 1 to {MAX_TIMER_FIRE_TIMEOUT_MS}, got {}",
             shown(value)
         ))),
     }
@@ -430,6 +478,49 @@ mod tests {
             (
                 "[modules]\nmax_rpc_endpoints = 1001\n",
                 "max_rpc_endpoints: expected methods from 0 to 1000",
+            ),
+        ] {
+            let e = parse(text).expect_err(text);
+            assert!(e.contains(needle), "{e}");
+        }
+    }
+
+    #[test]
+    fn the_timer_cap_and_fire_deadline_have_a_default_and_per_module_keys_that_never_reach_the_module() {
+        let c = parse(
+            "[modules]\nmax_timers = 16\ntimer_fire_timeout_ms = 2000\n\
+             [modules.block-stats]\nmax_timers = 0\ntimer_fire_timeout_ms = 50\nx = \"1\"\n",
+        )
+        .expect("resolves");
+        assert_eq!(
+            (c.max_timers, c.timer_fire_timeout),
+            (Some(16), Some(Duration::from_secs(2)))
+        );
+        assert_eq!(
+            (
+                c.max_timers_per_module["block-stats"],
+                c.timer_fire_timeouts["block-stats"]
+            ),
+            (0, Duration::from_millis(50))
+        );
+        assert!(!c.module_configs["block-stats"].contains_key("max_timers"));
+        assert!(!c.module_configs["block-stats"].contains_key("timer_fire_timeout_ms"));
+        for (text, needle) in [
+            (
+                "[modules]\nmax_timers = -1\n",
+                "max_timers: expected timers from 0 to 100000",
+            ),
+            (
+                "[modules.x]\nmax_timers = 100001\n",
+                "max_timers: expected timers from 0 to 100000",
+            ),
+            (
+                "[modules]\ntimer_fire_timeout_ms = 0\n",
+                "timer_fire_timeout_ms: expected milliseconds from 1 to 3600000",
+            ),
+            (
+                "[modules.x]\ntimer_fire_timeout_ms = \"soon\"\n",
+                "[modules.x] timer_fire_timeout_ms: expected milliseconds",
             ),
         ] {
             let e = parse(text).expect_err(text);

@@ -141,6 +141,14 @@ impl Node {
             manager_config.rpc_endpoints.max_endpoints = cap;
         }
         manager_config.rpc_endpoints.max_endpoints_per_module = config.modules.max_rpc_endpoints_per_module.clone();
+        if let Some(cap) = config.modules.max_timers {
+            manager_config.timers.max_timers = cap;
+        }
+        manager_config.timers.max_timers_per_module = config.modules.max_timers_per_module.clone();
+        if let Some(deadline) = config.modules.timer_fire_timeout {
+            manager_config.timers.fire_timeout = deadline;
+        }
+        manager_config.timers.fire_timeout_per_module = config.modules.timer_fire_timeouts.clone();
         manager_config.restart = config.supervision.restart.clone();
         manager_config.sandbox = config.sandbox.clone();
         manager_config.signatures = config.signatures.clone();
@@ -405,6 +413,8 @@ impl Node {
                 tx_count: self.mempool.len() as u32,
             });
             self.fee_rate_moved();
+            // Height timers fire once the events of their block are out.
+            self.manager.timers().on_tip(u64::from(tip.height));
         }
     }
 

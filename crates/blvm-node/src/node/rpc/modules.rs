@@ -48,7 +48,7 @@ fn crash_json(c: &CrashRecord) -> Value {
 }
 
 fn status_json(s: &ModuleStatus) -> Value {
-    json!({
+    let mut status = json!({
         "name": s.name,
         "version": s.version,
         "state": s.state.as_str(),
@@ -89,7 +89,25 @@ fn status_json(s: &ModuleStatus) -> Value {
         "max_rpc_endpoints": s.max_rpc_endpoints,
         "rpc_timeout_ms": s.rpc_timeout.as_millis() as u64,
         "inter_module": inter_module(s),
-    })
+    });
+    // Added apart: one more field in the `json!` above passes the
+    // macro's recursion limit.
+    if let Value::Object(fields) = &mut status {
+        fields.extend(timers_json(s));
+    }
+    status
+}
+
+/// The status's timer fields (operator guide 27).
+fn timers_json(s: &ModuleStatus) -> serde_json::Map<String, Value> {
+    let mut fields = serde_json::Map::new();
+    fields.insert("timers".into(), json!(s.timers));
+    fields.insert("max_timers".into(), json!(s.max_timers));
+    fields.insert(
+        "timer_fire_timeout_ms".into(),
+        json!(u64::try_from(s.timer_fire_timeout.as_millis()).unwrap_or(u64::MAX)),
+    );
+    fields
 }
 
 /// The status's `inter_module` object: its limits, its API, what it may
