@@ -410,6 +410,37 @@ fn metrics_vectors() -> Vec<Vector> {
     ]
 }
 
+/// The vector of a request frame: `method` with `params`, id `id`.
+fn request<P: Serialize>(name: &'static str, id: u64, method: &str, params: &P) -> Vector {
+    Vector {
+        name,
+        bytes: encoded(name, |out| encode::request(out, id, method, params)),
+    }
+}
+
+/// Decodes a request vector, checks id, method and capability, and that
+/// its params decode to `expected`; then that it re-encodes exactly.
+#[track_caller]
+fn check_request<P: serde::de::DeserializeOwned + PartialEq + std::fmt::Debug>(
+    name: &str,
+    id: u64,
+    method: Method,
+    permission: Permission,
+    expected: &P,
+) {
+    let bytes = read_vector(name);
+    let frame = decode_only_frame(&bytes);
+    let Frame::Request(r) = &frame else {
+        panic!("{name}.bin decoded as {frame:?}")
+    };
+    assert_eq!((r.id, r.method.as_str()), (id, method.name()), "{name}");
+    assert_eq!(Method::from_name(&r.method), Some(method));
+    assert_eq!(method.required_permission(), Some(permission), "{name}");
+    let params: P = r.params().unwrap_or_else(|e| panic!("{name}: params: {e}"));
+    assert_eq!(&params, expected, "{name}");
+    assert_re_encodes_to(&frame, &bytes);
+}
+
 /// Decodes the request vector `name`: its id, method and params.
 fn request_vector<P: serde::de::DeserializeOwned>(name: &str) -> (u64, String, P) {
     let bytes = read_vector(name);

@@ -57,29 +57,27 @@ fn publish() -> PublishEvent {
     }
 }
 
-fn request<P: Serialize>(name: &'static str, id: u64, method: Method, params: &P) -> Vector {
-    Vector {
-        name,
-        bytes: encoded(name, |out| encode::request(out, id, method.name(), params)),
-    }
-}
-
 /// The inter-module vectors, in the order the spec shows them.
 pub(super) fn vectors() -> Vec<Vector> {
     vec![
         request(
             "register_module_api_request",
             20,
-            Method::RegisterModuleApi,
+            Method::RegisterModuleApi.name(),
             &register(),
         ),
-        request("discover_modules_request", 21, Method::DiscoverModules, &Empty {}),
-        request("call_module_request", 22, Method::CallModule, &call()),
+        request(
+            "discover_modules_request",
+            21,
+            Method::DiscoverModules.name(),
+            &Empty {},
+        ),
+        request("call_module_request", 22, Method::CallModule.name(), &call()),
         Vector {
             name: "call_module_response",
             bytes: encoded("call_module answer", |out| encode::response(out, 22, &call_result())),
         },
-        request("publish_event_request", 23, Method::PublishEvent, &publish()),
+        request("publish_event_request", 23, Method::PublishEvent.name(), &publish()),
         Vector {
             name: "event_from_module",
             bytes: {

@@ -46,13 +46,6 @@ fn fired() -> TimerFired {
     }
 }
 
-fn request<P: Serialize>(name: &'static str, id: u64, method: &str, params: &P) -> Vector {
-    Vector {
-        name,
-        bytes: encoded(name, |out| encode::request(out, id, method, params)),
-    }
-}
-
 fn response<R: Serialize>(name: &'static str, id: u64, result: &R) -> Vector {
     Vector {
         name,

@@ -20,18 +20,7 @@ use blvm_sdk::protocol::methods::invocation::{ModuleCall, ModuleCallResult};
 use blvm_sdk::protocol::methods::metrics::{MetricKind, MetricUpdate};
 use blvm_sdk::protocol::RemoteError;
 use blvm_sdk::{ModuleIntegration, NodeApiIpc, SdkError};
-
-fn error(e: SdkError) -> String {
-    match e {
-        SdkError::Remote(r) => format!(
-            "ERROR {} {} {}",
-            r.code,
-            r.capability.as_deref().unwrap_or("-"),
-            r.message
-        ),
-        other => format!("ERROR local - {other}"),
-    }
-}
+use blvm_test_modules::error_line as error;
 
 fn parse_update(text: &str) -> Option<MetricUpdate> {
     let mut words = text.split_whitespace();

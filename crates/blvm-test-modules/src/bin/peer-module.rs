@@ -29,19 +29,8 @@ use blvm_sdk::protocol::events::{Event, PaymentSettled};
 use blvm_sdk::protocol::methods::invocation::{ModuleCall, ModuleCallResult};
 use blvm_sdk::protocol::{Hash32, RemoteError};
 use blvm_sdk::{Invocation, ModuleIntegration, NodeApiIpc, SdkError};
+use blvm_test_modules::error_line as error;
 use tokio::sync::oneshot;
-
-fn error(e: SdkError) -> String {
-    match e {
-        SdkError::Remote(r) => format!(
-            "ERROR {} {} {}",
-            r.code,
-            r.capability.as_deref().unwrap_or("-"),
-            r.message
-        ),
-        other => format!("ERROR local - {other}"),
-    }
-}
 
 fn say(line: &str) {
     use std::io::Write;

@@ -27,18 +27,7 @@
 use blvm_sdk::protocol::methods::invocation::{ModuleCall, ModuleCallResult, RpcCall, MODULE_CALL};
 use blvm_sdk::protocol::RemoteError;
 use blvm_sdk::{Invocation, ModuleIntegration, NodeApiIpc, SdkError};
-
-fn error(e: SdkError) -> String {
-    match e {
-        SdkError::Remote(r) => format!(
-            "ERROR {} {} {}",
-            r.code,
-            r.capability.as_deref().unwrap_or("-"),
-            r.message
-        ),
-        other => format!("ERROR local - {other}"),
-    }
-}
+use blvm_test_modules::error_line as error;
 
 async fn register(api: &NodeApiIpc, params: &str) -> String {
     let (name, args) = params.split_once(' ').unwrap_or((params, ""));

@@ -33,6 +33,7 @@ use blvm_sdk::protocol::methods::invocation::{ModuleCall, ModuleCallResult, Time
 use blvm_sdk::protocol::methods::timers::ScheduleTimer;
 use blvm_sdk::protocol::{Empty, RemoteError};
 use blvm_sdk::{Invocation, ModuleIntegration, NodeApiIpc, SdkError};
+use blvm_test_modules::error_line as error;
 use tokio::sync::Notify;
 
 /// How the module answers fires.
@@ -63,18 +64,6 @@ struct Fires {
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
-}
-
-fn error(e: SdkError) -> String {
-    match e {
-        SdkError::Remote(r) => format!(
-            "ERROR {} {} {}",
-            r.code,
-            r.capability.as_deref().unwrap_or("-"),
-            r.message
-        ),
-        other => format!("ERROR local - {other}"),
-    }
 }
 
 fn joined(values: &[u64]) -> String {
