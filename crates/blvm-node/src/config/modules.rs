@@ -118,16 +118,7 @@ fn inter_module_key(
     let Some((_, min, max)) = INTER_MODULE_KEYS.iter().find(|(k, _, _)| *k == key) else {
         return Ok(false);
     };
-    let n = value
-        .as_integer()
-        .and_then(|n| u64::try_from(n).ok())
-        .filter(|n| (*min..=*max).contains(n))
-        .ok_or_else(|| {
-            invalid(format!(
-                "{section} {key}: expected a whole number from {min} to {max}, got {}",
-                shown(value)
-            ))
-        })?;
+    let n = in_range(section, key, "a whole number", (*min, *max), value)?;
     if let Some(slot) = keys.slot(key) {
         *slot = Some(n);
     }
@@ -291,68 +282,77 @@ fn shown(value: &toml::Value) -> String {
     }
 }
 
+/// Every numeric limit key of `[modules]` and `[modules.<name>]` that is
+/// not an inter-module one ([`INTER_MODULE_KEYS`]): its name, the unit its
+/// error message counts in, and its range. One table, so that every key is
+/// checked and worded alike.
+const LIMIT_KEYS: [(&str, &str, u64, u64); 6] = [
+    // At most a million: fits any usize.
+    ("event_queue_capacity", "events", 1, MAX_EVENT_QUEUE_CAPACITY),
+    // 0 is allowed for the caps: no metrics, endpoints or timers.
+    ("max_metric_series", "series", 0, MAX_METRIC_SERIES),
+    ("max_rpc_endpoints", "methods", 0, MAX_RPC_ENDPOINTS),
+    ("max_timers", "timers", 0, MAX_TIMERS),
+    ("rpc_timeout_ms", "milliseconds", 1, MAX_RPC_TIMEOUT_MS),
+    ("timer_fire_timeout_ms", "milliseconds", 1, MAX_TIMER_FIRE_TIMEOUT_MS),
+];
+
+/// Limit key `key` of `section` (one of [`LIMIT_KEYS`]) read and checked
+/// against its range.
+fn limit(section: &str, key: &str, value: &toml::Value) -> Result<u64, ConfigError> {
+    let (_, unit, min, max) = LIMIT_KEYS
+        .iter()
+        .copied()
+        .find(|(k, ..)| *k == key)
+        // Only this file calls it, with the keys of the table.
+        .unwrap_or((key, "units", 0, 0));
+    in_range(section, key, unit, (min, max), value)
+}
+
+/// `value` as a whole number in `min..=max`, or the error naming `section`,
+/// `key` and what was expected (`<unit> from <min> to <max>`).
+fn in_range(
+    section: &str,
+    key: &str,
+    unit: &str,
+    (min, max): (u64, u64),
+    value: &toml::Value,
+) -> Result<u64, ConfigError> {
+    value
+        .as_integer()
+        .and_then(|n| u64::try_from(n).ok())
+        .filter(|n| (min..=max).contains(n))
+        .ok_or_else(|| {
+            invalid(format!(
+                "{section} {key}: expected {unit} from {min} to {max}, got {}",
+                shown(value)
+            ))
+        })
+}
+
 fn queue_capacity(section: &str, value: &toml::Value) -> Result<usize, ConfigError> {
-    match value.as_integer().and_then(|n| u64::try_from(n).ok()) {
-        // At most a million: fits any usize.
-        Some(n @ 1..=MAX_EVENT_QUEUE_CAPACITY) => Ok(n as usize),
-        _ => Err(invalid(format!(
-            "{section} event_queue_capacity: expected events from 1 to {MAX_EVENT_QUEUE_CAPACITY}, got {}",
-            shown(value)
-        ))),
-    }
+    // Every limit's maximum fits any usize.
+    limit(section, "event_queue_capacity", value).map(|n| n as usize)
 }
 
 fn series_cap(section: &str, value: &toml::Value) -> Result<usize, ConfigError> {
-    match value.as_integer().and_then(|n| u64::try_from(n).ok()) {
-        // At most a million: fits any usize. 0 is allowed: no metrics.
-        Some(n @ 0..=MAX_METRIC_SERIES) => Ok(n as usize),
-        _ => Err(invalid(format!(
-            "{section} max_metric_series: expected series from 0 to {MAX_METRIC_SERIES}, got {}",
-            shown(value)
-        ))),
-    }
+    limit(section, "max_metric_series", value).map(|n| n as usize)
 }
 
 fn endpoint_cap(section: &str, value: &toml::Value) -> Result<usize, ConfigError> {
-    match value.as_integer().and_then(|n| u64::try_from(n).ok()) {
-        // 0 is allowed: no endpoints.
-        Some(n @ 0..=MAX_RPC_ENDPOINTS) => Ok(n as usize),
-        _ => Err(invalid(format!(
-            "{section} max_rpc_endpoints: expected methods from 0 to {MAX_RPC_ENDPOINTS}, got {}",
-            shown(value)
-        ))),
-    }
+    limit(section, "max_rpc_endpoints", value).map(|n| n as usize)
 }
 
 fn timer_cap(section: &str, value: &toml::Value) -> Result<usize, ConfigError> {
-    match value.as_integer().and_then(|n| u64::try_from(n).ok()) {
-        // At most 100 000: fits any usize. 0 is allowed: no timers.
-        Some(n @ 0..=MAX_TIMERS) => Ok(n as usize),
-        _ => Err(invalid(format!(
-            "{section} max_timers: expected timers from 0 to {MAX_TIMERS}, got {}",
-            shown(value)
-        ))),
-    }
+    limit(section, "max_timers", value).map(|n| n as usize)
 }
 
 fn rpc_timeout(section: &str, value: &toml::Value) -> Result<Duration, ConfigError> {
-    match value.as_integer().and_then(|n| u64::try_from(n).ok()) {
-        Some(n @ 1..=MAX_RPC_TIMEOUT_MS) => Ok(Duration::from_millis(n)),
-        _ => Err(invalid(format!(
-            "{section} rpc_timeout_ms: expected milliseconds from 1 to {MAX_RPC_TIMEOUT_MS}, got {}",
-            shown(value)
-        ))),
-    }
+    limit(section, "rpc_timeout_ms", value).map(Duration::from_millis)
 }
 
 fn fire_timeout(section: &str, value: &toml::Value) -> Result<Duration, ConfigError> {
-    match value.as_integer().and_then(|n| u64::try_from(n).ok()) {
-        Some(ms @ 1..=MAX_TIMER_FIRE_TIMEOUT_MS) => Ok(Duration::from_millis(ms)),
-        _ => Err(invalid(format!(
-            "{section} timer_fire_timeout_ms: expected milliseconds from 1 to {MAX_TIMER_FIRE_TIMEOUT_MS}, got {}",
-            shown(value)
-        ))),
-    }
+    limit(section, "timer_fire_timeout_ms", value).map(Duration::from_millis)
 }
 
 #[cfg(test)]
