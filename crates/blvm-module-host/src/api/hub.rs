@@ -10,14 +10,14 @@
 //!
 //! Most requests are answered inline by the connection's reader thread. A
 //! request that waits on another process (an inter-module call) is answered
-//! [`Handled::Later`]: the route hands back a future, the connection runs
-//! it on the hub's runtime and writes its response whenever it completes,
+//! [`Handled::Later`]: the route hands back what starts it, which the
+//! connection runs at once with a [`Responder`] for the one answer; the
+//! answer is written whenever it comes (an inter-module call answers from
+//! the target's reader thread, a future may run on [`ModuleApiHub::runtime`]),
 //! so the module's other requests, its events and every other module go on
 //! meanwhile; a slow or dead target costs the caller only that call's
 //! deadline.
 
-use std::future::Future;
-use std::pin::Pin;
 use std::sync::Arc;
 
 use blvm_module_protocol::frame::encode;
@@ -47,17 +47,19 @@ pub struct Caller<'a> {
     pub publishes: &'a [String],
 }
 
-/// The answer of a request that waits: resolves to the whole encoded
-/// response frame.
-pub type LaterResponse = Pin<Box<dyn Future<Output = Vec<u8>> + Send + 'static>>;
+pub use crate::ipc::connection::Responder;
+
+/// What starts a request that waits: run once, at once, with the
+/// [`Responder`] that takes its one response frame whenever it is ready.
+pub type Deferred = Box<dyn FnOnce(Responder) + Send + 'static>;
 
 /// How [`ModuleApiHub::handle`] answered.
 pub enum Handled {
     /// The response frame is in `out`.
     Now,
-    /// Nothing is in `out`: the response is this future's output, to be
-    /// written when it completes (see the module docs).
-    Later(LaterResponse),
+    /// Nothing is in `out`: run this with the request's [`Responder`]
+    /// (see the module docs).
+    Later(Deferred),
 }
 
 /// Routes module requests to the node.
@@ -243,7 +245,7 @@ impl ModuleApiHub {
         caller: &Caller<'_>,
         request: &Request,
         out: &mut Vec<u8>,
-        later: &mut Option<LaterResponse>,
+        later: &mut Option<Deferred>,
     ) -> Result<(), RemoteError> {
         let method =
             Method::from_name(&request.method).ok_or_else(|| RemoteError::method_not_found(&request.method))?;

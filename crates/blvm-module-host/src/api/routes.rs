@@ -23,7 +23,7 @@ use blvm_module_protocol::{Empty, ErrorCode, Method, RemoteError, Request};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
-use super::hub::{Caller, LaterResponse, ModuleApiHub};
+use super::hub::{Caller, Deferred, ModuleApiHub};
 
 fn params<T: DeserializeOwned>(request: &Request) -> Result<T, RemoteError> {
     request
@@ -41,7 +41,7 @@ pub(super) fn route(
     method: Method,
     request: &Request,
     out: &mut Vec<u8>,
-    later: &mut Option<LaterResponse>,
+    later: &mut Option<Deferred>,
 ) -> Result<(), RemoteError> {
     let b = &*hub.backend;
     let storage = || {
@@ -281,7 +281,7 @@ pub(super) fn route(
         }
         Method::CallModule => {
             let p: CallModule = params(request)?;
-            *later = Some(hub.modules.call(&hub.directory, module, request.id, p)?);
+            *later = Some(hub.modules.call(&hub.directory, hub.runtime(), module, p)?);
             Ok(())
         }
         Method::PublishEvent => {

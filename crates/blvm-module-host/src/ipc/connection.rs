@@ -5,9 +5,9 @@
 //! The reader answers requests inline and writes each batch of answers
 //! with one `write`; under load many requests arrive in one `read` and
 //! their answers leave in one `write`. A request that waits on another
-//! process ([`Handled::Later`]) runs on the hub's runtime instead and its
-//! answer goes out through the writer thread when it is ready, so the
-//! reader never waits on anyone; at most [`MAX_WAITING`] such requests of
+//! process ([`Handled::Later`]) is started by the reader and answered
+//! through a [`Responder`], whose frame goes out through the writer thread
+//! when it is ready, so the reader never waits on anyone; at most [`MAX_WAITING`] such requests of
 //! one module wait at once, one more is answered `rate_limited`. Only a
 //! protocol violation ends the loop, and it ends this connection only.
 //!
@@ -47,7 +47,25 @@ const READ_CHUNK: usize = 64 * 1024;
 /// deadline, so a module cannot pile them up without bound.
 pub const MAX_WAITING: usize = 64;
 
-type Pending = oneshot::Sender<Result<Bytes, RemoteError>>;
+/// What waits for the answer to one of the node's invocations.
+enum Pending {
+    /// An `invoke` future.
+    Task(oneshot::Sender<Result<Bytes, RemoteError>>),
+    /// An [`ModuleConnectionHandle::invoke_then`] callback, run where the
+    /// answer is read (or the deadline or the connection's end is seen).
+    Callback(Box<dyn FnOnce(Result<Bytes, RemoteError>) + Send>),
+}
+
+impl Pending {
+    fn finish(self, result: Result<Bytes, RemoteError>) {
+        match self {
+            Pending::Task(tx) => {
+                let _ = tx.send(result);
+            }
+            Pending::Callback(done) => done(result),
+        }
+    }
+}
 
 /// State shared by a connection's threads and its handles.
 pub(crate) struct Connection {
@@ -138,9 +156,12 @@ impl Connection {
     /// Hands a response to the invocation waiting for it; false when none
     /// waits (a late answer, or one to nothing).
     fn complete(&self, response: Response) -> bool {
-        match lock(&self.pending).remove(&response.id) {
-            Some(tx) => {
-                let _ = tx.send(response.result);
+        // Taken out of the map first: the lock is not held while a
+        // callback runs.
+        let waiter = lock(&self.pending).remove(&response.id);
+        match waiter {
+            Some(w) => {
+                w.finish(response.result);
                 true
             }
             None => false,
@@ -149,8 +170,8 @@ impl Connection {
 
     fn fail_pending(&self, error: &RemoteError) {
         let pending: Vec<_> = lock(&self.pending).drain().collect();
-        for (_, tx) in pending {
-            let _ = tx.send(Err(error.clone()));
+        for (_, w) in pending {
+            w.finish(Err(error.clone()));
         }
     }
 }
@@ -227,7 +248,7 @@ impl ModuleConnectionHandle {
         encode::request(&mut frame, id, method, params)
             .map_err(|e| RemoteError::new(ErrorCode::InvalidParams, e.to_string()))?;
         let (tx, rx) = oneshot::channel();
-        lock(&conn.pending).insert(id, tx);
+        lock(&conn.pending).insert(id, Pending::Task(tx));
         // Closed between the check and the insert: the closer may already
         // have drained `pending`, so fail this one ourselves.
         if self.is_closed() {
@@ -239,6 +260,71 @@ impl ModuleConnectionHandle {
         let _forget = ForgetPending { conn, id };
         conn.send_control(frame);
         rx.await.unwrap_or_else(|_| Err(closed_error()))
+    }
+
+    /// Sends a request to the module and runs `done` with its answer, once:
+    /// on the thread that reads the answer, or with `on_timeout` when
+    /// `deadline` passes first (a task on `runtime` watches it), or with
+    /// the connection's end (`module_crashed`, `connection_closed`), or at
+    /// once when the connection is closed already. Nothing waits in
+    /// between: no thread or task is woken to pass the answer on, which is
+    /// what an inter-module call needs to cost two hops, not four.
+    ///
+    /// `done` must be quick (it may run on the connection's reader thread):
+    /// encode and queue a frame, no I/O.
+    pub fn invoke_then<P: Serialize + ?Sized>(
+        &self,
+        method: &str,
+        params: &P,
+        deadline: std::time::Duration,
+        runtime: &tokio::runtime::Handle,
+        on_timeout: RemoteError,
+        done: impl FnOnce(Result<Bytes, RemoteError>) + Send + 'static,
+    ) {
+        let conn = &self.conn;
+        if self.is_closed() {
+            return done(Err(closed_error()));
+        }
+        let id = conn.next_id.fetch_add(1, Ordering::Relaxed);
+        let mut frame = Vec::new();
+        if let Err(e) = encode::request(&mut frame, id, method, params) {
+            return done(Err(RemoteError::new(ErrorCode::InvalidParams, e.to_string())));
+        }
+        // The deadline's task ends as soon as the answer is in: `settled`
+        // drops with the callback, which wakes it (else a module making
+        // many quick calls would pile up a sleeping task per call).
+        let (settled, answered) = oneshot::channel::<()>();
+        let done = move |result: Result<Bytes, RemoteError>| {
+            drop(settled);
+            done(result);
+        };
+        lock(&conn.pending).insert(id, Pending::Callback(Box::new(done)));
+        // Closed between the check and the insert: the closer may already
+        // have drained `pending`, so fail this one ourselves.
+        if self.is_closed() {
+            let waiter = lock(&conn.pending).remove(&id);
+            if let Some(w) = waiter {
+                w.finish(Err(closed_error()));
+            }
+            return;
+        }
+        conn.send_control(frame);
+        // Whoever takes the entry out of `pending` answers: the reader with
+        // the module's answer, the closer with the connection's end, or
+        // this task at the deadline.
+        let weak = Arc::downgrade(conn);
+        runtime.spawn(async move {
+            tokio::select! {
+                _ = tokio::time::sleep(deadline) => {}
+                _ = answered => return,
+            }
+            if let Some(conn) = weak.upgrade() {
+                let waiter = lock(&conn.pending).remove(&id);
+                if let Some(w) = waiter {
+                    w.finish(Err(on_timeout));
+                }
+            }
+        });
     }
 
     /// Asks the module to exit within `grace`.
@@ -431,7 +517,7 @@ fn answer_later(
     conn: &Arc<Connection>,
     hub: &ModuleApiHub,
     id: u64,
-    answer: crate::api::hub::LaterResponse,
+    answer: crate::api::hub::Deferred,
     out: &mut Vec<u8>,
 ) {
     if conn.waiting.fetch_add(1, Ordering::AcqRel) >= MAX_WAITING {
@@ -443,14 +529,56 @@ fn answer_later(
         crate::api::hub::encode_error(out, id, &error);
         return;
     }
-    let conn = Arc::clone(conn);
-    hub.runtime().spawn(async move {
-        let frame = answer.await;
-        conn.waiting.fetch_sub(1, Ordering::AcqRel);
-        if !conn.closed.load(Ordering::SeqCst) {
-            conn.send_control(frame);
-        }
+    let _ = hub;
+    answer(Responder {
+        conn: Some(Arc::clone(conn)),
+        id,
     });
+}
+
+/// The one answer to a request the hub answers later
+/// ([`Handled::Later`]): give it the response frame with
+/// [`Responder::respond`], from any thread. Dropped unanswered (a bug, or
+/// a panic), it answers `internal` so the module is never left waiting.
+pub struct Responder {
+    conn: Option<Arc<Connection>>,
+    id: u64,
+}
+
+impl Responder {
+    /// The request's id.
+    pub fn id(&self) -> u64 {
+        self.id
+    }
+
+    /// Queues `frame` (the whole response frame of the request) for the
+    /// connection's writer.
+    pub fn respond(mut self, frame: Vec<u8>) {
+        if let Some(conn) = self.conn.take() {
+            conn.waiting.fetch_sub(1, Ordering::AcqRel);
+            if !conn.closed.load(Ordering::SeqCst) {
+                conn.send_control(frame);
+            }
+        }
+    }
+}
+
+impl Drop for Responder {
+    fn drop(&mut self) {
+        if self.conn.is_some() {
+            let mut frame = Vec::new();
+            crate::api::hub::encode_error(
+                &mut frame,
+                self.id,
+                &RemoteError::new(ErrorCode::Internal, "the node dropped this request unanswered"),
+            );
+            let this = Responder {
+                conn: self.conn.take(),
+                id: self.id,
+            };
+            this.respond(frame);
+        }
+    }
 }
 
 /// The reader's side of the module's rate budget: the bucket, and the

@@ -3,7 +3,7 @@
 //! threads, authenticated by a per-spawn token and the peer's pid.
 
 mod auth;
-mod connection;
+pub(crate) mod connection;
 mod listener;
 pub(crate) mod rate;
 mod server;

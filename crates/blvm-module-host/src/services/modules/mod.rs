@@ -14,10 +14,11 @@
 //! # A call
 //!
 //! `call_module` never waits on the caller's reader thread: the route
-//! answers [`crate::api::hub::Handled::Later`] with a future that sends the
-//! target a `module_call` invocation, with `caller` set from the calling
-//! connection's handshake, and waits for its answer up to the deadline. The
-//! caller gets the target's result, or one error saying which of these
+//! answers [`crate::api::hub::Handled::Later`]; the connection then sends
+//! the target a `module_call` invocation, with `caller` set from the calling
+//! connection's handshake, and the caller's answer is queued where the
+//! target's answer is read (no task sits in between), or at the deadline.
+//! The caller gets the target's result, or one error saying which of these
 //! happened: the target is not running (`module_not_running`), it did not
 //! register that method (`method_not_found`), it crashed or went away
 //! before answering (`module_crashed`), it did not answer in time
@@ -37,7 +38,7 @@ use blvm_module_protocol::methods::modules::{
 use blvm_module_protocol::{ErrorCode, RemoteError};
 
 use crate::api::directory::ModuleDirectory;
-use crate::api::hub::{encode_error, LaterResponse};
+use crate::api::hub::{encode_error, Deferred, Responder};
 
 /// The call deadline when the operator sets none.
 pub const DEFAULT_CALL_TIMEOUT: Duration = Duration::from_secs(10);
@@ -185,8 +186,10 @@ impl InterModuleService {
 
     /// Starts `caller`'s call `p` to another module: what is known at once
     /// (bad params, an absent target or method) is an error now; the rest
-    /// is the returned future, whose output is the whole response frame of
-    /// request `id`.
+    /// is the returned [`Deferred`], which sends the target its
+    /// `module_call` and answers the caller, from the target's reader
+    /// thread, when the target answers (or from a task on `runtime` at the
+    /// deadline, or when the target's connection ends).
     ///
     /// # Errors
     ///
@@ -195,10 +198,10 @@ impl InterModuleService {
     pub fn call(
         &self,
         directory: &ModuleDirectory,
+        runtime: &tokio::runtime::Handle,
         caller: &str,
-        id: u64,
         p: CallModule,
-    ) -> Result<LaterResponse, RemoteError> {
+    ) -> Result<Deferred, RemoteError> {
         if p.module == caller {
             // Its own reader is busy with this request: the invocation
             // could be answered only by the module's other tasks, and a
@@ -225,48 +228,34 @@ impl InterModuleService {
         }
         let limit = self.limits.of(caller).call_timeout;
         let deadline = p.timeout_ms.map_or(limit, |ms| Duration::from_millis(ms).min(limit));
+        let on_timeout = RemoteError::new(
+            ErrorCode::Timeout,
+            format!(
+                "module `{}` did not answer `{}` within {} ms",
+                p.module,
+                p.method,
+                deadline.as_millis()
+            ),
+        );
         let invocation = ModuleCall {
             caller: caller.to_owned(),
             method: p.method,
             params: p.params,
         };
         let target_name = p.module;
-        Ok(Box::pin(async move {
-            let answer = tokio::time::timeout(deadline, target.invoke(MODULE_CALL, &invocation)).await;
-            let result = match answer {
-                Err(_) => Err(RemoteError::new(
-                    ErrorCode::Timeout,
-                    format!(
-                        "module `{target_name}` did not answer `{}` within {} ms",
-                        invocation.method,
-                        deadline.as_millis()
-                    ),
-                )),
-                Ok(Err(e)) if e.code == ErrorCode::ConnectionClosed => Err(RemoteError::new(
-                    ErrorCode::ModuleCrashed,
-                    format!("module `{target_name}` went away before it answered"),
-                )),
-                Ok(Err(e)) => Err(e),
-                Ok(Ok(bytes)) => blvm_module_protocol::frame::decode_body::<ModuleCallResult>("result", &bytes)
-                    .map(|r| CallModuleResult { result: r.result })
-                    .map_err(|e| {
-                        RemoteError::new(
-                            ErrorCode::Internal,
-                            format!("module `{target_name}` answered with a malformed result: {e}"),
-                        )
-                    }),
-            };
-            let mut out = Vec::new();
-            match result.and_then(|r| {
-                encode::response(&mut out, id, &r).map_err(|e| RemoteError::new(ErrorCode::Internal, e.to_string()))
-            }) {
-                Ok(()) => {}
-                Err(e) => {
-                    out.clear();
-                    encode_error(&mut out, id, &e);
-                }
-            }
-            out
+        let runtime = runtime.clone();
+        Ok(Box::new(move |responder: Responder| {
+            target.invoke_then(
+                MODULE_CALL,
+                &invocation,
+                deadline,
+                &runtime,
+                on_timeout,
+                move |answer| {
+                    let frame = call_answer(responder.id(), &target_name, answer);
+                    responder.respond(frame);
+                },
+            );
         }))
     }
 
@@ -275,6 +264,35 @@ impl InterModuleService {
         lock(&self.apis).remove(module_id);
         self.publishers.remove(module_id);
     }
+}
+
+/// The response frame of call `id` to `target` from the target's answer:
+/// its result, or the error saying what happened to the call.
+fn call_answer(id: u64, target: &str, answer: Result<bytes::Bytes, RemoteError>) -> Vec<u8> {
+    let result = match answer {
+        Err(e) if e.code == ErrorCode::ConnectionClosed => Err(RemoteError::new(
+            ErrorCode::ModuleCrashed,
+            format!("module `{target}` went away before it answered"),
+        )),
+        Err(e) => Err(e),
+        Ok(bytes) => blvm_module_protocol::frame::decode_body::<ModuleCallResult>("result", &bytes)
+            .map(|r| CallModuleResult { result: r.result })
+            .map_err(|e| {
+                RemoteError::new(
+                    ErrorCode::Internal,
+                    format!("module `{target}` answered with a malformed result: {e}"),
+                )
+            }),
+    };
+    let mut out = Vec::new();
+    let encoded = result.and_then(|r| {
+        encode::response(&mut out, id, &r).map_err(|e| RemoteError::new(ErrorCode::Internal, e.to_string()))
+    });
+    if let Err(e) = encoded {
+        out.clear();
+        encode_error(&mut out, id, &e);
+    }
+    out
 }
 
 /// Checks an API method name: 1 to [`MAX_METHOD_NAME`] of `a-z`, `0-9`,
