@@ -52,8 +52,12 @@ enum Pending {
     /// An `invoke` future.
     Task(oneshot::Sender<Result<Bytes, RemoteError>>),
     /// An [`ModuleConnectionHandle::invoke_then`] callback, run where the
-    /// answer is read (or the deadline or the connection's end is seen).
-    Callback(Box<dyn FnOnce(Result<Bytes, RemoteError>) + Send>),
+    /// answer is read (or the deadline or the connection's end is seen),
+    /// and the error it gets at its deadline.
+    Callback {
+        done: Box<dyn FnOnce(Result<Bytes, RemoteError>) + Send>,
+        on_timeout: RemoteError,
+    },
 }
 
 impl Pending {
@@ -62,7 +66,7 @@ impl Pending {
             Pending::Task(tx) => {
                 let _ = tx.send(result);
             }
-            Pending::Callback(done) => done(result),
+            Pending::Callback { done, .. } => done(result),
         }
     }
 }
@@ -90,6 +94,8 @@ pub(crate) struct Connection {
     logs_dropped: AtomicU64,
     /// Requests answered later ([`Handled::Later`]) still waiting.
     waiting: AtomicUsize,
+    /// The deadlines of this module's `invoke_then` calls.
+    deadlines: super::deadlines::Deadlines,
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -119,6 +125,7 @@ impl Connection {
             rate_limited: AtomicU64::new(0),
             logs_dropped: AtomicU64::new(0),
             waiting: AtomicUsize::new(0),
+            deadlines: super::deadlines::Deadlines::default(),
         })
     }
 
@@ -150,6 +157,7 @@ impl Connection {
         if !self.closed.swap(true, Ordering::SeqCst) {
             let _ = self.stream.shutdown(std::net::Shutdown::Both);
             let _ = self.wake.try_send(Outbound::Wake);
+            self.deadlines.close();
         }
     }
 
@@ -166,6 +174,25 @@ impl Connection {
             }
             None => false,
         }
+    }
+
+    /// Invocation `id`'s deadline passed: answers its callback with its
+    /// timeout error if it is still waiting. False once the connection is
+    /// closed (its watcher stops).
+    fn expire(&self, id: u64) -> bool {
+        if self.closed.load(Ordering::SeqCst) {
+            return false;
+        }
+        let waiter = lock(&self.pending).remove(&id);
+        match waiter {
+            Some(Pending::Callback { done, on_timeout }) => done(Err(on_timeout)),
+            // Only callbacks have deadlines here; put anything else back.
+            Some(task @ Pending::Task(_)) => {
+                lock(&self.pending).insert(id, task);
+            }
+            None => {}
+        }
+        true
     }
 
     fn fail_pending(&self, error: &RemoteError) {
@@ -290,15 +317,13 @@ impl ModuleConnectionHandle {
         if let Err(e) = encode::request(&mut frame, id, method, params) {
             return done(Err(RemoteError::new(ErrorCode::InvalidParams, e.to_string())));
         }
-        // The deadline's task ends as soon as the answer is in: `settled`
-        // drops with the callback, which wakes it (else a module making
-        // many quick calls would pile up a sleeping task per call).
-        let (settled, answered) = oneshot::channel::<()>();
-        let done = move |result: Result<Bytes, RemoteError>| {
-            drop(settled);
-            done(result);
-        };
-        lock(&conn.pending).insert(id, Pending::Callback(Box::new(done)));
+        lock(&conn.pending).insert(
+            id,
+            Pending::Callback {
+                done: Box::new(done),
+                on_timeout,
+            },
+        );
         // Closed between the check and the insert: the closer may already
         // have drained `pending`, so fail this one ourselves.
         if self.is_closed() {
@@ -310,21 +335,16 @@ impl ModuleConnectionHandle {
         }
         conn.send_control(frame);
         // Whoever takes the entry out of `pending` answers: the reader with
-        // the module's answer, the closer with the connection's end, or
-        // this task at the deadline.
-        let weak = Arc::downgrade(conn);
-        runtime.spawn(async move {
-            tokio::select! {
-                _ = tokio::time::sleep(deadline) => {}
-                _ = answered => return,
-            }
-            if let Some(conn) = weak.upgrade() {
-                let waiter = lock(&conn.pending).remove(&id);
-                if let Some(w) = waiter {
-                    w.finish(Err(on_timeout));
-                }
-            }
-        });
+        // the module's answer, the closer with the connection's end, or the
+        // connection's deadline watcher.
+        conn.deadlines.add(
+            id,
+            tokio::time::Instant::now() + deadline,
+            runtime,
+            Arc::downgrade(conn),
+            |c: &Connection| &c.deadlines,
+            Connection::expire,
+        );
     }
 
     /// Asks the module to exit within `grace`.

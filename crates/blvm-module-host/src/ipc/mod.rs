@@ -4,6 +4,7 @@
 
 mod auth;
 pub(crate) mod connection;
+mod deadlines;
 mod listener;
 pub(crate) mod rate;
 mod server;
