@@ -1,4 +1,5 @@
 //! Integration tests of the registry, built as one binary.
 
+mod python_tuf;
 mod support;
 mod tuf_attacks;
