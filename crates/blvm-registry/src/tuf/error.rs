@@ -155,7 +155,7 @@ impl VerifyError {
     }
 }
 
-/// A [`super::verify::MetadataSource`] could not provide a file.
+/// A [`super::source::MetadataSource`] could not provide a file.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum FetchError {

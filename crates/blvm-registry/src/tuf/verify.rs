@@ -2,15 +2,15 @@
 //!
 //! [`TrustedMetadata`] is the workflow without I/O: it is handed each
 //! file's bytes in order and either trusts them or refuses with a
-//! [`VerifyError`], leaving what it trusted untouched. [`TrustedMetadata::refresh`]
-//! drives it from a [`MetadataSource`], in the spec's order:
+//! [`VerifyError`]. [`TrustedMetadata::refresh`] drives it from a
+//! [`MetadataSource`], in the spec's order:
 //!
 //! 1. root: fetch `N+1.root.json` until there is none, each new root
 //!    signed by the threshold of the trusted root's root keys *and* of its
-//!    own; then the final root must not have expired. If it changed the
-//!    timestamp or snapshot keys, forget the trusted timestamp and snapshot
-//!    (fast-forward recovery: their versions may have been pushed up by
-//!    whoever held the old keys).
+//!    own, with the next version; then the final root must not have
+//!    expired. If a new root changed the timestamp or snapshot keys, the
+//!    trusted timestamp and snapshot are forgotten (fast-forward recovery:
+//!    whoever held the old keys may have pushed their versions up).
 //! 2. timestamp: signed by the timestamp threshold, not older than the
 //!    trusted one, nor listing an older snapshot; not expired.
 //! 3. snapshot: the length and hash the timestamp lists, the version it
@@ -18,12 +18,19 @@
 //! 4. targets: the length, hash and version the snapshot lists, signed,
 //!    not expired.
 //!
-//! Then [`TrustedMetadata::target`] gives a target's signed length (the
-//! limit a downloader stops at) and checks the downloaded bytes.
+//! Then [`TrustedMetadata::target`] gives a target's signed length (where
+//! a download stops) and checks the downloaded bytes.
+//!
+//! A refusal leaves what was trusted as it was, with one exception taken
+//! from python-tuf: a timestamp or snapshot that passed every check but
+//! its expiry is kept, refused for use (the next step checks its expiry
+//! again) but still the reference for rollback checks. Otherwise a client
+//! that was offline until its metadata expired would accept any older
+//! metadata signed with a longer lifetime. For the same reason a client
+//! stores the bytes of what it trusts ([`TrustedMetadata::root_bytes`] and
+//! the others) and starts from them with [`TrustedMetadata::from_stored`].
 
 use std::collections::HashSet;
-use std::io::Read;
-use std::path::PathBuf;
 use std::time::SystemTime;
 
 use hex_conservative::DisplayHex;
@@ -33,64 +40,15 @@ use sha2::{Digest, Sha256};
 use super::canonical::to_canonical;
 use super::error::{FetchError, VerifyError};
 use super::keys::Signature;
-use super::metadata::{MetaFile, Metadata, RoleName, Root, Snapshot, TargetFile, Targets, Timestamp};
+use super::metadata::{MetaFile, Metadata, RoleName, Root, Snapshot, Targets, Timestamp};
+use super::source::{MetadataSource, ROOT_MAX_LENGTH, SNAPSHOT_MAX_LENGTH, TARGETS_MAX_LENGTH, TIMESTAMP_MAX_LENGTH};
+use super::target::TargetInfo;
 
 /// How many new roots one refresh follows (python-tuf's default).
 pub const MAX_ROOT_ROTATIONS: u64 = 32;
-/// The most bytes read of a root file.
-pub const ROOT_MAX_LENGTH: u64 = 512 * 1024;
-/// The most bytes read of `timestamp.json`.
-pub const TIMESTAMP_MAX_LENGTH: u64 = 16 * 1024;
-/// The most bytes read of a snapshot the timestamp gives no length for.
-pub const SNAPSHOT_MAX_LENGTH: u64 = 2 * 1024 * 1024;
-/// The most bytes read of a targets file the snapshot gives no length for.
-pub const TARGETS_MAX_LENGTH: u64 = 8 * 1024 * 1024;
 
 const SNAPSHOT_JSON: &str = "snapshot.json";
 const TARGETS_JSON: &str = "targets.json";
-
-/// Where metadata files come from: a directory, an HTTP server.
-pub trait MetadataSource {
-    /// The bytes of `file` (a name such as `2.root.json`), reading no more
-    /// than `limit` bytes: a longer file is [`FetchError::TooLong`].
-    ///
-    /// # Errors
-    ///
-    /// [`FetchError::NotFound`] when there is no such file (which ends the
-    /// root chain), or why it could not be read.
-    fn fetch(&self, file: &str, limit: u64) -> Result<Vec<u8>, FetchError>;
-}
-
-/// Metadata files in a local directory (a bundle, or a test's repository).
-#[derive(Debug, Clone)]
-pub struct DirectorySource {
-    dir: PathBuf,
-}
-
-impl DirectorySource {
-    /// Files under `dir`.
-    pub fn new(dir: impl Into<PathBuf>) -> Self {
-        Self { dir: dir.into() }
-    }
-}
-
-impl MetadataSource for DirectorySource {
-    fn fetch(&self, file: &str, limit: u64) -> Result<Vec<u8>, FetchError> {
-        let opened = std::fs::File::open(self.dir.join(file));
-        let handle = match opened {
-            Ok(handle) => handle,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Err(FetchError::NotFound),
-            Err(e) => return Err(e.into()),
-        };
-        // Read one byte past the limit to tell "exactly the limit" from "more".
-        let mut bytes = Vec::new();
-        handle.take(limit.saturating_add(1)).read_to_end(&mut bytes)?;
-        if bytes.len() as u64 > limit {
-            return Err(FetchError::TooLong { limit });
-        }
-        Ok(bytes)
-    }
-}
 
 /// A file as received: the `signed` value kept raw for its signatures.
 #[derive(Deserialize)]
@@ -132,8 +90,9 @@ fn parse<T: Metadata>(bytes: &[u8]) -> Result<Unverified<T>, VerifyError> {
 
 impl<T: Metadata> Unverified<T> {
     /// Checks that at least the threshold of `role`'s keys in `root` signed.
-    /// Each key counts once, however many signatures it made, and a key id
-    /// the role does not list counts for nothing.
+    /// Each key counts once, however many signatures it made or key ids it
+    /// is listed under, and a key id the role does not list counts for
+    /// nothing.
     fn check_signed_by(&self, root: &Root, role: RoleName) -> Result<(), VerifyError> {
         let role_keys = root.roles.get(role);
         let mut signers = HashSet::new();
@@ -145,10 +104,10 @@ impl<T: Metadata> Unverified<T> {
                 continue;
             };
             if key.verifies(&self.canonical, &signature.sig) {
-                signers.insert(key.keyval.public.clone());
+                signers.insert(key.keyval.public.to_ascii_lowercase());
             }
         }
-        // A threshold of 0 would trust unsigned files: treat it as 1.
+        // A threshold of 0 would trust unsigned files: count it as 1.
         if (signers.len() as u64) < role_keys.threshold.max(1) {
             return Err(VerifyError::BelowThreshold {
                 role: T::ROLE,
@@ -158,6 +117,20 @@ impl<T: Metadata> Unverified<T> {
         }
         Ok(())
     }
+
+    fn trusted(self, bytes: &[u8]) -> Trusted<T> {
+        Trusted {
+            signed: self.signed,
+            bytes: bytes.to_vec(),
+        }
+    }
+}
+
+/// A verified file: its contents, and its bytes for the client to store.
+#[derive(Debug, Clone)]
+struct Trusted<T> {
+    signed: T,
+    bytes: Vec<u8>,
 }
 
 fn check_expiry<T: Metadata>(signed: &T, now: SystemTime) -> Result<(), VerifyError> {
@@ -191,14 +164,27 @@ fn check_meta_file(bytes: &[u8], listed: &MetaFile, role: RoleName, listed_by: R
     Ok(())
 }
 
+fn snapshot_meta(timestamp: &Timestamp) -> Result<&MetaFile, VerifyError> {
+    timestamp.meta.get(SNAPSHOT_JSON).ok_or(VerifyError::MissingMeta {
+        role: RoleName::Timestamp,
+        file: SNAPSHOT_JSON,
+    })
+}
+
+fn fetch(source: &impl MetadataSource, file: String, limit: u64) -> Result<Vec<u8>, VerifyError> {
+    source
+        .fetch(&file, limit)
+        .map_err(|source| VerifyError::Fetch { file, source })
+}
+
 /// What a client trusts: a root, and the timestamp, snapshot and targets
 /// verified under it.
 #[derive(Debug, Clone)]
 pub struct TrustedMetadata {
-    root: Root,
-    timestamp: Option<Timestamp>,
-    snapshot: Option<Snapshot>,
-    targets: Option<Targets>,
+    root: Trusted<Root>,
+    timestamp: Option<Trusted<Timestamp>>,
+    snapshot: Option<Trusted<Snapshot>>,
+    targets: Option<Trusted<Targets>>,
 }
 
 impl TrustedMetadata {
@@ -213,31 +199,73 @@ impl TrustedMetadata {
         let root = parse::<Root>(root_bytes)?;
         root.check_signed_by(&root.signed, RoleName::Root)?;
         Ok(Self {
-            root: root.signed,
+            root: root.trusted(root_bytes),
             timestamp: None,
             snapshot: None,
             targets: None,
         })
     }
 
+    /// Starts from what the client stored after its last update: the root,
+    /// and the timestamp and snapshot as references for rollback checks.
+    /// A stored timestamp or snapshot that no longer verifies under the
+    /// root (its keys rotated) is left out, as python-tuf does; an expired
+    /// one is kept (see the module doc).
+    ///
+    /// # Errors
+    ///
+    /// A malformed or under-signed root.
+    pub fn from_stored(
+        root: &[u8],
+        timestamp: Option<&[u8]>,
+        snapshot: Option<&[u8]>,
+        now: SystemTime,
+    ) -> Result<Self, VerifyError> {
+        let mut trusted = Self::from_root(root)?;
+        if let Some(bytes) = timestamp {
+            let _ = trusted.update_timestamp(bytes, now);
+        }
+        if let (Some(bytes), Some(_)) = (snapshot, &trusted.timestamp) {
+            // The timestamp may list a newer snapshot than the one stored:
+            // only the version and signature count for a stored file.
+            let _ = trusted.accept_snapshot(bytes, now, false);
+        }
+        Ok(trusted)
+    }
+
     /// The trusted root.
     pub fn root(&self) -> &Root {
-        &self.root
+        &self.root.signed
+    }
+
+    /// The trusted root's bytes, for the client to store.
+    pub fn root_bytes(&self) -> &[u8] {
+        &self.root.bytes
     }
 
     /// The trusted timestamp, if any.
     pub fn timestamp(&self) -> Option<&Timestamp> {
-        self.timestamp.as_ref()
+        self.timestamp.as_ref().map(|t| &t.signed)
+    }
+
+    /// The trusted timestamp's bytes, for the client to store.
+    pub fn timestamp_bytes(&self) -> Option<&[u8]> {
+        self.timestamp.as_ref().map(|t| t.bytes.as_slice())
     }
 
     /// The trusted snapshot, if any.
     pub fn snapshot(&self) -> Option<&Snapshot> {
-        self.snapshot.as_ref()
+        self.snapshot.as_ref().map(|t| &t.signed)
+    }
+
+    /// The trusted snapshot's bytes, for the client to store.
+    pub fn snapshot_bytes(&self) -> Option<&[u8]> {
+        self.snapshot.as_ref().map(|t| t.bytes.as_slice())
     }
 
     /// The trusted targets, if any.
     pub fn targets(&self) -> Option<&Targets> {
-        self.targets.as_ref()
+        self.targets.as_ref().map(|t| &t.signed)
     }
 
     /// Trusts the next root (§5.3.4–5.3.9): signed by the thresholds of
@@ -248,9 +276,10 @@ impl TrustedMetadata {
     /// Under-signed by either root, or not the next version.
     pub fn update_root(&mut self, bytes: &[u8]) -> Result<(), VerifyError> {
         let new = parse::<Root>(bytes)?;
-        new.check_signed_by(&self.root, RoleName::Root)?;
+        let trusted = &self.root.signed;
+        new.check_signed_by(trusted, RoleName::Root)?;
         new.check_signed_by(&new.signed, RoleName::Root)?;
-        let expected = self.root.version + 1;
+        let expected = trusted.version + 1;
         if new.signed.version != expected {
             return Err(VerifyError::UnexpectedRootVersion {
                 found: new.signed.version,
@@ -259,13 +288,13 @@ impl TrustedMetadata {
         }
         // §5.3.11, fast-forward recovery: versions signed by rotated keys
         // are no reference for rollback checks any more.
-        let rotated = |role| self.root.roles.get(role) != new.signed.roles.get(role);
+        let rotated = |role| trusted.roles.get(role) != new.signed.roles.get(role);
         if rotated(RoleName::Timestamp) || rotated(RoleName::Snapshot) {
             self.timestamp = None;
             self.snapshot = None;
             self.targets = None;
         }
-        self.root = new.signed;
+        self.root = new.trusted(bytes);
         Ok(())
     }
 
@@ -275,7 +304,7 @@ impl TrustedMetadata {
     ///
     /// [`VerifyError::Expired`].
     pub fn check_root_expiry(&self, now: SystemTime) -> Result<(), VerifyError> {
-        check_expiry(&self.root, now)
+        check_expiry(&self.root.signed, now)
     }
 
     /// Trusts a new timestamp (§5.4).
@@ -283,12 +312,13 @@ impl TrustedMetadata {
     /// # Errors
     ///
     /// Under-signed, older than the trusted one or listing an older
-    /// snapshot (rollback), or expired (freeze).
+    /// snapshot (rollback), or expired (freeze; it is kept as the rollback
+    /// reference all the same).
     pub fn update_timestamp(&mut self, bytes: &[u8], now: SystemTime) -> Result<(), VerifyError> {
         let new = parse::<Timestamp>(bytes)?;
-        new.check_signed_by(&self.root, RoleName::Timestamp)?;
+        new.check_signed_by(&self.root.signed, RoleName::Timestamp)?;
         let new_snapshot = snapshot_meta(&new.signed)?;
-        if let Some(trusted) = &self.timestamp {
+        if let Some(Trusted { signed: trusted, .. }) = &self.timestamp {
             if new.signed.version < trusted.version {
                 return Err(VerifyError::Rollback {
                     role: RoleName::Timestamp,
@@ -305,9 +335,10 @@ impl TrustedMetadata {
                 });
             }
         }
-        check_expiry(&new.signed, now)?;
-        self.timestamp = Some(new.signed);
-        Ok(())
+        let new = new.trusted(bytes);
+        let expired = check_expiry(&new.signed, now);
+        self.timestamp = Some(new);
+        expired
     }
 
     /// The snapshot file to fetch next and the most bytes to read of it.
@@ -316,11 +347,7 @@ impl TrustedMetadata {
     ///
     /// No timestamp trusted yet.
     pub fn snapshot_request(&self) -> Result<(String, u64), VerifyError> {
-        let timestamp = self.timestamp.as_ref().ok_or(VerifyError::OutOfOrder {
-            role: RoleName::Snapshot,
-            needs: RoleName::Timestamp,
-        })?;
-        let meta = snapshot_meta(timestamp)?;
+        let meta = snapshot_meta(self.trusted_timestamp()?)?;
         Ok((
             self.versioned(meta.version, SNAPSHOT_JSON),
             meta.length.unwrap_or(SNAPSHOT_MAX_LENGTH),
@@ -331,18 +358,22 @@ impl TrustedMetadata {
     ///
     /// # Errors
     ///
-    /// Not the length, hash or version the timestamp lists (mix-and-match),
-    /// under-signed, dropping or rolling back a targets file, or expired.
+    /// The trusted timestamp expired; not the length, hash or version the
+    /// timestamp lists (mix-and-match); under-signed; dropping or rolling
+    /// back a targets file; or expired (kept as the rollback reference).
     pub fn update_snapshot(&mut self, bytes: &[u8], now: SystemTime) -> Result<(), VerifyError> {
-        let timestamp = self.timestamp.as_ref().ok_or(VerifyError::OutOfOrder {
-            role: RoleName::Snapshot,
-            needs: RoleName::Timestamp,
-        })?;
-        let listed = snapshot_meta(timestamp)?;
-        check_meta_file(bytes, listed, RoleName::Snapshot, RoleName::Timestamp)?;
+        check_expiry(self.trusted_timestamp()?, now)?;
+        self.accept_snapshot(bytes, now, true)
+    }
+
+    fn accept_snapshot(&mut self, bytes: &[u8], now: SystemTime, check_listed: bool) -> Result<(), VerifyError> {
+        let listed = snapshot_meta(self.trusted_timestamp()?)?;
+        if check_listed {
+            check_meta_file(bytes, listed, RoleName::Snapshot, RoleName::Timestamp)?;
+        }
         let new = parse::<Snapshot>(bytes)?;
-        new.check_signed_by(&self.root, RoleName::Snapshot)?;
-        if new.signed.version != listed.version {
+        new.check_signed_by(&self.root.signed, RoleName::Snapshot)?;
+        if check_listed && new.signed.version != listed.version {
             return Err(VerifyError::VersionMismatch {
                 role: RoleName::Snapshot,
                 found: new.signed.version,
@@ -350,7 +381,7 @@ impl TrustedMetadata {
                 listed_by: RoleName::Timestamp,
             });
         }
-        if let Some(trusted) = &self.snapshot {
+        if let Some(Trusted { signed: trusted, .. }) = &self.snapshot {
             if new.signed.version < trusted.version {
                 return Err(VerifyError::Rollback {
                     role: RoleName::Snapshot,
@@ -371,11 +402,12 @@ impl TrustedMetadata {
                 }
             }
         }
-        check_expiry(&new.signed, now)?;
-        self.snapshot = Some(new.signed);
+        let new = new.trusted(bytes);
+        let expired = check_expiry(&new.signed, now);
+        self.snapshot = Some(new);
         // Targets are trusted only as listed by the trusted snapshot.
         self.targets = None;
-        Ok(())
+        expired
     }
 
     /// The targets file to fetch next and the most bytes to read of it.
@@ -395,13 +427,16 @@ impl TrustedMetadata {
     ///
     /// # Errors
     ///
-    /// Not the length, hash or version the snapshot lists (mix-and-match),
-    /// under-signed, or expired.
+    /// The trusted snapshot expired; not the length, hash or version the
+    /// snapshot lists (mix-and-match); under-signed; or expired.
     pub fn update_targets(&mut self, bytes: &[u8], now: SystemTime) -> Result<(), VerifyError> {
+        if let Some(snapshot) = &self.snapshot {
+            check_expiry(&snapshot.signed, now)?;
+        }
         let listed = self.targets_meta()?;
         check_meta_file(bytes, listed, RoleName::Targets, RoleName::Snapshot)?;
         let new = parse::<Targets>(bytes)?;
-        new.check_signed_by(&self.root, RoleName::Targets)?;
+        new.check_signed_by(&self.root.signed, RoleName::Targets)?;
         if new.signed.version != listed.version {
             return Err(VerifyError::VersionMismatch {
                 role: RoleName::Targets,
@@ -411,7 +446,7 @@ impl TrustedMetadata {
             });
         }
         check_expiry(&new.signed, now)?;
-        self.targets = Some(new.signed);
+        self.targets = Some(new.trusted(bytes));
         Ok(())
     }
 
@@ -420,10 +455,10 @@ impl TrustedMetadata {
     ///
     /// # Errors
     ///
-    /// The first refusal; what was trusted before it stays trusted.
+    /// The first refusal.
     pub fn refresh(&mut self, source: &impl MetadataSource, now: SystemTime) -> Result<(), VerifyError> {
         for _ in 0..MAX_ROOT_ROTATIONS {
-            let file = format!("{}.root.json", self.root.version + 1);
+            let file = format!("{}.root.json", self.root.signed.version + 1);
             match source.fetch(&file, ROOT_MAX_LENGTH) {
                 Ok(bytes) => self.update_root(&bytes)?,
                 Err(FetchError::NotFound) => break,
@@ -451,23 +486,26 @@ impl TrustedMetadata {
             needs: RoleName::Snapshot,
         })?;
         let file = targets
+            .signed
             .targets
             .get(path)
             .ok_or_else(|| VerifyError::UnknownTarget { path: path.to_owned() })?;
-        let url_path = if self.root.consistent_snapshot {
-            hash_prefixed(path, &file.hashes.sha256)
-        } else {
-            path.to_owned()
-        };
-        Ok(TargetInfo {
-            path: path.to_owned(),
-            url_path,
-            file: file.clone(),
+        Ok(TargetInfo::new(
+            path,
+            file.clone(),
+            self.root.signed.consistent_snapshot,
+        ))
+    }
+
+    fn trusted_timestamp(&self) -> Result<&Timestamp, VerifyError> {
+        self.timestamp().ok_or(VerifyError::OutOfOrder {
+            role: RoleName::Snapshot,
+            needs: RoleName::Timestamp,
         })
     }
 
     fn targets_meta(&self) -> Result<&MetaFile, VerifyError> {
-        let snapshot = self.snapshot.as_ref().ok_or(VerifyError::OutOfOrder {
+        let snapshot = self.snapshot().ok_or(VerifyError::OutOfOrder {
             role: RoleName::Targets,
             needs: RoleName::Snapshot,
         })?;
@@ -479,151 +517,10 @@ impl TrustedMetadata {
 
     /// `N.name` under consistent snapshots, `name` otherwise.
     fn versioned(&self, version: u64, name: &str) -> String {
-        if self.root.consistent_snapshot {
+        if self.root.signed.consistent_snapshot {
             format!("{version}.{name}")
         } else {
             name.to_owned()
         }
-    }
-}
-
-fn snapshot_meta(timestamp: &Timestamp) -> Result<&MetaFile, VerifyError> {
-    timestamp.meta.get(SNAPSHOT_JSON).ok_or(VerifyError::MissingMeta {
-        role: RoleName::Timestamp,
-        file: SNAPSHOT_JSON,
-    })
-}
-
-fn fetch(source: &impl MetadataSource, file: String, limit: u64) -> Result<Vec<u8>, VerifyError> {
-    source
-        .fetch(&file, limit)
-        .map_err(|source| VerifyError::Fetch { file, source })
-}
-
-/// `dir/HASH.name` for target `dir/name`: where consistent snapshots keep
-/// a target file, so a file is never replaced while clients read it.
-pub fn hash_prefixed(path: &str, sha256: &str) -> String {
-    match path.rsplit_once('/') {
-        Some((dir, name)) => format!("{dir}/{sha256}.{name}"),
-        None => format!("{sha256}.{path}"),
-    }
-}
-
-/// A target's signed length, hash and custom data, and the check of its
-/// bytes.
-#[derive(Debug, Clone)]
-pub struct TargetInfo {
-    path: String,
-    url_path: String,
-    file: TargetFile,
-}
-
-impl TargetInfo {
-    /// The target's path in targets metadata.
-    pub fn path(&self) -> &str {
-        &self.path
-    }
-
-    /// Where to download it, relative to the targets base URL.
-    pub fn url_path(&self) -> &str {
-        &self.url_path
-    }
-
-    /// The signed length: a downloader reads no more than this (endless
-    /// data), and fewer is a mismatch.
-    pub fn length(&self) -> u64 {
-        self.file.length
-    }
-
-    /// The signed hex SHA-256.
-    pub fn sha256(&self) -> &str {
-        &self.file.hashes.sha256
-    }
-
-    /// Our per-target data (the module manifest's digest and signatures).
-    pub fn custom(&self) -> Option<&serde_json::Value> {
-        self.file.custom.as_ref()
-    }
-
-    /// A streaming check for a download of this target.
-    pub fn checker(&self) -> TargetChecker {
-        TargetChecker {
-            info: self.clone(),
-            hasher: Sha256::new(),
-            received: 0,
-        }
-    }
-
-    /// Checks a whole downloaded file against the signed length and hash.
-    ///
-    /// # Errors
-    ///
-    /// [`VerifyError::TargetMismatch`]: an arbitrary package.
-    pub fn verify(&self, bytes: &[u8]) -> Result<(), VerifyError> {
-        let mut checker = self.checker();
-        checker.update(bytes)?;
-        checker.finish()
-    }
-
-    fn mismatch(&self, what: &'static str, found: String, expected: String) -> VerifyError {
-        VerifyError::TargetMismatch {
-            path: self.path.clone(),
-            what,
-            found,
-            expected,
-        }
-    }
-}
-
-/// Checks a target's bytes as they arrive: refuses the chunk that goes past
-/// the signed length, then the hash at the end.
-#[derive(Debug, Clone)]
-pub struct TargetChecker {
-    info: TargetInfo,
-    hasher: Sha256,
-    received: u64,
-}
-
-impl TargetChecker {
-    /// Takes the next chunk of the download.
-    ///
-    /// # Errors
-    ///
-    /// [`VerifyError::TargetMismatch`] on `length` once the bytes go past the
-    /// signed length; stop downloading then.
-    pub fn update(&mut self, chunk: &[u8]) -> Result<(), VerifyError> {
-        self.received = self.received.saturating_add(chunk.len() as u64);
-        if self.received > self.info.length() {
-            return Err(self.info.mismatch(
-                "length",
-                format!("more than {}", self.info.length()),
-                self.info.length().to_string(),
-            ));
-        }
-        self.hasher.update(chunk);
-        Ok(())
-    }
-
-    /// How many more bytes the signed length allows.
-    pub fn remaining(&self) -> u64 {
-        self.info.length().saturating_sub(self.received)
-    }
-
-    /// Ends the download: the length and the hash must be the signed ones.
-    ///
-    /// # Errors
-    ///
-    /// [`VerifyError::TargetMismatch`] on `length` or `sha256`.
-    pub fn finish(self) -> Result<(), VerifyError> {
-        if self.received != self.info.length() {
-            return Err(self
-                .info
-                .mismatch("length", self.received.to_string(), self.info.length().to_string()));
-        }
-        let sha256 = self.hasher.finalize().to_lower_hex_string();
-        if sha256 != self.info.sha256().to_ascii_lowercase() {
-            return Err(self.info.mismatch("sha256", sha256, self.info.sha256().to_owned()));
-        }
-        Ok(())
     }
 }

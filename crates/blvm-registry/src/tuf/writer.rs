@@ -22,7 +22,7 @@ use super::metadata::{
     Expires, Hashes, MetaFile, RoleKeys, RoleName, Roles, Root, Signed, Snapshot, TargetFile, Targets, Timestamp,
     SPEC_VERSION,
 };
-use super::verify::hash_prefixed;
+use super::target::hash_prefixed;
 
 /// The keys of one role and how many of them must sign.
 #[derive(Debug)]
@@ -221,6 +221,11 @@ impl RepositoryWriter {
     /// Its `targets/` directory.
     pub fn targets_dir(&self) -> PathBuf {
         self.dir.join("targets")
+    }
+
+    /// Sets the lifetimes of the metadata signed from now on.
+    pub fn set_lifetimes(&mut self, lifetimes: Lifetimes) {
+        self.lifetimes = lifetimes;
     }
 
     /// The role keys.

@@ -2,7 +2,9 @@
 //! against a repository our writer built.
 
 use blvm_registry::tuf::metadata::{Hashes, MetaFile, Root, Snapshot, Targets, Timestamp};
-use blvm_registry::tuf::{FetchError, RepositoryKeys, RoleName, RoleSigners, VerifyError};
+use std::time::Duration;
+
+use blvm_registry::tuf::{FetchError, Lifetimes, RepositoryKeys, RoleName, RoleSigners, TrustedMetadata, VerifyError};
 use hex_conservative::DisplayHex;
 use sha2::{Digest, Sha256};
 
@@ -150,6 +152,50 @@ fn rollback_an_older_timestamp_is_refused() {
         2,
         "the trusted state is untouched"
     );
+}
+
+#[test]
+fn rollback_is_refused_after_a_restart_from_stored_metadata_even_once_it_expired() {
+    let mut repo = Repo::new("rollback-restart");
+    // Timestamp 2 once lived for 30 days, timestamp 3 for the usual day.
+    let month = Lifetimes {
+        timestamp: Duration::from_secs(30 * 24 * 60 * 60),
+        ..Lifetimes::default()
+    };
+    repo.writer.set_lifetimes(month);
+    repo.writer.commit(now()).expect("second commit");
+    let long_lived = std::fs::read(repo.metadata("timestamp.json")).expect("timestamp 2");
+    repo.writer.set_lifetimes(Lifetimes::default());
+    repo.writer.commit(now()).expect("third commit");
+    let mut client = repo.client();
+    client.refresh(&repo.source(), now()).expect("version 3 verifies");
+    let (root, timestamp, snapshot) = (
+        client.root_bytes().to_vec(),
+        client.timestamp_bytes().expect("trusted").to_vec(),
+        client.snapshot_bytes().expect("trusted").to_vec(),
+    );
+
+    // Two days later the client starts again from what it stored; its
+    // timestamp 3 has expired, the replayed timestamp 2 has not.
+    let later = hours_later(48);
+    let mut restarted =
+        TrustedMetadata::from_stored(&root, Some(&timestamp), Some(&snapshot), later).expect("stored root verifies");
+    std::fs::write(repo.metadata("timestamp.json"), long_lived).expect("timestamp 2 served again");
+    let err = restarted
+        .refresh(&repo.source(), later)
+        .expect_err("the replayed timestamp is refused");
+    assert!(
+        matches!(
+            err,
+            VerifyError::Rollback {
+                role: RoleName::Timestamp,
+                found: 2,
+                trusted: 3
+            }
+        ),
+        "{err}"
+    );
+    assert_eq!(restarted.snapshot().expect("stored snapshot kept").version, 3);
 }
 
 #[test]
