@@ -197,4 +197,29 @@ pub enum WriteError {
         /// The path.
         path: String,
     },
+    /// A file of the repository being opened cannot be read.
+    #[error("cannot read {path}: {source}")]
+    Read {
+        /// The file.
+        path: std::path::PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// A metadata file of the repository being opened does not parse.
+    #[error("{path} is not valid metadata: {source}")]
+    Malformed {
+        /// The file.
+        path: std::path::PathBuf,
+        /// What the parser said.
+        source: serde_json::Error,
+    },
+    /// The keys given for a role are not the ones the root lists: what
+    /// they signed would be refused by every client.
+    #[error("the {role} keys given are not the ones root version {root_version} lists")]
+    KeysMismatch {
+        /// The role.
+        role: super::metadata::RoleName,
+        /// The repository's root version.
+        root_version: u64,
+    },
 }

@@ -9,7 +9,7 @@
 //! `timestamp.json` (and `root.json`, the latest root for bootstrapping)
 //! are replaced, each by a rename.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
 
@@ -208,6 +208,64 @@ impl RepositoryWriter {
         Ok(writer)
     }
 
+    /// Opens the repository a writer created in `dir`, to go on from its
+    /// latest root, targets, snapshot and timestamp versions (a registry
+    /// server restarting).
+    ///
+    /// # Errors
+    ///
+    /// A file that cannot be read or parsed, or `keys` that are not the
+    /// ones its root lists.
+    pub fn open(dir: impl Into<PathBuf>, keys: RepositoryKeys, lifetimes: Lifetimes) -> Result<Self, WriteError> {
+        let dir = dir.into();
+        let metadata = dir.join("metadata");
+        let root: Signed<Root> = read_metadata(&metadata.join("root.json"))?;
+        for role in [
+            RoleName::Root,
+            RoleName::Targets,
+            RoleName::Snapshot,
+            RoleName::Timestamp,
+        ] {
+            let listed: BTreeSet<_> = root.signed.roles.get(role).keyids.iter().collect();
+            let given = keys.get(role).role_keys();
+            if listed != given.keyids.iter().collect() || root.signed.roles.get(role).threshold != given.threshold {
+                return Err(WriteError::KeysMismatch {
+                    role,
+                    root_version: root.signed.version,
+                });
+            }
+        }
+        let mut writer = Self {
+            dir,
+            keys,
+            lifetimes,
+            root,
+            targets: BTreeMap::new(),
+            targets_version: 0,
+            snapshot_version: 0,
+            timestamp_version: 0,
+        };
+        let timestamp_path = metadata.join("timestamp.json");
+        if !timestamp_path.exists() {
+            // Created, never committed.
+            return Ok(writer);
+        }
+        let timestamp: Signed<Timestamp> = read_metadata(&timestamp_path)?;
+        writer.timestamp_version = timestamp.signed.version;
+        writer.snapshot_version = timestamp
+            .signed
+            .meta
+            .get("snapshot.json")
+            .map_or(0, |meta| meta.version);
+        let snapshot: Signed<Snapshot> =
+            read_metadata(&metadata.join(format!("{}.snapshot.json", writer.snapshot_version)))?;
+        writer.targets_version = snapshot.signed.meta.get("targets.json").map_or(0, |meta| meta.version);
+        let targets: Signed<Targets> =
+            read_metadata(&metadata.join(format!("{}.targets.json", writer.targets_version)))?;
+        writer.targets = targets.signed.targets;
+        Ok(writer)
+    }
+
     /// The repository directory.
     pub fn dir(&self) -> &Path {
         &self.dir
@@ -324,7 +382,7 @@ impl RepositoryWriter {
     pub fn refresh_timestamp(&mut self, now: SystemTime) -> Result<(), WriteError> {
         let file = format!("{}.snapshot.json", self.snapshot_version);
         let path = self.metadata_dir().join(&file);
-        let bytes = std::fs::read(&path).map_err(|source| WriteError::Io { path, source })?;
+        let bytes = std::fs::read(&path).map_err(|source| WriteError::Read { path, source })?;
         self.write_timestamp(now, meta_file(self.snapshot_version, &bytes))
     }
 
@@ -376,6 +434,17 @@ impl RepositoryWriter {
     fn write_metadata(&self, file: &str, bytes: &[u8]) -> Result<(), WriteError> {
         write_atomically(&self.metadata_dir().join(file), bytes)
     }
+}
+
+fn read_metadata<T: serde::de::DeserializeOwned>(path: &Path) -> Result<T, WriteError> {
+    let bytes = std::fs::read(path).map_err(|source| WriteError::Read {
+        path: path.to_owned(),
+        source,
+    })?;
+    serde_json::from_slice(&bytes).map_err(|source| WriteError::Malformed {
+        path: path.to_owned(),
+        source,
+    })
 }
 
 fn expires(now: SystemTime, lifetime: Duration) -> Expires {

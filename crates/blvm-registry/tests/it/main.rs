@@ -3,3 +3,4 @@
 mod python_tuf;
 mod support;
 mod tuf_attacks;
+mod tuf_writer;
