@@ -1,7 +1,8 @@
 //! The proof that our metadata is real TUF: the unmodified python-tuf
 //! client (`tuf.ngclient.Updater`) follows our writer's root chain and
 //! downloads a target from a directory served by `python3 -m http.server`,
-//! and refuses a tampered target as our verifier does.
+//! and refuses a tampered target as our verifier does; and our verifier
+//! reads a repository python-tuf's own metadata API wrote.
 
 use std::io::{BufRead, BufReader};
 use std::path::Path;
@@ -16,7 +17,8 @@ use blvm_registry::tuf::{
 use crate::support::{temp_dir, TARGET, TARGET_BYTES};
 
 /// What `.ci/run` installs python-tuf with.
-const INSTALL: &str = "python3 -m pip install tuf==7.0.1";
+/// (pyca/cryptography, securesystemslib's `crypto` extra, checks ed25519.)
+const INSTALL: &str = "python3 -m pip install tuf==7.0.1 'securesystemslib[crypto]'";
 
 /// How long the server may take to say where it listens.
 const DEADLINE: Duration = Duration::from_secs(30);
@@ -25,7 +27,7 @@ const DEADLINE: Duration = Duration::from_secs(30);
 /// in CI its absence fails it.
 fn has_python_tuf() -> bool {
     let imported = Command::new("python3")
-        .args(["-c", "import tuf.ngclient"])
+        .args(["-c", "import tuf.ngclient, cryptography"])
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .status()
@@ -34,7 +36,9 @@ fn has_python_tuf() -> bool {
         panic!("python-tuf is not importable: run .ci/run's install step, `{INSTALL}`");
     }
     if !imported {
-        eprintln!("skipping the python-tuf check: cannot import tuf.ngclient; install it with `{INSTALL}`");
+        eprintln!(
+            "skipping the python-tuf check: cannot import tuf.ngclient and cryptography; install it with `{INSTALL}`"
+        );
     }
     imported
 }
@@ -167,4 +171,41 @@ fn python_tuf_follows_our_root_chain_and_downloads_a_target_and_refuses_a_tamper
         matches!(err, VerifyError::TargetMismatch { what: "sha256", .. }),
         "{err}"
     );
+}
+
+#[test]
+fn our_verifier_reads_a_repository_written_by_python_tufs_metadata_api() {
+    if !has_python_tuf() {
+        return;
+    }
+    let dir = temp_dir("python-tuf-writes");
+    let local = dir.join("module-binary");
+    std::fs::write(&local, TARGET_BYTES).expect("local target");
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/it/python_tuf_repository.py");
+    let repo = dir.join("repo");
+    let out = Command::new("python3")
+        .arg(script)
+        .arg(&repo)
+        .arg(TARGET)
+        .arg(&local)
+        .output()
+        .expect("python3 runs");
+    assert!(
+        out.status.success(),
+        "python-tuf writes a repository: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    let root = std::fs::read(repo.join("metadata/1.root.json")).expect("root 1");
+    let mut client = TrustedMetadata::from_root(&root).expect("python-tuf's root verifies");
+    client
+        .refresh(&DirectorySource::new(repo.join("metadata")), SystemTime::now())
+        .expect("its metadata verifies");
+    for (keyid, key) in &client.root().keys {
+        assert_eq!(&key.key_id(), keyid, "our key id is the one securesystemslib computed");
+    }
+    let info = client.target(TARGET).expect("its target is signed");
+    assert_eq!(info.custom().expect("custom")["written_by"], "python-tuf");
+    let served = std::fs::read(repo.join("targets").join(info.url_path())).expect("served where python-tuf put it");
+    info.verify(&served).expect("the target matches");
 }
