@@ -623,3 +623,35 @@ fn endless_data_the_downloader_gets_the_signed_length_and_a_check_that_stops_pas
         "{err}"
     );
 }
+
+#[test]
+fn every_single_byte_corruption_of_signed_metadata_is_refused_without_a_panic() {
+    let repo = Repo::new("corruption");
+    let mut client = repo.client();
+    client.refresh(&repo.source(), now()).expect("the repository verifies");
+    let timestamp = std::fs::read(repo.metadata("timestamp.json")).expect("timestamp");
+    let base = repo.client();
+    base.clone()
+        .update_timestamp(&timestamp, now())
+        .expect("the intact timestamp verifies");
+    for at in 0..timestamp.len() {
+        let mut corrupt = timestamp.clone();
+        corrupt[at] ^= 0x01;
+        let mut trusted = base.clone();
+        let refused = trusted.update_timestamp(&corrupt, now());
+        assert!(
+            refused.is_err(),
+            "a flip at byte {at} is refused: {:?}",
+            String::from_utf8_lossy(&corrupt)
+        );
+        assert!(trusted.timestamp().is_none(), "nothing is trusted after a refusal");
+    }
+    for at in 0..repo.trusted_root.len() {
+        let mut corrupt = repo.trusted_root.clone();
+        corrupt[at] ^= 0x01;
+        assert!(
+            TrustedMetadata::from_root(&corrupt).is_err(),
+            "a flip at root byte {at} is refused"
+        );
+    }
+}
