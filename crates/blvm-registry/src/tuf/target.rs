@@ -50,7 +50,9 @@ impl TargetInfo {
         &self.path
     }
 
-    /// Where to download it, relative to the targets base URL.
+    /// Where to download it, relative to the targets base URL. It is the
+    /// signed path as the repository spelled it: a URL path, never to be
+    /// used as a local file name.
     pub fn url_path(&self) -> &str {
         &self.url_path
     }

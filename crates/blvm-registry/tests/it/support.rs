@@ -14,7 +14,7 @@ pub fn now() -> SystemTime {
     SystemTime::UNIX_EPOCH + Duration::from_secs(1_800_000_000)
 }
 
-/// A day after `now()`.
+/// `hours` hours after `now()`.
 pub fn hours_later(hours: u64) -> SystemTime {
     now() + Duration::from_secs(hours * 60 * 60)
 }

@@ -2,7 +2,7 @@
 
 use blvm_registry::tuf::{Lifetimes, RepositoryKeys, RepositoryWriter, RoleName, RoleSigners, SigningKey, WriteError};
 
-use crate::support::{now, Repo, TARGET};
+use crate::support::{hours_later, now, Repo, TARGET};
 
 /// Copies of the writer's keys, as a restarted server loads them.
 fn copy(signers: &RoleSigners) -> RoleSigners {
@@ -66,4 +66,33 @@ fn a_repository_is_not_reopened_with_keys_its_root_does_not_list() {
         ),
         "{err}"
     );
+}
+
+#[test]
+fn a_re_signed_timestamp_keeps_a_client_going_past_the_first_ones_expiry() {
+    let mut repo = Repo::new("refresh-timestamp");
+    let mut client = repo.client();
+    client.refresh(&repo.source(), now()).expect("version 1 verifies");
+    let err = client
+        .refresh(&repo.source(), hours_later(30))
+        .expect_err("timestamp 1 has expired");
+    assert!(
+        matches!(
+            err,
+            blvm_registry::tuf::VerifyError::Expired {
+                role: RoleName::Timestamp,
+                ..
+            }
+        ),
+        "{err}"
+    );
+
+    repo.writer
+        .refresh_timestamp(hours_later(20))
+        .expect("timestamp re-signed");
+    client
+        .refresh(&repo.source(), hours_later(30))
+        .expect("timestamp 2 is valid until 44 hours");
+    assert_eq!(client.timestamp().expect("trusted").version, 2);
+    assert_eq!(client.snapshot().expect("trusted").version, 1, "the same snapshot");
 }
