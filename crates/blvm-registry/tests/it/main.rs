@@ -1,0 +1,6 @@
+//! Integration tests of the registry, built as one binary.
+
+mod python_tuf;
+mod support;
+mod tuf_attacks;
+mod tuf_writer;
