@@ -9,18 +9,13 @@ mod harness;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex, OnceLock};
-use std::time::Duration;
 
 use blvm_module_protocol::events::{self as ev};
-use blvm_module_protocol::frame::decode_body;
-use blvm_module_protocol::methods::invocation::{ModuleCall, ModuleCallResult, MODULE_CALL};
 use blvm_node::cli::RpcClient;
 use blvm_node::config::{DiskSettings, NodeConfig, Settings};
 use blvm_node::node::{register_methods, Node, NodeBackendImpl};
 use blvm_node::rpc::{MethodTable, RpcAuth, RpcServer};
 use serde_json::json;
-
-const DEADLINE: Duration = Duration::from_secs(60);
 
 /// Everything logged through `tracing` in this test binary.
 fn logs() -> &'static Mutex<Vec<u8>> {
@@ -60,28 +55,9 @@ fn recorder_bin() -> PathBuf {
     harness::bins().join("recorder-module")
 }
 
-/// Sends the recorder a `module_call` of `method`; its answer as text.
-async fn recorder(node: &Node, method: &str, params: &str) -> String {
-    let id = node
-        .manager
-        .module_status("recorder")
-        .and_then(|s| s.module_id)
-        .expect("id");
-    let conn = node
-        .manager
-        .ipc_server()
-        .and_then(|s| s.connection(&id))
-        .expect("connected");
-    let call = ModuleCall {
-        caller: "test".into(),
-        method: method.into(),
-        params: params.as_bytes().to_vec(),
-    };
-    let raw = tokio::time::timeout(DEADLINE, conn.invoke(MODULE_CALL, &call))
-        .await
-        .expect("in time")
-        .expect("answer");
-    String::from_utf8(decode_body::<ModuleCallResult>("result", &raw).expect("decodes").result).expect("utf8")
+/// Asks the recorder for `method` with text `arg`; its text answer.
+async fn recorder(node: &Node, method: &str, arg: &str) -> String {
+    harness::module_call(node, "recorder", method, arg).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -9,8 +9,6 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::Arc;
 
-use blvm_module_protocol::frame::decode_body;
-use blvm_module_protocol::methods::invocation::{ModuleCall, ModuleCallResult, MODULE_CALL};
 use blvm_node::cli::RpcClient;
 use blvm_node::config::{NodeConfig, Settings};
 use blvm_node::node::{register_methods, Node, NodeBackendImpl};
@@ -19,7 +17,7 @@ use serde_json::{json, Value};
 
 mod harness;
 
-use harness::{data, temp_dir, DEADLINE};
+use harness::{data, temp_dir};
 
 /// The recorder module's binary, built once.
 fn recorder_bin() -> PathBuf {
@@ -85,30 +83,9 @@ async fn start(dir: &Path, events: &str) -> (Arc<Node>, RpcServer) {
     (node, rpc)
 }
 
-/// Asks the recorder for `method` (`wait` for a line containing `arg`, or
-/// `report`) and returns its text answer.
+/// Asks the recorder for `method` with text `arg`; its text answer.
 async fn recorder(node: &Node, method: &str, arg: &str) -> String {
-    let id = node
-        .manager
-        .module_status("recorder")
-        .and_then(|s| s.module_id)
-        .expect("id");
-    let conn = node
-        .manager
-        .ipc_server()
-        .and_then(|s| s.connection(&id))
-        .expect("connected");
-    let call = ModuleCall {
-        caller: "test".into(),
-        method: method.into(),
-        params: arg.as_bytes().to_vec(),
-    };
-    let raw = tokio::time::timeout(DEADLINE, conn.invoke(MODULE_CALL, &call))
-        .await
-        .expect("answered in time")
-        .expect("answer");
-    let result = decode_body::<ModuleCallResult>("result", &raw).expect("decodes").result;
-    String::from_utf8(result).expect("utf8")
+    harness::module_call(node, "recorder", method, arg).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -168,29 +168,7 @@ impl Running {
     /// Sends module `name` a `module_call` of `method` and returns its
     /// answer as text.
     pub async fn module_call(&self, name: &str, method: &str, params: &str) -> String {
-        let id = self
-            .node
-            .manager
-            .module_status(name)
-            .and_then(|s| s.module_id)
-            .expect("id");
-        let conn = self
-            .node
-            .manager
-            .ipc_server()
-            .and_then(|s| s.connection(&id))
-            .expect("connected");
-        let call = ModuleCall {
-            caller: "test".into(),
-            method: method.into(),
-            params: params.as_bytes().to_vec(),
-        };
-        let raw = tokio::time::timeout(DEADLINE, conn.invoke(MODULE_CALL, &call))
-            .await
-            .expect("in time")
-            .expect("answer");
-        let result = decode_body::<ModuleCallResult>("result", &raw).expect("decodes").result;
-        String::from_utf8(result).expect("utf8")
+        module_call(&self.node, name, method, params).await
     }
 
     /// Waits until the recorder `name` has seen an event whose line
@@ -330,4 +308,26 @@ impl Drop for NodeProcess {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// Sends module `name` of `node` a `module_call` of `method` with text
+/// `params` and returns its answer as text.
+pub async fn module_call(node: &Node, name: &str, method: &str, params: &str) -> String {
+    let id = node.manager.module_status(name).and_then(|s| s.module_id).expect("id");
+    let conn = node
+        .manager
+        .ipc_server()
+        .and_then(|s| s.connection(&id))
+        .expect("connected");
+    let call = ModuleCall {
+        caller: "test".into(),
+        method: method.into(),
+        params: params.as_bytes().to_vec(),
+    };
+    let raw = tokio::time::timeout(DEADLINE, conn.invoke(MODULE_CALL, &call))
+        .await
+        .expect("in time")
+        .expect("answer");
+    let result = decode_body::<ModuleCallResult>("result", &raw).expect("decodes").result;
+    String::from_utf8(result).expect("utf8")
 }
