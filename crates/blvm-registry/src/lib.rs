@@ -17,4 +17,5 @@
 //! secp256k1 signatures of each module manifest stay as they are, inside
 //! each target's `custom` data.
 
+pub mod layout;
 pub mod tuf;

@@ -186,6 +186,20 @@ pub fn sign_digest(digest: &[u8; 32], secret_key_hex: &str) -> Result<String, St
     Ok(hex(&sig.serialize_compact()))
 }
 
+/// Whether `signature_hex` (compact or DER, low-S) is `key_hex`'s ECDSA
+/// signature of `digest`: the check of [`verify`], for the registry's
+/// publisher statements that are signed with the same maintainer keys.
+pub fn verify_digest(digest: &[u8; 32], key_hex: &str, signature_hex: &str) -> bool {
+    parse_public_key(key_hex)
+        .ok()
+        .zip(unhex(signature_hex.trim()).as_deref().and_then(parse_signature))
+        .is_some_and(|(key, sig)| {
+            Secp256k1::verification_only()
+                .verify_ecdsa(&Message::from_digest(*digest), &sig, &key)
+                .is_ok()
+        })
+}
+
 /// A new secret key (hex) from the kernel's random source, for a
 /// maintainer's keygen.
 ///
