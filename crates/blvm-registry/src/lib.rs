@@ -18,4 +18,5 @@
 //! each target's `custom` data.
 
 pub mod layout;
+pub mod maintainer;
 pub mod tuf;

@@ -1,7 +1,8 @@
 //! The `blvm-node` command line, and the small JSON-RPC client its
 //! `module` subcommands use to talk to a running node.
 
-pub mod signing;
+/// The maintainer tools, shared with `blvm-module`.
+pub use blvm_registry::maintainer as signing;
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};

@@ -1,0 +1,110 @@
+//! `blvm-module`: the module maintainer's command line (keygen, pack,
+//! sign, verify). Offline; nothing here needs a node or a registry.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::Context;
+use blvm_module_host::security::{Keyring, SignaturePolicy};
+use blvm_registry::maintainer;
+use clap::Parser;
+
+/// `blvm-module`: make, pin, sign and check module manifests.
+#[derive(Debug, Parser)]
+#[command(name = "blvm-module", version, about)]
+enum Cli {
+    /// Make a maintainer key: the secret goes to FILE (0600, never over an
+    /// existing file); the public key is printed for operators'
+    /// `[trust.keys]`.
+    Keygen {
+        /// Where to write the secret key.
+        file: PathBuf,
+    },
+    /// Fill the manifest's `[binary] hash` and `size` from its binary.
+    Pack {
+        /// The module's `module.toml`.
+        manifest: PathBuf,
+        /// The binary (default: the manifest's `entry_point` beside it).
+        #[arg(long)]
+        binary: Option<PathBuf>,
+    },
+    /// Sign a manifest: prints the `[signatures] maintainers` entry to add.
+    /// Each maintainer signs the same file; signatures cover all of it but
+    /// `[signatures]`.
+    Sign {
+        /// The module's `module.toml`.
+        manifest: PathBuf,
+        /// The secret key file from `keygen`.
+        #[arg(long)]
+        key: PathBuf,
+        /// The maintainer's name, as in `[governance] maintainers`.
+        #[arg(long)]
+        name: String,
+    },
+    /// Check a manifest's form and signatures as a node trusting these keys
+    /// would.
+    Verify {
+        /// The module's `module.toml`.
+        manifest: PathBuf,
+        /// A trusted key, `NAME=HEX` (repeatable).
+        #[arg(long = "trust", value_name = "NAME=HEX")]
+        trust: Vec<String>,
+        /// Signatures from trusted keys required whatever the manifest says.
+        #[arg(long, default_value_t = 0)]
+        required: u32,
+    },
+}
+
+fn main() -> ExitCode {
+    match run(Cli::parse()) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("blvm-module: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(cli: Cli) -> anyhow::Result<()> {
+    match cli {
+        Cli::Keygen { file } => {
+            let public = maintainer::keygen(&file)?;
+            println!("secret key written to {} (keep it private)", file.display());
+            println!("public key: {public}");
+        }
+        Cli::Pack { manifest, binary } => {
+            let packed = maintainer::pack(&manifest, binary.as_deref())?;
+            println!(
+                "{}: [binary] hash = \"{}\", size = {}",
+                manifest.display(),
+                packed.hash,
+                packed.size
+            );
+        }
+        Cli::Sign { manifest, key, name } => {
+            let entry = maintainer::sign(&manifest, &key, &name)?;
+            println!("add to [signatures] maintainers of {}:", manifest.display());
+            println!("  {entry},");
+        }
+        Cli::Verify {
+            manifest,
+            trust,
+            required,
+        } => {
+            let mut keyring = Keyring::new();
+            for entry in &trust {
+                let (name, key) = entry
+                    .split_once('=')
+                    .with_context(|| format!("--trust {entry}: expected NAME=HEX"))?;
+                keyring
+                    .trust(name, key)
+                    .map_err(|e| anyhow::anyhow!("--trust {name}: {e}"))?;
+            }
+            println!(
+                "{}",
+                maintainer::verify(&manifest, &SignaturePolicy { keyring, required })?
+            );
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,148 @@
+//! A maintainer's offline tools, behind both `blvm-module keygen|pack|sign|verify`
+//! and `blvm-node module keygen|sign|verify`: a key, the binary's pin in
+//! the manifest, a signature over the manifest, and the check a node will
+//! make. No running node or registry is needed.
+
+use std::io::Write;
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::Path;
+
+use blvm_module_host::registry::{ModuleManifest, RawManifest};
+use blvm_module_host::security::canonical::signing_digest_of_text;
+use blvm_module_host::security::signatures::{generate_secret_key, public_key_of, sign_digest};
+use blvm_module_host::security::{self, SignaturePolicy};
+
+/// Why a signing command failed.
+#[derive(Debug, thiserror::Error)]
+pub enum SigningError {
+    /// A file could not be read or written.
+    #[error("{path}: {source}")]
+    Io {
+        /// The file.
+        path: String,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+    /// A key or manifest is unusable, or the signatures do not verify.
+    #[error("{0}")]
+    Invalid(String),
+}
+
+fn io(path: &Path) -> impl FnOnce(std::io::Error) -> SigningError + '_ {
+    move |source| SigningError::Io {
+        path: path.display().to_string(),
+        source,
+    }
+}
+
+/// Writes a new secret key to `out` (mode 0600, never over an existing
+/// file) and returns its public key.
+pub fn keygen(out: &Path) -> Result<String, SigningError> {
+    let secret = generate_secret_key().map_err(io(out))?;
+    let public = public_key_of(&secret).map_err(SigningError::Invalid)?;
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(out)
+        .map_err(io(out))?;
+    file.write_all(format!("{secret}\n").as_bytes()).map_err(io(out))?;
+    Ok(public)
+}
+
+/// The `[signatures] maintainers` entry of `name` signing `manifest` with
+/// the secret key in `key_file`.
+pub fn sign(manifest: &Path, key_file: &Path, name: &str) -> Result<String, SigningError> {
+    let text = std::fs::read_to_string(manifest).map_err(io(manifest))?;
+    let secret = std::fs::read_to_string(key_file).map_err(io(key_file))?;
+    let digest = signing_digest_of_text(&text).map_err(SigningError::Invalid)?;
+    let signature = sign_digest(&digest, secret.trim()).map_err(SigningError::Invalid)?;
+    let key = public_key_of(secret.trim()).map_err(SigningError::Invalid)?;
+    Ok(format!(
+        "{{ name = \"{}\", key = \"{key}\", signature = \"{signature}\" }}",
+        name.replace('\\', "\\\\").replace('"', "\\\"")
+    ))
+}
+
+/// Checks `manifest` (form and signatures) as a node with `policy` would;
+/// returns who signed it, in words.
+pub fn verify(manifest: &Path, policy: &SignaturePolicy) -> Result<String, SigningError> {
+    let parsed = ModuleManifest::from_file(manifest).map_err(|e| SigningError::Invalid(e.to_string()))?;
+    let report = security::verify(&parsed, policy).map_err(|e| SigningError::Invalid(e.to_string()))?;
+    Ok(if report.signed_by.is_empty() {
+        format!("{}: unsigned, and this node requires no signature", parsed.name())
+    } else {
+        format!(
+            "{}: signed by {} ({} required)",
+            parsed.name(),
+            report.signed_by.join(", "),
+            report.required
+        )
+    })
+}
+
+/// What [`pack`] wrote into a manifest.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Packed {
+    /// `sha256:<hex>` of the binary.
+    pub hash: String,
+    /// The binary's length in bytes.
+    pub size: u64,
+}
+
+/// Fills `manifest`'s `[binary] hash` and `size` from `binary` (by default
+/// the manifest's `entry_point` beside it), keeping the rest of the file
+/// as written. Refused when the manifest is already signed and the pin
+/// changes: the signatures would no longer cover the code, so the
+/// maintainers must sign again after packing.
+pub fn pack(manifest: &Path, binary: Option<&Path>) -> Result<Packed, SigningError> {
+    use sha2::{Digest, Sha256};
+    let text = std::fs::read_to_string(manifest).map_err(io(manifest))?;
+    let parsed = ModuleManifest::from_file(manifest).map_err(|e| SigningError::Invalid(e.to_string()))?;
+    let binary = match binary {
+        Some(path) => path.to_path_buf(),
+        None => manifest.parent().unwrap_or(Path::new(".")).join(parsed.entry_point()),
+    };
+    let bytes = std::fs::read(&binary).map_err(io(&binary))?;
+    let packed = Packed {
+        hash: format!(
+            "sha256:{}",
+            hex_conservative::DisplayHex::to_lower_hex_string(&Sha256::digest(&bytes)[..])
+        ),
+        size: bytes.len() as u64,
+    };
+    let mut doc: toml_edit::DocumentMut = text
+        .parse()
+        .map_err(|e: toml_edit::TomlError| SigningError::Invalid(e.to_string()))?;
+    let old_hash = doc
+        .get("binary")
+        .and_then(|b| b.get("hash"))
+        .and_then(|h| h.as_str())
+        .map(str::to_owned);
+    if parsed.signatures().is_some() && old_hash.as_deref() != Some(packed.hash.as_str()) {
+        return Err(SigningError::Invalid(format!(
+            "{} is signed for another binary: remove [signatures], pack, and have the maintainers sign again",
+            manifest.display()
+        )));
+    }
+    if !doc.contains_table("binary") {
+        doc.insert("binary", toml_edit::table());
+    }
+    let table = doc
+        .get_mut("binary")
+        .and_then(toml_edit::Item::as_table_mut)
+        .ok_or_else(|| SigningError::Invalid("`binary` is not a table".into()))?;
+    table.insert("hash", toml_edit::value(packed.hash.clone()));
+    let size = i64::try_from(packed.size).map_err(|_| SigningError::Invalid("the binary is too large".into()))?;
+    table.insert("size", toml_edit::value(size));
+    let out = doc.to_string();
+    // The packed manifest must still be one a node accepts.
+    RawManifest::parse(&out, manifest)
+        .and_then(|raw| raw.validate(manifest))
+        .map_err(|e| SigningError::Invalid(e.to_string()))?;
+    let staged = manifest.with_extension("toml.packing");
+    std::fs::write(&staged, out).map_err(io(&staged))?;
+    std::fs::rename(&staged, manifest).map_err(io(manifest))?;
+    Ok(packed)
+}
