@@ -82,6 +82,20 @@ pub fn verify(manifest: &Path, policy: &SignaturePolicy) -> Result<String, Signi
     })
 }
 
+/// The arguments of `sign`, shared by `blvm-module sign` and
+/// `blvm-node module sign`.
+#[derive(Debug, clap::Args)]
+pub struct SignArgs {
+    /// The module's `module.toml`.
+    pub manifest: std::path::PathBuf,
+    /// The secret key file from `keygen`.
+    #[arg(long)]
+    pub key: std::path::PathBuf,
+    /// The maintainer's name, as listed in `[governance] maintainers`.
+    #[arg(long)]
+    pub name: String,
+}
+
 /// What [`pack`] wrote into a manifest.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Packed {

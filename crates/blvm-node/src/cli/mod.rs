@@ -97,16 +97,7 @@ pub enum ModuleAction {
     },
     /// Sign a manifest: prints the `[signatures] maintainers` entry to add.
     /// Signatures cover everything but `[signatures]`. Offline.
-    Sign {
-        /// The module's `module.toml`.
-        manifest: PathBuf,
-        /// The secret key file from `keygen`.
-        #[arg(long)]
-        key: PathBuf,
-        /// The maintainer's name, as listed in `[governance] maintainers`.
-        #[arg(long)]
-        name: String,
-    },
+    Sign(signing::SignArgs),
     /// Check a manifest's signatures against this node's `[trust]`
     /// settings, as loading it would. Offline.
     Verify {
@@ -127,7 +118,7 @@ impl ModuleAction {
             ModuleAction::Status { name: Some(name) } => ("getmodulestatus", json!([name])),
             ModuleAction::Status { name: None } => ("getmodulestatus", json!([])),
             ModuleAction::StorageRemove { name } => ("removemodulestorage", json!([name])),
-            ModuleAction::Keygen { .. } | ModuleAction::Sign { .. } | ModuleAction::Verify { .. } => return None,
+            ModuleAction::Keygen { .. } | ModuleAction::Sign(_) | ModuleAction::Verify { .. } => return None,
         })
     }
 }

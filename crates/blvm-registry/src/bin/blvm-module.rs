@@ -31,16 +31,7 @@ enum Cli {
     /// Sign a manifest: prints the `[signatures] maintainers` entry to add.
     /// Each maintainer signs the same file; signatures cover all of it but
     /// `[signatures]`.
-    Sign {
-        /// The module's `module.toml`.
-        manifest: PathBuf,
-        /// The secret key file from `keygen`.
-        #[arg(long)]
-        key: PathBuf,
-        /// The maintainer's name, as in `[governance] maintainers`.
-        #[arg(long)]
-        name: String,
-    },
+    Sign(maintainer::SignArgs),
     /// Check a manifest's form and signatures as a node trusting these keys
     /// would.
     Verify {
@@ -81,7 +72,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 packed.size
             );
         }
-        Cli::Sign { manifest, key, name } => {
+        Cli::Sign(maintainer::SignArgs { manifest, key, name }) => {
             let entry = maintainer::sign(&manifest, &key, &name)?;
             println!("add to [signatures] maintainers of {}:", manifest.display());
             println!("  {entry},");
