@@ -40,9 +40,7 @@ use std::sync::atomic::AtomicU64;
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
-use blvm_module_protocol::events::{
-    Event, ModuleDiscovered, ModuleInstalled, ModuleRemoved, ModuleStateChanged, ModuleUnloaded, ModuleUpdated,
-};
+use blvm_module_protocol::events::{Event, ModuleDiscovered, ModuleReloaded, ModuleStateChanged, ModuleUnloaded};
 use blvm_module_protocol::PermissionSet;
 use semver::Version;
 use tokio::sync::{oneshot, watch, Notify};
@@ -641,7 +639,6 @@ impl ModuleManager {
         if let Some(node_side) = inner.config.module_configs.get(name) {
             merged.extend(node_side.iter().map(|(k, v)| (k.clone(), v.clone())));
         }
-        let version = manifest.version().to_string();
         let stop = Arc::new(Notify::new());
         let old_state;
         {
@@ -681,10 +678,6 @@ impl ModuleManager {
                 inner.events.retire(&id);
             }
         }
-        inner.publish(ModuleInstalled {
-            module_name: name.to_owned(),
-            version,
-        });
         // Its first state (a reload: from its old entry's, `stopped`).
         inner.publish(ModuleStateChanged {
             module_name: name.to_owned(),
@@ -871,11 +864,9 @@ impl ModuleManager {
                 self.inner.events.retire(id);
             }
             self.inner.rpc_endpoints.forget_module(name);
+            // Unloading stops the module; it stays installed (the registry
+            // client's `remove` publishes `ModuleRemoved`).
             self.inner.publish(ModuleUnloaded {
-                module_name: name.to_owned(),
-                version: version.clone(),
-            });
-            self.inner.publish(ModuleRemoved {
                 module_name: name.to_owned(),
                 version,
             });
@@ -961,7 +952,9 @@ impl ModuleManager {
             });
             return Err(e);
         }
-        self.inner.publish(ModuleUpdated {
+        // What runs changed; what is installed changed earlier, where the
+        // registry client published `ModuleUpdated`.
+        self.inner.publish(ModuleReloaded {
             module_name: name.to_owned(),
             old_version: old_manifest.version().to_string(),
             new_version: manifest.version().to_string(),

@@ -140,7 +140,7 @@ async fn modules_load_in_dependency_order_and_each_failure_is_reported_by_name()
     let node = node("deps").await;
     let observer = observe(
         &node.manager,
-        &[EventType::ModuleDiscovered, EventType::ModuleInstalled],
+        &[EventType::ModuleDiscovered, EventType::ModuleStateChanged],
     );
     install(&node, "base", "1.2.0", "test-module", "", "mode = \"serve\"\n");
     install(
@@ -223,8 +223,7 @@ async fn modules_load_in_dependency_order_and_each_failure_is_reported_by_name()
             ModuleState::Running
         );
     }
-    // Every valid folder was announced as discovered, and the loaded ones
-    // as installed, at the moment it happened.
+    // Every valid folder was announced as discovered, at the moment it happened.
     let mut discovered = Vec::new();
     for _ in 0..7 {
         if let Event::ModuleDiscovered(d) = next_event(&observer, EventType::ModuleDiscovered) {
@@ -237,13 +236,16 @@ async fn modules_load_in_dependency_order_and_each_failure_is_reported_by_name()
         discovered,
         ["app", "base", "cyc-a", "cyc-b", "loner", "orphan", "picky"]
     );
-    let mut installed = Vec::new();
-    for _ in 0..3 {
-        if let Event::ModuleInstalled(i) = next_event(&observer, EventType::ModuleInstalled) {
-            installed.push(i.module_name);
+    // Each load starts with `unloaded` → `loading`, in load order.
+    let mut loading = Vec::new();
+    while loading.len() < report.loaded.len() {
+        if let Event::ModuleStateChanged(c) = next_event(&observer, EventType::ModuleStateChanged) {
+            if c.old_state == "unloaded" && c.new_state == "loading" {
+                loading.push(c.module_name);
+            }
         }
     }
-    assert_eq!(installed, report.loaded);
+    assert_eq!(loading, report.loaded);
     node.manager.shutdown().await;
 }
 
@@ -413,7 +415,7 @@ fn any_process_runs(dir: &Path) -> bool {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn unload_leaves_no_process_behind_even_a_setsid_grandchild() {
     let node = node("setsid").await;
-    let observer = observe(&node.manager, &[EventType::ModuleUnloaded, EventType::ModuleRemoved]);
+    let observer = observe(&node.manager, &[EventType::ModuleUnloaded]);
     install(
         &node,
         "escaper",
@@ -449,9 +451,6 @@ async fn unload_leaves_no_process_behind_even_a_setsid_grandchild() {
     assert!(!process_exists(grandchild), "setsid grandchild {grandchild} survived");
     assert!(
         matches!(next_event(&observer, EventType::ModuleUnloaded), Event::ModuleUnloaded(u) if u.module_name == "escaper")
-    );
-    assert!(
-        matches!(next_event(&observer, EventType::ModuleRemoved), Event::ModuleRemoved(u) if u.module_name == "escaper")
     );
     assert!(node.manager.module_status("escaper").is_none());
     // The node's socket is untouched: a new module still connects.
@@ -492,7 +491,7 @@ fn pin_hash(dir: &Path) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn reload_picks_up_a_changed_binary_and_refuses_one_whose_hash_no_longer_matches() {
     let node = node("reload").await;
-    let observer = observe(&node.manager, &[EventType::ModuleUpdated]);
+    let observer = observe(&node.manager, &[EventType::ModuleReloaded]);
     let dir = install(&node, "evolving", "1.0.0", "test-module", "", "mode = \"serve\"\n");
     pin_hash(&dir);
     node.manager.auto_load_modules().await.expect("started");
@@ -519,7 +518,7 @@ async fn reload_picks_up_a_changed_binary_and_refuses_one_whose_hash_no_longer_m
     // The new build's bytes, in a staged folder of its own.
     assert_eq!(sha256_hex(&second_exe), sha256_hex(&binary), "{second_exe:?}");
     assert_ne!(first_exe.parent(), second_exe.parent());
-    let Event::ModuleUpdated(u) = next_event(&observer, EventType::ModuleUpdated) else {
+    let Event::ModuleReloaded(u) = next_event(&observer, EventType::ModuleReloaded) else {
         unreachable!()
     };
     assert_eq!((u.old_version.as_str(), u.new_version.as_str()), ("1.0.0", "1.1.0"));
