@@ -38,11 +38,16 @@
 //!
 //! [storage]                    # module storage quotas: see `storage`
 //! max_mb = 64
+//!
+//! [registry]                   # where `module install` fetches from: see `registry`
+//! url = "http://127.0.0.1:8420"
+//! root = "registry-root.json"
 //! ```
 
 mod disk;
 mod maintenance;
 pub mod modules;
+mod registry;
 mod sandbox;
 mod storage;
 mod supervision;
@@ -51,6 +56,7 @@ mod trust;
 pub use disk::{DiskSettings, DiskWatchConfig};
 pub use maintenance::{Maintenance, MaintenanceSettings};
 pub use modules::ModulesConfig;
+pub use registry::{RegistryConfig, RegistryLocation, RegistrySettings};
 pub use sandbox::{CpuPercent, LimitSettings, SandboxSettings};
 pub use storage::{QuotaSettings, StorageSettings};
 pub use supervision::{Supervision, SupervisionSettings};
@@ -134,6 +140,10 @@ pub struct Settings {
     #[arg(skip)]
     #[serde(default)]
     pub storage: StorageSettings,
+    /// The module registry, `[registry]` (file only).
+    #[serde(default)]
+    #[arg(skip)]
+    pub registry: RegistrySettings,
 }
 
 impl Settings {
@@ -186,6 +196,11 @@ impl Settings {
                 other.storage
             } else {
                 self.storage
+            },
+            registry: if self.registry == RegistrySettings::default() {
+                other.registry
+            } else {
+                self.registry
             },
         }
     }
@@ -286,6 +301,8 @@ pub struct NodeConfig {
     pub maintenance: Maintenance,
     /// Module storage quotas.
     pub storage: blvm_module_host::services::storage::StorageConfig,
+    /// The module registry, if `[registry]` names one.
+    pub registry: Option<RegistryConfig>,
 }
 
 impl NodeConfig {
@@ -330,8 +347,10 @@ impl NodeConfig {
         let disk = s.disk.resolve()?;
         let maintenance = s.maintenance.resolve()?;
         let storage = s.storage.resolve()?;
+        let registry = s.registry.resolve(&datadir)?;
         Ok(NodeConfig {
             storage,
+            registry,
             disk,
             sandbox,
             signatures,
