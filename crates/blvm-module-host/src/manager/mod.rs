@@ -995,6 +995,7 @@ impl ModuleManager {
             usage: live.map(|p| p.usage()),
             sandbox_layers: live.map(|p| p.sandbox().describe()).unwrap_or_default(),
             signed_by: e.signed_by.clone(),
+            tier: e.manifest.governance().and_then(|g| g.tier.clone()),
             rate_limited: connection.as_ref().map_or(0, |c| c.rate_limited_requests()),
             logs_dropped: connection.as_ref().map_or(0, |c| c.dropped_logs()),
             unresponsive: e.unresponsive.clone(),

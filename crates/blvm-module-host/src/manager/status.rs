@@ -87,6 +87,8 @@ pub struct ModuleStatus {
     /// The operator's keyring names of the maintainers whose signatures
     /// verified when it was loaded; empty for an unsigned module.
     pub signed_by: Vec<String>,
+    /// Its manifest's `[governance] tier`, if it declares one.
+    pub tier: Option<String>,
     /// CPU time and memory of its processes, sampled now.
     pub usage: Option<ResourceUsage>,
     /// The sandbox layers of the running process, in the order applied

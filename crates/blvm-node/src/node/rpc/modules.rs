@@ -67,6 +67,7 @@ fn status_json(s: &ModuleStatus) -> Value {
         "delivery": s.delivery.as_ref().map(stats_json),
         "sandbox_layers": s.sandbox_layers,
         "signed_by": s.signed_by,
+        "tier": s.tier,
         "rate_limited": s.rate_limited,
         "logs_dropped": s.logs_dropped,
         "unresponsive": s.unresponsive,
