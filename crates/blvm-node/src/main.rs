@@ -146,11 +146,7 @@ fn offline(config: &NodeConfig, action: ModuleAction) -> anyhow::Result<()> {
             println!("public key: {public}");
             println!("for operators' config, [trust.keys]: <your name> = \"{public}\"");
         }
-        ModuleAction::Sign(signing::SignArgs { manifest, key, name }) => {
-            let entry = signing::sign(&manifest, &key, &name)?;
-            println!("add to [signatures] maintainers of {}:", manifest.display());
-            println!("  {entry},");
-        }
+        ModuleAction::Sign(args) => println!("{}", signing::run_sign(&args)?),
         ModuleAction::Verify { manifest } => println!("{}", signing::verify(&manifest, &config.signatures)?),
         _ => anyhow::bail!("not an offline action"),
     }

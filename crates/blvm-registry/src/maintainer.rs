@@ -54,14 +54,91 @@ pub fn keygen(out: &Path) -> Result<String, SigningError> {
 /// The `[signatures] maintainers` entry of `name` signing `manifest` with
 /// the secret key in `key_file`.
 pub fn sign(manifest: &Path, key_file: &Path, name: &str) -> Result<String, SigningError> {
+    let (key, signature) = signature_of(manifest, key_file)?;
+    Ok(format!(
+        "{{ name = \"{}\", key = \"{key}\", signature = \"{signature}\" }}",
+        name.replace('\\', "\\\\").replace('"', "\\\"")
+    ))
+}
+
+/// The public key and signature of the secret key in `key_file` over
+/// `manifest`'s signing digest.
+fn signature_of(manifest: &Path, key_file: &Path) -> Result<(String, String), SigningError> {
     let text = std::fs::read_to_string(manifest).map_err(io(manifest))?;
     let secret = std::fs::read_to_string(key_file).map_err(io(key_file))?;
     let digest = signing_digest_of_text(&text).map_err(SigningError::Invalid)?;
     let signature = sign_digest(&digest, secret.trim()).map_err(SigningError::Invalid)?;
     let key = public_key_of(secret.trim()).map_err(SigningError::Invalid)?;
+    Ok((key, signature))
+}
+
+/// Signs `manifest` as `name` and writes the entry into its
+/// `[signatures] maintainers`, replacing an earlier entry of `name`:
+/// maintainers sign the same file one after another, since signatures
+/// cover everything but `[signatures]`. A manifest with no `[signatures]`
+/// gets one whose threshold is its `[governance] threshold`, else
+/// `1-of-1`.
+pub fn sign_in_place(manifest: &Path, key_file: &Path, name: &str) -> Result<(), SigningError> {
+    let (key, signature) = signature_of(manifest, key_file)?;
+    let text = std::fs::read_to_string(manifest).map_err(io(manifest))?;
+    let mut doc: toml_edit::DocumentMut = text
+        .parse()
+        .map_err(|e: toml_edit::TomlError| SigningError::Invalid(e.to_string()))?;
+    let threshold = doc
+        .get("governance")
+        .and_then(|g| g.get("threshold"))
+        .and_then(|t| t.as_str())
+        .unwrap_or("1-of-1")
+        .to_owned();
+    if !doc.contains_table("signatures") {
+        let mut table = toml_edit::Table::new();
+        table.insert("threshold", toml_edit::value(threshold));
+        doc.insert("signatures", toml_edit::Item::Table(table));
+    }
+    let table = doc
+        .get_mut("signatures")
+        .and_then(toml_edit::Item::as_table_mut)
+        .ok_or_else(|| SigningError::Invalid("`signatures` is not a table".into()))?;
+    if !table.contains_key("maintainers") {
+        table.insert("maintainers", toml_edit::value(toml_edit::Array::new()));
+    }
+    let entries = table
+        .get_mut("maintainers")
+        .and_then(toml_edit::Item::as_array_mut)
+        .ok_or_else(|| SigningError::Invalid("`[signatures] maintainers` is not an array".into()))?;
+    entries.retain(|entry| {
+        entry
+            .as_inline_table()
+            .and_then(|t| t.get("name"))
+            .and_then(|n| n.as_str())
+            != Some(name)
+    });
+    let mut entry = toml_edit::InlineTable::new();
+    entry.insert("name", name.into());
+    entry.insert("key", key.into());
+    entry.insert("signature", signature.into());
+    entries.push(entry);
+    entries.fmt();
+    let out = doc.to_string();
+    RawManifest::parse(&out, manifest)
+        .and_then(|raw| raw.validate(manifest))
+        .map_err(|e| SigningError::Invalid(e.to_string()))?;
+    let staged = manifest.with_extension("toml.signing");
+    std::fs::write(&staged, out).map_err(io(&staged))?;
+    std::fs::rename(&staged, manifest).map_err(io(manifest))
+}
+
+/// What `sign` does and prints, for both CLIs: with `--write` the entry
+/// goes into the manifest, else it is printed for the maintainer to add.
+pub fn run_sign(args: &SignArgs) -> Result<String, SigningError> {
+    if args.write {
+        sign_in_place(&args.manifest, &args.key, &args.name)?;
+        return Ok(format!("{}: signed by {}", args.manifest.display(), args.name));
+    }
+    let entry = sign(&args.manifest, &args.key, &args.name)?;
     Ok(format!(
-        "{{ name = \"{}\", key = \"{key}\", signature = \"{signature}\" }}",
-        name.replace('\\', "\\\\").replace('"', "\\\"")
+        "add to [signatures] maintainers of {}:\n  {entry},",
+        args.manifest.display()
     ))
 }
 
@@ -94,6 +171,10 @@ pub struct SignArgs {
     /// The maintainer's name, as listed in `[governance] maintainers`.
     #[arg(long)]
     pub name: String,
+    /// Write the signature into the manifest's `[signatures]` instead of
+    /// printing the entry to add.
+    #[arg(long)]
+    pub write: bool,
 }
 
 /// What [`pack`] wrote into a manifest.

@@ -28,9 +28,9 @@ enum Cli {
         #[arg(long)]
         binary: Option<PathBuf>,
     },
-    /// Sign a manifest: prints the `[signatures] maintainers` entry to add.
-    /// Each maintainer signs the same file; signatures cover all of it but
-    /// `[signatures]`.
+    /// Sign a manifest: prints the `[signatures] maintainers` entry to add,
+    /// or with `--write` adds it. Each maintainer signs the same file;
+    /// signatures cover all of it but `[signatures]`.
     Sign(maintainer::SignArgs),
     /// Check a manifest's form and signatures as a node trusting these keys
     /// would.
@@ -72,11 +72,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 packed.size
             );
         }
-        Cli::Sign(maintainer::SignArgs { manifest, key, name }) => {
-            let entry = maintainer::sign(&manifest, &key, &name)?;
-            println!("add to [signatures] maintainers of {}:", manifest.display());
-            println!("  {entry},");
-        }
+        Cli::Sign(args) => println!("{}", maintainer::run_sign(&args)?),
         Cli::Verify {
             manifest,
             trust,

@@ -91,3 +91,79 @@ fn pack_pins_the_binary_and_the_signed_manifest_verifies_only_with_the_maintaine
         String::from_utf8_lossy(&repack.stderr)
     );
 }
+
+#[test]
+fn two_maintainers_sign_the_same_manifest_in_turn_and_it_verifies_two_of_two() {
+    let dir = temp_dir("maintainer-sign-write");
+    let manifest = MANIFEST.replace(
+        "maintainers = [\"alice\"]\nthreshold = \"1-of-1\"",
+        "maintainers = [\"alice\", \"bob\"]\nthreshold = \"2-of-2\"",
+    );
+    std::fs::write(dir.join("module.toml"), &manifest).expect("write manifest");
+    std::fs::write(dir.join("watcher"), b"\x7fELF pretend module").expect("write binary");
+    let mut trust = Vec::new();
+    for who in ["alice", "bob"] {
+        let keygen = stdout(&blvm_module(&["keygen", &format!("{who}.key")], &dir));
+        let public = keygen
+            .lines()
+            .find_map(|line| line.strip_prefix("public key: "))
+            .expect("the public key is printed");
+        trust.push(format!("{who}={public}"));
+    }
+    stdout(&blvm_module(&["pack", "module.toml"], &dir));
+    let verify = |required: &str| {
+        blvm_module(
+            &[
+                "verify",
+                "module.toml",
+                "--trust",
+                &trust[0],
+                "--trust",
+                &trust[1],
+                "--required",
+                required,
+            ],
+            &dir,
+        )
+    };
+    let signed = stdout(&blvm_module(
+        &[
+            "sign",
+            "module.toml",
+            "--key",
+            "alice.key",
+            "--name",
+            "alice",
+            "--write",
+        ],
+        &dir,
+    ));
+    assert!(signed.contains("signed by alice"), "{signed}");
+    let one = verify("0");
+    assert!(
+        !one.status.success(),
+        "one signature of a 2-of-2 manifest is not enough"
+    );
+    // Alice signing again replaces her entry; then Bob adds his.
+    stdout(&blvm_module(
+        &[
+            "sign",
+            "module.toml",
+            "--key",
+            "alice.key",
+            "--name",
+            "alice",
+            "--write",
+        ],
+        &dir,
+    ));
+    stdout(&blvm_module(
+        &["sign", "module.toml", "--key", "bob.key", "--name", "bob", "--write"],
+        &dir,
+    ));
+    let text = std::fs::read_to_string(dir.join("module.toml")).expect("read");
+    assert_eq!(text.matches("signature = ").count(), 2, "{text}");
+    assert!(text.contains("threshold = \"2-of-2\""), "{text}");
+    let both = stdout(&verify("2"));
+    assert!(both.contains("signed by alice, bob"), "{both}");
+}
