@@ -2,6 +2,7 @@
 
 mod maintainer;
 mod python_tuf;
+mod server;
 mod support;
 mod tuf_attacks;
 mod tuf_writer;
