@@ -2,6 +2,7 @@
 
 mod maintainer;
 mod python_tuf;
+mod python_tuf_server;
 mod server;
 mod support;
 mod tuf_attacks;
