@@ -35,6 +35,10 @@ enum Cli {
         /// re-signed every third of that.
         #[arg(long, default_value_t = ServeOptions::default().timestamp_lifetime.as_secs())]
         timestamp_lifetime: u64,
+        /// How long a publish or yank request may take to arrive, in
+        /// seconds.
+        #[arg(long, default_value_t = ServeOptions::default().upload_timeout.as_secs())]
+        upload_timeout: u64,
     },
 }
 
@@ -68,11 +72,13 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             listen,
             max_upload,
             timestamp_lifetime,
+            upload_timeout,
         } => {
             anyhow::ensure!(timestamp_lifetime > 0, "--timestamp-lifetime must be at least 1 second");
             let options = ServeOptions {
                 max_upload,
                 timestamp_lifetime: Duration::from_secs(timestamp_lifetime),
+                upload_timeout: Duration::from_secs(upload_timeout),
             };
             let server = Server::open(&dir, options).with_context(|| format!("cannot open {}", dir.display()))?;
             let runtime = tokio::runtime::Builder::new_multi_thread()

@@ -68,10 +68,3 @@ impl IntoResponse for ApiFailure {
         (self.status, Json(ApiError { error })).into_response()
     }
 }
-
-/// An extractor's refusal (a body over the limit, a bad path) as ours.
-impl From<axum::extract::rejection::BytesRejection> for ApiFailure {
-    fn from(rejection: axum::extract::rejection::BytesRejection) -> Self {
-        Self::new(rejection.status(), rejection.body_text())
-    }
-}

@@ -45,6 +45,8 @@ pub struct ServeOptions {
     /// How long a signed timestamp stays valid; the server re-signs it
     /// well before that.
     pub timestamp_lifetime: Duration,
+    /// How long a publish or yank body may take to arrive (408 after).
+    pub upload_timeout: Duration,
 }
 
 impl Default for ServeOptions {
@@ -52,6 +54,7 @@ impl Default for ServeOptions {
         Self {
             max_upload: 64 << 20,
             timestamp_lifetime: Lifetimes::default().timestamp,
+            upload_timeout: Duration::from_secs(300),
         }
     }
 }
@@ -61,6 +64,10 @@ impl Default for ServeOptions {
 pub(crate) struct Shared {
     /// The registry's TUF repository directory.
     repository: PathBuf,
+    /// The largest publish body.
+    max_upload: usize,
+    /// How long a request body may take.
+    upload_timeout: Duration,
     /// The one writer. A std mutex: it is only taken on blocking threads.
     registry: Mutex<Registry>,
     /// What is signed now; replaced whole after each commit.
@@ -113,6 +120,8 @@ impl Server {
         Ok(Server {
             shared: Arc::new(Shared {
                 repository: registry.repository_dir().to_owned(),
+                max_upload: options.max_upload,
+                upload_timeout: options.upload_timeout,
                 registry: Mutex::new(registry),
                 catalog: RwLock::new(Arc::new(catalog)),
             }),
@@ -122,7 +131,7 @@ impl Server {
 
     /// The HTTP routes (see [`routes`]).
     pub fn router(&self) -> axum::Router {
-        routes::router(self.shared.clone(), self.options.max_upload)
+        routes::router(self.shared.clone())
     }
 
     /// Serves on `listener` until `shutdown` completes, re-signing the
@@ -145,9 +154,10 @@ impl Server {
     }
 }
 
-/// How long before expiry the metadata is re-signed: a third of the
-/// timestamp's lifetime before, and the refresher wakes every third, so
-/// one failed refresh still leaves another try before clients freeze.
+/// The refresher wakes every third of the timestamp's lifetime and
+/// re-signs the timestamp, so one failed refresh still leaves another try
+/// before clients would see it expire. Targets and snapshot, which
+/// live longer, are re-signed when they expire within two such periods.
 fn refresh_margin(lifetimes: &Lifetimes) -> Duration {
     lifetimes.timestamp / 3 * 2
 }

@@ -14,10 +14,10 @@
 
 use std::sync::Arc;
 
-use axum::body::Bytes;
+use axum::body::{Body, Bytes};
 use axum::extract::rejection::{PathRejection, QueryRejection};
-use axum::extract::{DefaultBodyLimit, Path, Query, State};
-use axum::http::StatusCode;
+use axum::extract::{Path, Query, State};
+use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::Response;
 use axum::routing::{get, post};
 use axum::{Json, Router};
@@ -32,8 +32,8 @@ use crate::layout::{PublishRequest, SignedStatement, VersionRecord};
 
 type Answer<T> = Result<T, ApiFailure>;
 
-/// The router over `state`, with uploads capped at `max_upload` bytes.
-pub(crate) fn router(state: Arc<Shared>, max_upload: usize) -> Router {
+/// The router over `state`.
+pub(crate) fn router(state: Arc<Shared>) -> Router {
     Router::new()
         .route("/metadata/{file}", get(metadata))
         .route("/targets/{*path}", get(target))
@@ -41,11 +41,8 @@ pub(crate) fn router(state: Arc<Shared>, max_upload: usize) -> Router {
         .route("/api/v1/modules/{name}", get(module))
         .route("/api/v1/modules/{name}/{version}/manifest", get(manifest))
         .route("/api/v1/modules/{name}/{version}/binary", get(binary))
-        .route(
-            "/api/v1/publish",
-            post(publish).layer(DefaultBodyLimit::max(max_upload)),
-        )
-        .route("/api/v1/yank", post(yank).layer(DefaultBodyLimit::max(64 * 1024)))
+        .route("/api/v1/publish", post(publish))
+        .route("/api/v1/yank", post(yank))
         .fallback(|| async { ApiFailure::not_found("no such endpoint") })
         .method_not_allowed_fallback(|| async { ApiFailure::new(StatusCode::METHOD_NOT_ALLOWED, "method not allowed") })
         .with_state(state)
@@ -127,13 +124,58 @@ async fn binary(
     serve_file(&state.repository.join("targets"), &file, "application/octet-stream").await
 }
 
+/// The most bytes of a yank statement.
+const MAX_YANK: usize = 64 * 1024;
+
+/// Reads a request body of at most `limit` bytes within the upload
+/// timeout: 413 above the limit (before reading anything when the
+/// `Content-Length` says so), 408 when the client is too slow. The whole
+/// body is in memory before the registry is locked, so a slow upload
+/// holds up no one, and the timeout frees its connection.
+async fn read_body(state: &Shared, headers: &HeaderMap, body: Body, limit: usize) -> Answer<Bytes> {
+    let too_large = || {
+        ApiFailure::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            format!("the request is larger than this registry's limit of {limit} bytes"),
+        )
+    };
+    let declared = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|value| value.to_str().ok())
+        .and_then(|value| value.parse::<u64>().ok());
+    if declared.is_some_and(|length| length > limit as u64) {
+        return Err(too_large());
+    }
+    let timeout = state.upload_timeout;
+    match tokio::time::timeout(timeout, axum::body::to_bytes(body, limit)).await {
+        Ok(Ok(bytes)) => Ok(bytes),
+        Ok(Err(e)) if is_length_limit(&e) => Err(too_large()),
+        Ok(Err(e)) => Err(ApiFailure::bad_request(format!("cannot read the request body: {e}"))),
+        Err(_) => Err(ApiFailure::new(
+            StatusCode::REQUEST_TIMEOUT,
+            format!("the request body did not arrive within {}s", timeout.as_secs()),
+        )),
+    }
+}
+
+/// Whether `error` is the body limit's (anywhere in its source chain).
+fn is_length_limit(error: &axum::Error) -> bool {
+    let mut cause: Option<&(dyn std::error::Error + 'static)> = Some(error);
+    while let Some(e) = cause {
+        if e.is::<http_body_util::LengthLimitError>() {
+            return true;
+        }
+        cause = e.source();
+    }
+    false
+}
+
 async fn publish(
     State(state): State<Arc<Shared>>,
-    body: Result<Bytes, axum::extract::rejection::BytesRejection>,
+    headers: HeaderMap,
+    body: Body,
 ) -> Answer<(StatusCode, Json<VersionRecord>)> {
-    // The whole body is in memory before the registry is locked: a slow
-    // upload holds up no one.
-    let body = body?;
+    let body = read_body(&state, &headers, body, state.max_upload).await?;
     // Decoding and hashing need no lock either.
     let checked = tokio::task::spawn_blocking(move || {
         let request: PublishRequest = rmp_serde::from_slice(&body)
@@ -150,11 +192,8 @@ async fn publish(
     Ok((StatusCode::CREATED, Json(record)))
 }
 
-async fn yank(
-    State(state): State<Arc<Shared>>,
-    body: Result<Bytes, axum::extract::rejection::BytesRejection>,
-) -> Answer<Json<VersionRecord>> {
-    let body = body?;
+async fn yank(State(state): State<Arc<Shared>>, headers: HeaderMap, body: Body) -> Answer<Json<VersionRecord>> {
+    let body = read_body(&state, &headers, body, MAX_YANK).await?;
     let statement: SignedStatement = serde_json::from_slice(&body)
         .map_err(|e| ApiFailure::bad_request(format!("the body is not a JSON signed statement: {e}")))?;
     let record = run_locked(state, move |registry, catalog| {

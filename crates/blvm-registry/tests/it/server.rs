@@ -440,7 +440,35 @@ fn an_upload_over_the_limit_is_refused_with_413_and_an_api_error() {
 
     let (status, error) = server.post_publish(maintainer.request("alice.key", &manifest, &big, &big));
     assert_eq!(status, 413, "{error}");
-    assert!(!error.is_empty(), "an ApiError body");
+    assert!(error.contains("limit of 4096 bytes"), "{error}");
+
+    // Without a Content-Length, the limit stops the read.
+    let chunk = vec![b'x'; 8192];
+    let mut request = b"POST /api/v1/publish HTTP/1.1\r\nHost: registry\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n2000\r\n".to_vec();
+    request.extend_from_slice(&chunk);
+    request.extend_from_slice(b"\r\n0\r\n\r\n");
+    let (status, answer) = raw_answer(raw_request(&server.url, &request));
+    assert_eq!(status, 413, "{answer}");
+    assert!(answer.contains(r#"{"error":"#), "{answer}");
+}
+
+#[test]
+fn a_stalled_upload_holds_up_no_one_and_is_cut_off() {
+    let dir = temp_dir("server-stall");
+    let (registry, _) = init_registry(&dir);
+    let server = RegistryServer::start(&registry, &["--upload-timeout", "2"]);
+    let maintainer = Maintainer::new(&dir);
+    let manifest = maintainer.block_stats("0.1.0", BINARY);
+    // A publish that promises 1000 bytes and sends 10.
+    let stalled = raw_request(
+        &server.url,
+        b"POST /api/v1/publish HTTP/1.1\r\nHost: registry\r\nContent-Length: 1000\r\n\r\n0123456789",
+    );
+    succeeded(&maintainer.publish(&server.url, "alice.key", &manifest));
+    assert_eq!(server.get("/api/v1/modules/block-stats/0.1.0/binary").status(), 200);
+    let (status, answer) = raw_answer(stalled);
+    assert_eq!(status, 408, "{answer}");
+    assert!(answer.contains("did not arrive"), "{answer}");
 }
 
 #[test]
@@ -473,24 +501,32 @@ fn only_the_owner_yanks_and_the_yank_is_in_the_signed_targets() {
     );
 }
 
-/// Sends `GET TARGET` exactly as written (an HTTP library would normalize
-/// `..` away); the status code.
-fn raw_get_status(url: &str, target: &str) -> u16 {
-    let addr = url.trim_start_matches("http://");
-    let mut stream = std::net::TcpStream::connect(addr).expect("connects");
+/// A connection to `url` that has sent `request` as written.
+fn raw_request(url: &str, request: &[u8]) -> std::net::TcpStream {
+    let mut stream = std::net::TcpStream::connect(url.trim_start_matches("http://")).expect("connects");
     stream.set_read_timeout(Some(DEADLINE)).expect("timeout");
-    write!(
-        stream,
-        "GET {target} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
-    )
-    .expect("request sent");
-    let mut answer = String::new();
-    let _ = stream.read_to_string(&mut answer);
-    answer
+    stream.write_all(request).expect("request sent");
+    stream
+}
+
+/// The status code of the answer on `stream`, and the whole answer.
+fn raw_answer(mut stream: std::net::TcpStream) -> (u16, String) {
+    let mut answer = Vec::new();
+    let _ = stream.read_to_end(&mut answer);
+    let answer = String::from_utf8_lossy(&answer).into_owned();
+    let status = answer
         .split_whitespace()
         .nth(1)
         .and_then(|code| code.parse().ok())
-        .unwrap_or_else(|| panic!("a status line in {answer:?}"))
+        .unwrap_or_else(|| panic!("a status line in {answer:?}"));
+    (status, answer)
+}
+
+/// Sends `GET TARGET` exactly as written (an HTTP library would normalize
+/// `..` away); the status code.
+fn raw_get_status(url: &str, target: &str) -> u16 {
+    let request = format!("GET {target} HTTP/1.1\r\nHost: registry\r\nConnection: close\r\n\r\n");
+    raw_answer(raw_request(url, request.as_bytes())).0
 }
 
 #[test]
