@@ -39,6 +39,10 @@ enum Cli {
         /// seconds.
         #[arg(long, default_value_t = ServeOptions::default().upload_timeout.as_secs())]
         upload_timeout: u64,
+        /// How many publish requests may be received at once (each holds
+        /// up to --max-upload bytes in memory).
+        #[arg(long, default_value_t = ServeOptions::default().max_concurrent_uploads)]
+        max_concurrent_uploads: usize,
     },
 }
 
@@ -73,12 +77,14 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             max_upload,
             timestamp_lifetime,
             upload_timeout,
+            max_concurrent_uploads,
         } => {
             anyhow::ensure!(timestamp_lifetime > 0, "--timestamp-lifetime must be at least 1 second");
             let options = ServeOptions {
                 max_upload,
                 timestamp_lifetime: Duration::from_secs(timestamp_lifetime),
                 upload_timeout: Duration::from_secs(upload_timeout),
+                max_concurrent_uploads,
             };
             let server = Server::open(&dir, options).with_context(|| format!("cannot open {}", dir.display()))?;
             let runtime = tokio::runtime::Builder::new_multi_thread()

@@ -47,6 +47,9 @@ pub struct ServeOptions {
     pub timestamp_lifetime: Duration,
     /// How long a publish or yank body may take to arrive (408 after).
     pub upload_timeout: Duration,
+    /// How many publish bodies may be in memory at once (503 beyond):
+    /// with `max_upload`, the most memory uploads can take.
+    pub max_concurrent_uploads: usize,
 }
 
 impl Default for ServeOptions {
@@ -55,6 +58,7 @@ impl Default for ServeOptions {
             max_upload: 64 << 20,
             timestamp_lifetime: Lifetimes::default().timestamp,
             upload_timeout: Duration::from_secs(300),
+            max_concurrent_uploads: 4,
         }
     }
 }
@@ -68,6 +72,8 @@ pub(crate) struct Shared {
     max_upload: usize,
     /// How long a request body may take.
     upload_timeout: Duration,
+    /// One permit per publish body in memory.
+    uploads: Arc<tokio::sync::Semaphore>,
     /// The one writer. A std mutex: it is only taken on blocking threads.
     registry: Mutex<Registry>,
     /// What is signed now; replaced whole after each commit.
@@ -122,6 +128,7 @@ impl Server {
                 repository: registry.repository_dir().to_owned(),
                 max_upload: options.max_upload,
                 upload_timeout: options.upload_timeout,
+                uploads: Arc::new(tokio::sync::Semaphore::new(options.max_concurrent_uploads)),
                 registry: Mutex::new(registry),
                 catalog: RwLock::new(Arc::new(catalog)),
             }),

@@ -175,6 +175,13 @@ async fn publish(
     headers: HeaderMap,
     body: Body,
 ) -> Answer<(StatusCode, Json<VersionRecord>)> {
+    // Held until the answer: the body stays in memory that long.
+    let _permit = state.uploads.clone().try_acquire_owned().map_err(|_| {
+        ApiFailure::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "the registry is receiving as many uploads as it takes at once; try again shortly",
+        )
+    })?;
     let body = read_body(&state, &headers, body, state.max_upload).await?;
     // Decoding and hashing need no lock either.
     let checked = tokio::task::spawn_blocking(move || {

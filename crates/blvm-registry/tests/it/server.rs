@@ -472,6 +472,30 @@ fn a_stalled_upload_holds_up_no_one_and_is_cut_off() {
 }
 
 #[test]
+fn uploads_beyond_the_concurrent_limit_are_turned_away_until_one_ends() {
+    let dir = temp_dir("server-concurrent");
+    let (registry, _) = init_registry(&dir);
+    let server = RegistryServer::start(&registry, &["--max-concurrent-uploads", "1", "--upload-timeout", "2"]);
+    let maintainer = Maintainer::new(&dir);
+    let manifest = maintainer.block_stats("0.1.0", BINARY);
+    let stalled = raw_request(
+        &server.url,
+        b"POST /api/v1/publish HTTP/1.1\r\nHost: registry\r\nContent-Length: 1000\r\n\r\n0123456789",
+    );
+    // Once the stalled upload holds the one permit, the next is turned
+    // away (until then this junk is read, and refused as junk).
+    wait_for("a refusal while the stalled upload holds the permit", || {
+        let (status, error) = server.post_publish(b"\x93junk".to_vec());
+        assert!(status == 400 || status == 503, "{status} {error}");
+        status == 503
+    });
+    let refused = failed(&maintainer.publish(&server.url, "alice.key", &manifest));
+    assert!(refused.contains("(503)") && refused.contains("try again"), "{refused}");
+    assert_eq!(raw_answer(stalled).0, 408);
+    succeeded(&maintainer.publish(&server.url, "alice.key", &manifest));
+}
+
+#[test]
 fn only_the_owner_yanks_and_the_yank_is_in_the_signed_targets() {
     let dir = temp_dir("server-yank");
     let (registry, root) = init_registry(&dir);
