@@ -20,4 +20,6 @@
 pub mod client;
 pub mod layout;
 pub mod maintainer;
+pub mod publish;
+pub mod server;
 pub mod tuf;

@@ -1,12 +1,12 @@
 //! `blvm-module`: the module maintainer's command line (keygen, pack,
-//! sign, verify). Offline; nothing here needs a node or a registry.
+//! sign, verify offline; publish and yank to a registry).
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::Context;
 use blvm_module_host::security::{Keyring, SignaturePolicy};
-use blvm_registry::maintainer;
+use blvm_registry::{maintainer, publish};
 use clap::Parser;
 
 /// `blvm-module`: make, pin, sign and check module manifests.
@@ -43,6 +43,35 @@ enum Cli {
         /// Signatures from trusted keys required whatever the manifest says.
         #[arg(long, default_value_t = 0)]
         required: u32,
+    },
+    /// Publish a module version to a registry: the manifest and its binary,
+    /// signed with your key (the first publish of a name claims it).
+    Publish {
+        /// The registry, `http://HOST:PORT`.
+        #[arg(long)]
+        registry: String,
+        /// The secret key file from `keygen`.
+        #[arg(long)]
+        key: PathBuf,
+        /// The module's `module.toml`.
+        manifest: PathBuf,
+        /// The binary (default: the manifest's `entry_point` beside it).
+        #[arg(long)]
+        binary: Option<PathBuf>,
+    },
+    /// Yank a published version: it stays downloadable for lock files that
+    /// pin it, but is no longer picked by new installs.
+    Yank {
+        /// The registry, `http://HOST:PORT`.
+        #[arg(long)]
+        registry: String,
+        /// The secret key file from `keygen`.
+        #[arg(long)]
+        key: PathBuf,
+        /// The module's name.
+        name: String,
+        /// The version.
+        version: String,
     },
 }
 
@@ -91,6 +120,27 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 "{}",
                 maintainer::verify(&manifest, &SignaturePolicy { keyring, required })?
             );
+        }
+        Cli::Publish {
+            registry,
+            key,
+            manifest,
+            binary,
+        } => {
+            let record = publish::publish(&registry, &key, &manifest, binary.as_deref())?;
+            println!(
+                "published {} {} at {} (publisher {})",
+                record.name, record.version, record.published, record.publisher
+            );
+        }
+        Cli::Yank {
+            registry,
+            key,
+            name,
+            version,
+        } => {
+            let record = publish::yank(&registry, &key, &name, &version)?;
+            println!("yanked {} {}", record.name, record.version);
         }
     }
     Ok(())

@@ -2,6 +2,8 @@
 
 mod maintainer;
 mod python_tuf;
+mod python_tuf_server;
+mod server;
 mod support;
 mod tuf_attacks;
 mod tuf_writer;

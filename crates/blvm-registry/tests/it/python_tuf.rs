@@ -25,7 +25,7 @@ const DEADLINE: Duration = Duration::from_secs(30);
 
 /// Whether python-tuf can be imported: `false` outside CI skips the test;
 /// in CI its absence fails it.
-fn has_python_tuf() -> bool {
+pub(crate) fn has_python_tuf() -> bool {
     let imported = Command::new("python3")
         .args(["-c", "import tuf.ngclient, cryptography"])
         .stdout(Stdio::null())
