@@ -444,6 +444,22 @@ mod tests {
         }
     }
 
+    #[cfg(not(feature = "https"))]
+    #[test]
+    fn an_https_url_needs_the_https_feature() {
+        let err = HttpRepository::new("https://registry.example/", DownloadOptions::default()).expect_err("no TLS");
+        assert_eq!(
+            err.to_string(),
+            "invalid registry URL \"https://registry.example/\": https needs blvm-registry's `https` feature"
+        );
+    }
+
+    #[cfg(feature = "https")]
+    #[test]
+    fn an_https_url_is_accepted_with_the_https_feature() {
+        HttpRepository::new("https://registry.example/", DownloadOptions::default()).expect("TLS built in");
+    }
+
     #[test]
     fn a_base_url_that_is_not_http_is_refused() {
         for base in ["ftp://host/", "not a url", "http://host/?q=1", "mailto:a@b"] {

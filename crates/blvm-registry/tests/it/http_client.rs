@@ -270,6 +270,40 @@ fn slow_retrieval_a_trickling_server_is_cut_off_below_the_minimum_rate() {
 }
 
 #[test]
+fn slow_retrieval_a_trickling_timestamp_is_cut_off_below_the_minimum_rate() {
+    let repo = Repo::new("http-slow-timestamp");
+    let timestamp = std::fs::read(repo.metadata("timestamp.json")).expect("timestamp written");
+    let server = Server::start(move |request, conn| {
+        if request.path != "/metadata/timestamp.json" {
+            return conn.not_found();
+        }
+        conn.head("200 OK", &[("Content-Length", timestamp.len().to_string())])?;
+        for byte in &timestamp {
+            conn.send(std::slice::from_ref(byte))?;
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        Ok(())
+    });
+    let options = DownloadOptions {
+        min_rate_bytes_per_sec: 100,
+        rate_window: Duration::from_secs(1),
+        ..quiet()
+    };
+    let client = http(&server, options);
+    let mut trusted = repo.client();
+    let err = within_deadline(move || trusted.refresh(&client, now())).expect_err("too slow");
+    assert!(
+        matches!(fetch_source(&err), FetchError::TooSlow { min: 100, .. }),
+        "{err}"
+    );
+    assert!(
+        err.to_string()
+            .starts_with("cannot fetch timestamp.json: slow retrieval: "),
+        "{err}"
+    );
+}
+
+#[test]
 fn a_stalled_transfer_is_cut_off_by_the_read_timeout_after_its_retries() {
     let repo = repo_with_block("http-stall");
     let info = block_info(&repo);
@@ -382,4 +416,25 @@ fn a_range_answered_with_the_whole_file_starts_the_check_over() {
     });
     let bytes = http(&server, quiet()).fetch_target(&info).expect("restarted from zero");
     assert!(bytes == block_bytes(), "the bytes are the block's, once");
+}
+
+#[test]
+fn a_resume_answered_with_another_range_is_refused() {
+    let repo = repo_with_block("http-resume-wrong-range");
+    let info = block_info(&repo);
+    let block = block_bytes();
+    let half = block.len() / 2;
+    let server = Server::start(move |request, conn| match request.range_start() {
+        None => {
+            conn.head("200 OK", &[("Content-Length", block.len().to_string())])?;
+            conn.send(&block[..half])
+        }
+        // The bytes from zero, labelled as such: not what was asked.
+        Some(_) => conn.partial(0, &block, block.len() as u64),
+    });
+    let err = http(&server, quiet()).fetch_target(&info).expect_err("the wrong range");
+    assert!(
+        matches!(fetch_source(&err), FetchError::BadRange { offset, .. } if *offset == half as u64),
+        "{err}"
+    );
 }
