@@ -20,8 +20,8 @@ use crate::tuf::FetchError;
 pub struct DownloadOptions {
     /// The longest wait for a TCP connection.
     pub connect_timeout: Duration,
-    /// The longest wait for the next byte (of the headers or the body):
-    /// a stall.
+    /// The longest wait for the next byte of a body, and for the headers
+    /// from the request on: a stall.
     pub read_timeout: Duration,
     /// The slowest rate accepted, in bytes per second, measured over each
     /// `rate_window`; 0 accepts any rate.
@@ -76,7 +76,7 @@ impl RateGuard {
         }
     }
 
-    /// `bytes` more arrived (0 for a read that returned nothing yet).
+    /// `bytes` more arrived.
     ///
     /// # Errors
     ///

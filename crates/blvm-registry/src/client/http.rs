@@ -20,9 +20,27 @@
 //! the check over. The bytes are returned only when the signed length and
 //! hash match.
 //!
-//! The blocking client runs its own runtime thread: build and call an
-//! `HttpRepository` outside any async runtime (in tokio, from
+//! The blocking client runs its own runtime thread: build, call and drop
+//! an `HttpRepository` outside any async runtime (in tokio, from
 //! `spawn_blocking`).
+//!
+//! ```no_run
+//! use std::time::SystemTime;
+//!
+//! use blvm_registry::client::{DownloadOptions, HttpRepository, Repository};
+//! use blvm_registry::tuf::TrustedMetadata;
+//!
+//! # fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let registry = HttpRepository::new("http://127.0.0.1:8080/", DownloadOptions::default())?;
+//! // The root shipped with the node, or the one kept from the last refresh.
+//! let mut trusted = TrustedMetadata::from_root(&std::fs::read("root.json")?)?;
+//! trusted.refresh(&registry, SystemTime::now())?;
+//! let info = trusted.target("block-stats/0.1.0/binary")?;
+//! let binary = registry.fetch_target(&info)?; // the signed bytes, or an error
+//! # drop(binary);
+//! # Ok(())
+//! # }
+//! ```
 
 use std::io::Read;
 
@@ -245,7 +263,11 @@ impl HttpRepository {
                 Err(e) => return Err(Failure::Retry(interrupted(error_chain(&e)))),
             }
         };
-        guard.record(read).map_err(Failure::Fatal)?;
+        // The end of the body ends the transfer: a slow last window is no
+        // reason to refuse bytes that are all here.
+        if read > 0 {
+            guard.record(read).map_err(Failure::Fatal)?;
+        }
         Ok(read)
     }
 
