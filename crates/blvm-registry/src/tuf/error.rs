@@ -171,6 +171,45 @@ pub enum FetchError {
     /// Reading failed.
     #[error(transparent)]
     Io(#[from] std::io::Error),
+    /// The server answered with an HTTP status other than success or 404.
+    #[error("the server answered HTTP {status}")]
+    Http {
+        /// The status code.
+        status: u16,
+    },
+    /// The transfer ran below the minimum rate: the slow-retrieval attack
+    /// (or a link too slow to finish in reasonable time).
+    #[error("slow retrieval: {rate} bytes/s is below the minimum of {min} bytes/s")]
+    TooSlow {
+        /// The rate measured over the last window, in bytes per second.
+        rate: u64,
+        /// The minimum rate, in bytes per second.
+        min: u64,
+    },
+    /// No byte arrived for the read timeout.
+    #[error("stalled: no byte for {}", humantime::format_duration(*after))]
+    Stalled {
+        /// The read timeout.
+        after: std::time::Duration,
+    },
+    /// The transfer ended before the signed length, after every retry.
+    #[error("interrupted at byte {received} of {expected}: {reason}")]
+    Interrupted {
+        /// The bytes received (and kept, checked so far).
+        received: u64,
+        /// The bytes expected.
+        expected: u64,
+        /// Why the last attempt ended.
+        reason: String,
+    },
+    /// A resume from byte `offset` was answered with another range.
+    #[error("a resume from byte {offset} was answered with Content-Range {content_range:?}")]
+    BadRange {
+        /// The offset asked for.
+        offset: u64,
+        /// The `Content-Range` received.
+        content_range: String,
+    },
 }
 
 /// The repository writer could not write or sign.

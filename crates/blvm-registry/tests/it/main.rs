@@ -1,5 +1,6 @@
 //! Integration tests of the registry, built as one binary.
 
+mod http_client;
 mod maintainer;
 mod python_tuf;
 mod python_tuf_server;
