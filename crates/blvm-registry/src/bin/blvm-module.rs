@@ -1,12 +1,13 @@
 //! `blvm-module`: the module maintainer's command line (keygen, pack,
-//! sign, verify). Offline; nothing here needs a node or a registry.
+//! sign, verify; offline) and the operator's (install, update, remove,
+//! rollback, search, list; see `blvm_registry::cli::install`).
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::Context;
 use blvm_module_host::security::{Keyring, SignaturePolicy};
-use blvm_registry::maintainer;
+use blvm_registry::{cli, maintainer};
 use clap::Parser;
 
 /// `blvm-module`: make, pin, sign and check module manifests.
@@ -44,6 +45,18 @@ enum Cli {
         #[arg(long, default_value_t = 0)]
         required: u32,
     },
+    /// Install a module (and what it depends on) from a registry.
+    Install(cli::install::InstallArgs),
+    /// Update a module within the range its lock entry pins.
+    Update(cli::install::UpdateArgs),
+    /// Remove an installed module.
+    Remove(cli::install::RemoveArgs),
+    /// Bring back the version installed before the last install or update.
+    Rollback(cli::install::RollbackArgs),
+    /// Search a registry's signed modules.
+    Search(cli::install::SearchArgs),
+    /// List the installed modules.
+    List(cli::install::ListArgs),
 }
 
 fn main() -> ExitCode {
@@ -96,6 +109,12 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 maintainer::verify(&manifest, &SignaturePolicy { keyring, required })?
             );
         }
+        Cli::Install(args) => cli::install::install(args)?,
+        Cli::Update(args) => cli::install::update(args)?,
+        Cli::Remove(args) => cli::install::remove(args)?,
+        Cli::Rollback(args) => cli::install::rollback(args)?,
+        Cli::Search(args) => cli::install::search(args)?,
+        Cli::List(args) => cli::install::list(args)?,
     }
     Ok(())
 }

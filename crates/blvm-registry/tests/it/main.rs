@@ -1,5 +1,6 @@
 //! Integration tests of the registry, built as one binary.
 
+mod install;
 mod maintainer;
 mod python_tuf;
 mod support;
