@@ -589,6 +589,15 @@ impl<R: Repository + ?Sized> Context<'_, R> {
         let mut report = Report::default();
         let mut checked = Vec::new();
         for resolved in plan {
+            if let Some((_, dir)) = installed.get(resolved.name()) {
+                let ours = self.modules_dir.join(resolved.name()).canonicalize().ok();
+                if ours.as_ref() != Some(dir) {
+                    return Err(InstallError::InstalledElsewhere {
+                        name: resolved.name().to_owned(),
+                        dir: dir.clone(),
+                    });
+                }
+            }
             let old = installed.get(resolved.name()).map(|(i, _)| i.version.clone());
             if old.as_ref() == Some(&resolved.published.version) {
                 report.changes.push(Change {
@@ -708,9 +717,7 @@ impl<R: Repository + ?Sized> Context<'_, R> {
         Ok(report)
     }
 
-    /// The modules in `modules/` by name, with their folders. A module in
-    /// a folder other than `modules/<name>/` is refused here only when
-    /// resolution picks it, in [`Self::stage`].
+    /// The modules in `modules/` by name, with their (canonical) folders.
     fn installed(&self) -> Result<BTreeMap<String, (Installed, PathBuf)>, InstallError> {
         Ok(discover(self.modules_dir)
             .modules
@@ -772,14 +779,6 @@ impl<R: Repository + ?Sized> Context<'_, R> {
     fn stage(&self, checked: &Checked) -> Result<PathBuf, InstallError> {
         let name = checked.resolved.name();
         let current = self.modules_dir.join(name);
-        if let Some((_, dir)) = self.installed()?.get(name) {
-            if current.canonicalize().ok().as_ref() != Some(dir) {
-                return Err(InstallError::InstalledElsewhere {
-                    name: name.to_owned(),
-                    dir: dir.clone(),
-                });
-            }
-        }
         let entry_point = checked.resolved.manifest.entry_point();
         let dir = staging_dir(self.modules_dir)?.join(format!("{name}.{}", suffix(self.modules_dir)?));
         std::fs::create_dir(&dir).map_err(fsutil::at(&dir))?;

@@ -222,3 +222,71 @@ impl InstallPolicy {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use super::*;
+
+    const PUBLISHED: &str = "2026-12-02T10:00:00Z";
+
+    fn manifest(tier: Option<&str>) -> ModuleManifest {
+        let tier = tier.map(|t| format!("tier = \"{t}\"\n")).unwrap_or_default();
+        let text = format!("name = \"a\"\nversion = \"1.0.0\"\n\n[governance]\n{tier}review_period_days = 7\n");
+        ModuleManifest::from_toml_str(&text, Path::new("a/1.0.0/module.toml")).expect("manifest")
+    }
+
+    fn record(tier: Option<&str>, published: &str) -> VersionRecord {
+        VersionRecord {
+            name: "a".into(),
+            version: "1.0.0".into(),
+            published: published.into(),
+            yanked: false,
+            tier: tier.map(str::to_owned),
+            publisher: "02".into(),
+            binary: crate::layout::binary_target("a", "1.0.0"),
+        }
+    }
+
+    fn policy_at(now: SystemTime) -> InstallPolicy {
+        InstallPolicy::new(SignaturePolicy::default(), now)
+    }
+
+    #[test]
+    fn the_review_period_ends_exactly_its_days_after_the_signed_publish_date() {
+        let published = humantime::parse_rfc3339(PUBLISHED).expect("date");
+        let (m, r) = (manifest(None), record(None, PUBLISHED));
+        let err = policy_at(published + DAY * 7 - Duration::from_secs(1))
+            .check(&m, &r)
+            .expect_err("one second early");
+        assert!(
+            matches!(err, PolicyError::UnderReview { remaining_hours: 1, .. }),
+            "{err}"
+        );
+        policy_at(published + DAY * 7)
+            .check(&m, &r)
+            .expect("the period is over");
+        let err = policy_at(published + DAY * 7)
+            .check(&m, &record(None, "last tuesday"))
+            .expect_err("no date");
+        assert!(matches!(err, PolicyError::BadPublishedDate { .. }), "{err}");
+    }
+
+    #[test]
+    fn without_a_tier_policy_any_tier_passes_but_the_record_must_agree_with_the_manifest() {
+        let later = humantime::parse_rfc3339(PUBLISHED).expect("date") + DAY * 30;
+        let approval = policy_at(later)
+            .check(
+                &manifest(Some("experimental")),
+                &record(Some("experimental"), PUBLISHED),
+            )
+            .expect("no tier policy");
+        assert_eq!(approval.tier.as_deref(), Some("experimental"));
+        assert_eq!(approval.required, 0);
+        let err = policy_at(later)
+            .check(&manifest(Some("experimental")), &record(Some("core"), PUBLISHED))
+            .expect_err("the registry lies about the tier");
+        assert!(matches!(err, PolicyError::TierMismatch { .. }), "{err}");
+    }
+}

@@ -85,6 +85,8 @@ impl Spec {
 }
 
 struct Fixture {
+    /// When the repository is written and the client runs.
+    time: SystemTime,
     dir: PathBuf,
     writer: RepositoryWriter,
     root_file: PathBuf,
@@ -94,12 +96,17 @@ struct Fixture {
 
 impl Fixture {
     fn new(name: &str) -> Fixture {
+        Fixture::at(name, now())
+    }
+
+    /// A fixture whose repository is written at `time`.
+    fn at(name: &str, time: SystemTime) -> Fixture {
         let dir = temp_dir(&format!("install-{name}"));
         let writer = RepositoryWriter::create(
             dir.join("repo"),
             RepositoryKeys::generate().expect("keys"),
             Lifetimes::default(),
-            now(),
+            time,
         )
         .expect("repository created");
         let root_file = dir.join("trusted-root.json");
@@ -114,6 +121,7 @@ impl Fixture {
             .collect();
         let modules = dir.join("modules");
         Fixture {
+            time,
             dir,
             writer,
             root_file,
@@ -182,6 +190,20 @@ impl Fixture {
     /// manifest target's custom data.
     fn publish_with_custom(&mut self, spec: &Spec, extra: serde_json::Map<String, serde_json::Value>) -> String {
         let manifest = self.manifest(spec);
+        let binary = spec.binary.clone();
+        self.publish_parts(spec, &manifest, &binary, extra);
+        manifest
+    }
+
+    /// Publishes `manifest` and `binary` as version `spec` (a registry
+    /// that signs whatever it is given).
+    fn publish_parts(
+        &mut self,
+        spec: &Spec,
+        manifest: &str,
+        binary: &[u8],
+        extra: serde_json::Map<String, serde_json::Value>,
+    ) {
         let record = VersionRecord {
             name: spec.name.into(),
             version: spec.version.into(),
@@ -203,10 +225,9 @@ impl Fixture {
             )
             .expect("manifest target");
         self.writer
-            .add_target(&layout::binary_target(spec.name, spec.version), &spec.binary, None)
+            .add_target(&layout::binary_target(spec.name, spec.version), binary, None)
             .expect("binary target");
-        self.writer.commit(now()).expect("commit");
-        manifest
+        self.writer.commit(self.time).expect("commit");
     }
 
     fn repo(&self) -> DirectoryRepository {
@@ -216,8 +237,8 @@ impl Fixture {
     /// The trusted state, refreshed (a state dir per fixture, as a node
     /// keeps one).
     fn state(&self) -> TrustedState {
-        let mut state = TrustedState::open(self.dir.join("state"), &self.root_file, now()).expect("state opens");
-        state.refresh(&self.repo(), now()).expect("the repository verifies");
+        let mut state = TrustedState::open(self.dir.join("state"), &self.root_file, self.time).expect("state opens");
+        state.refresh(&self.repo(), self.time).expect("the repository verifies");
         state
     }
 
@@ -227,7 +248,7 @@ impl Fixture {
         for m in &self.maintainers {
             keyring.trust(m.name, &m.public).expect("key");
         }
-        InstallPolicy::new(SignaturePolicy { keyring, required: 0 }, now())
+        InstallPolicy::new(SignaturePolicy { keyring, required: 0 }, self.time)
     }
 
     fn install_with(&self, policy: &InstallPolicy, name: &str, range: &str) -> Result<Report, InstallError> {
@@ -463,6 +484,29 @@ fn arbitrary_package_a_tampered_binary_in_targets_is_refused_and_the_installed_v
         "{err}"
     );
     assert!(err.to_string().contains("arbitrary package attack"), "{err}");
+    assert_eq!(f.snapshot(), before);
+}
+
+#[test]
+fn a_binary_the_registry_signs_but_the_maintainers_did_not_pin_is_refused() {
+    let mut f = Fixture::new("unpinned-binary");
+    let spec = Spec::new("block-stats", "0.1.0", binary(0));
+    let manifest = f.manifest(&spec);
+    // The targets key signs another binary under the maintainers' manifest.
+    f.publish_parts(&spec, &manifest, &binary(1), serde_json::Map::new());
+
+    let before = f.snapshot();
+    let err = f.install("block-stats", "*").expect_err("refused");
+    assert!(
+        matches!(
+            &err,
+            InstallError::BinaryMismatch {
+                what: client::PinField::Hash,
+                ..
+            }
+        ),
+        "{err}"
+    );
     assert_eq!(f.snapshot(), before);
 }
 
@@ -810,6 +854,16 @@ fn an_installed_dependency_in_range_is_kept() {
         [("fee-watcher".into(), ChangeKind::Installed { version: v("0.1.0") })]
     );
     assert_eq!(f.lock().modules["block-stats"].current.version, "0.1.0");
+
+    // A version the installed fee-watcher's range excludes is a conflict.
+    f.publish(&Spec::new("block-stats", "1.0.0", binary(3)));
+    let before = f.snapshot();
+    let err = f.install("block-stats", "^1").expect_err("conflict");
+    assert!(
+        matches!(resolve_error(&err), ResolveError::Conflict { by, required, .. } if by == "fee-watcher" && required == "^0.1"),
+        "{err}"
+    );
+    assert_eq!(f.snapshot(), before);
 }
 
 #[test]
@@ -867,4 +921,80 @@ fn a_failed_refresh_leaves_the_stored_trusted_state_as_it_was() {
     assert!(matches!(err, client::StateError::Refresh { .. }), "{err}");
     let after: Vec<Vec<u8>> = ["root.json", "timestamp.json", "snapshot.json"].map(stored).to_vec();
     assert_eq!(before, after);
+}
+
+fn blvm_module(args: &[&str]) -> std::process::Output {
+    std::process::Command::new(env!("CARGO_BIN_EXE_blvm-module"))
+        .args(args)
+        .output()
+        .expect("blvm-module runs")
+}
+
+#[test]
+fn the_cli_installs_lists_searches_rolls_back_and_removes_a_module() {
+    // The CLI runs at the real time: the repository is written at it.
+    let mut f = Fixture::at("cli", SystemTime::now());
+    let mut spec = Spec::new("block-stats", "0.1.0", binary(0));
+    spec.published = f.time - 30 * DAY;
+    f.publish(&spec);
+    let (registry, root, modules, state) = (
+        f.writer.dir().display().to_string(),
+        f.root_file.display().to_string(),
+        f.modules.display().to_string(),
+        f.dir.join("state").display().to_string(),
+    );
+    let alice = format!("alice={}", f.maintainers[0].public);
+    let source = [
+        "--registry",
+        registry.as_str(),
+        "--root",
+        root.as_str(),
+        "--state-dir",
+        state.as_str(),
+    ];
+    let local = ["--modules-dir", modules.as_str()];
+    let run = |command: &[&str], extra: &[&[&str]]| {
+        let mut args = command.to_vec();
+        for more in extra {
+            args.extend_from_slice(more);
+        }
+        blvm_module(&args)
+    };
+    let ok = |out: std::process::Output| {
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+
+    let out = run(&["install", "block-stats", "--accept-tier", "core"], &[&source, &local]);
+    assert!(!out.status.success(), "the community tier is not accepted");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("tier `community` is not accepted"), "{stderr}");
+    assert_eq!(stderr.lines().count(), 1, "one line: {stderr}");
+
+    let trust = ["--trust", alice.as_str(), "--required", "1"];
+    let out = ok(run(&["install", "block-stats"], &[&source, &local, &trust]));
+    assert!(
+        out.contains("block-stats: installed 0.1.0 (tier community, signed by alice)"),
+        "{out}"
+    );
+    let out = ok(run(&["list"], &[&local]));
+    assert!(out.contains("block-stats 0.1.0 (from "), "{out}");
+    assert!(out.contains("range ^0.1.0"), "{out}");
+    let out = ok(run(&["search", "statistics"], &[&source]));
+    assert!(out.starts_with("block-stats: Keeps per-block statistics"), "{out}");
+
+    spec = Spec::new("block-stats", "0.1.1", binary(1));
+    spec.published = f.time - DAY;
+    f.publish(&spec);
+    let out = ok(run(&["update", "block-stats"], &[&source, &local, &trust]));
+    assert!(out.contains("updated 0.1.0 -> 0.1.1"), "{out}");
+    let out = ok(run(&["rollback", "block-stats"], &[&local]));
+    assert!(out.contains("updated 0.1.1 -> 0.1.0"), "{out}");
+    assert_eq!(
+        std::fs::read(f.modules.join("block-stats/block-stats")).expect("binary"),
+        binary(0)
+    );
+    let out = ok(run(&["remove", "block-stats"], &[&local]));
+    assert!(out.contains("removed 0.1.0"), "{out}");
+    assert!(!f.modules.join("block-stats").exists());
 }
