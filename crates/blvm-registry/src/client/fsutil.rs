@@ -99,8 +99,12 @@ pub(crate) fn copy_entries(from: &Path, to: &Path, skip: &[&str]) -> Result<(), 
         } else if kind.is_dir() {
             std::fs::create_dir(&target).map_err(at(&target))?;
             copy_entries(&source, &target, &[])?;
+            sync_dir(&target)?;
         } else {
             std::fs::copy(&source, &target).map_err(at(&target))?;
+            std::fs::File::open(&target)
+                .and_then(|f| f.sync_all())
+                .map_err(at(&target))?;
         }
     }
     Ok(())

@@ -839,7 +839,9 @@ impl Swap {
         };
         if swap.current.symlink_metadata().is_ok() {
             if swap.previous.symlink_metadata().is_ok() {
-                let old = staged.with_extension("old-previous");
+                let mut old = staged.as_os_str().to_owned();
+                old.push(".old-previous");
+                let old = PathBuf::from(old);
                 std::fs::rename(&swap.previous, &old).map_err(fsutil::at(&swap.previous))?;
                 swap.old_previous = Some(old);
             }
