@@ -998,3 +998,56 @@ fn the_cli_installs_lists_searches_rolls_back_and_removes_a_module() {
     assert!(out.contains("removed 0.1.0"), "{out}");
     assert!(!f.modules.join("block-stats").exists());
 }
+
+/// Writes version `spec` into `modules/<folder>/` as an operator
+/// installing by hand would.
+fn install_by_hand(f: &Fixture, spec: &Spec, folder: &str) {
+    let dir = f.modules.join(folder);
+    std::fs::create_dir_all(&dir).expect("folder");
+    std::fs::write(dir.join("module.toml"), f.manifest(spec)).expect("manifest");
+    std::fs::write(dir.join(spec.name), &spec.binary).expect("binary");
+    std::fs::set_permissions(dir.join(spec.name), std::fs::Permissions::from_mode(0o755)).expect("mode");
+}
+
+#[test]
+fn a_module_installed_by_hand_becomes_the_previous_version_and_rollback_brings_it_back() {
+    let mut f = Fixture::new("by-hand");
+    let hand = Spec::new("block-stats", "0.1.0", binary(0));
+    install_by_hand(&f, &hand, "block-stats");
+    f.publish(&Spec::new("block-stats", "0.1.1", binary(1)));
+
+    let report = f.install("block-stats", "^0.1").expect("installs over it");
+    assert_eq!(
+        versions(&report),
+        [(
+            "block-stats".into(),
+            ChangeKind::Updated {
+                old: v("0.1.0"),
+                new: v("0.1.1")
+            }
+        )]
+    );
+    let previous = f.lock().modules["block-stats"]
+        .previous
+        .clone()
+        .expect("previous recorded");
+    assert_eq!(previous.version, "0.1.0");
+    assert_eq!(previous.registry, "", "not from a registry");
+    client::rollback(&f.modules, "block-stats").expect("rolls back");
+    assert_eq!(
+        std::fs::read(f.modules.join("block-stats/block-stats")).expect("binary"),
+        binary(0)
+    );
+}
+
+#[test]
+fn a_module_installed_by_hand_in_another_folder_is_not_installed_beside() {
+    let mut f = Fixture::new("elsewhere");
+    install_by_hand(&f, &Spec::new("block-stats", "0.1.0", binary(0)), "my-stats");
+    f.publish(&Spec::new("block-stats", "0.1.1", binary(1)));
+
+    let before = f.snapshot();
+    let err = f.install("block-stats", "*").expect_err("refused");
+    assert!(matches!(&err, InstallError::InstalledElsewhere { .. }), "{err}");
+    assert_eq!(f.snapshot(), before);
+}
