@@ -17,10 +17,10 @@
 //! module does not satisfy another's range, resolution stops with
 //! [`ResolveError::Conflict`] naming both, and the operator picks ranges.
 
-// The errors here carry every field an operator needs to act (module,
-// version, range, what was found); they are built once per command, so
-// their size costs nothing, and boxing them would only make matching on
-// them clumsier.
+// A ResolveError carries every field an operator needs to act (module,
+// version, range, what was found). It is built once per command and
+// travels a few frames before `InstallError` boxes it, so its size costs
+// nothing here, and boxing its fields would only make matching clumsier.
 #![allow(clippy::result_large_err)]
 
 use std::collections::BTreeMap;
