@@ -4,7 +4,8 @@
 //! Each command that reads the registry first refreshes the trusted
 //! metadata (`--state-dir`, starting from `--root` on the first run), then
 //! calls [`crate::client`]. `--registry` is a directory repository (a
-//! registry's data directory or an offline bundle of it).
+//! registry's data directory or an offline bundle of it); `open_repository`
+//! is where other kinds of repository plug in.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
@@ -15,7 +16,7 @@ use blvm_module_host::registry::NodeVersions;
 use blvm_module_host::security::{Keyring, SignaturePolicy};
 use semver::{Version, VersionReq};
 
-use crate::client::{self, ChangeKind, DirectoryRepository, InstallPolicy, Registry, Report, TrustedState};
+use crate::client::{self, ChangeKind, DirectoryRepository, InstallPolicy, Registry, Report, Repository, TrustedState};
 
 /// Where modules live.
 #[derive(Debug, clap::Args)]
@@ -28,9 +29,10 @@ pub struct ModulesArgs {
 /// Which registry, and how it is trusted.
 #[derive(Debug, clap::Args)]
 pub struct RegistryArgs {
-    /// The registry: a directory holding `metadata/` and `targets/`.
+    /// The registry: a directory holding `metadata/` and `targets/` (a
+    /// registry's data directory or an offline bundle of it).
     #[arg(long, value_name = "DIR")]
-    pub registry: PathBuf,
+    pub registry: String,
     /// The registry's trusted root file (used on the first run; later runs
     /// start from the root stored in --state-dir).
     #[arg(long, value_name = "FILE")]
@@ -141,12 +143,20 @@ pub struct ListArgs {
     pub modules: ModulesArgs,
 }
 
+/// The repository `--registry` names.
+fn open_repository(registry: &str) -> anyhow::Result<Box<dyn Repository>> {
+    if registry.starts_with("http://") || registry.starts_with("https://") {
+        anyhow::bail!("--registry {registry}: this build reads registries from a directory only");
+    }
+    Ok(Box::new(DirectoryRepository::new(registry)))
+}
+
 /// Opens the trusted state and refreshes it from the registry.
-fn refreshed(args: &RegistryArgs) -> anyhow::Result<(DirectoryRepository, TrustedState)> {
-    let repo = DirectoryRepository::new(&args.registry);
+fn refreshed(args: &RegistryArgs) -> anyhow::Result<(Box<dyn Repository>, TrustedState)> {
+    let repo = open_repository(&args.registry)?;
     let now = SystemTime::now();
     let mut state = TrustedState::open(&args.state_dir, &args.root, now)?;
-    state.refresh(&repo, now)?;
+    state.refresh(repo.as_ref(), now)?;
     Ok((repo, state))
 }
 
@@ -228,7 +238,7 @@ pub fn install(args: InstallArgs) -> anyhow::Result<()> {
     let req = VersionReq::parse(&args.range).with_context(|| format!("{:?} is not a semver range", args.range))?;
     let (repo, state) = refreshed(&args.registry)?;
     let registry = Registry {
-        repo: &repo,
+        repo: repo.as_ref(),
         state: &state,
     };
     let report = client::install(
@@ -251,7 +261,7 @@ pub fn install(args: InstallArgs) -> anyhow::Result<()> {
 pub fn update(args: UpdateArgs) -> anyhow::Result<()> {
     let (repo, state) = refreshed(&args.registry)?;
     let registry = Registry {
-        repo: &repo,
+        repo: repo.as_ref(),
         state: &state,
     };
     let report = client::update(
@@ -293,7 +303,7 @@ pub fn rollback(args: RollbackArgs) -> anyhow::Result<()> {
 pub fn search(args: SearchArgs) -> anyhow::Result<()> {
     let (repo, state) = refreshed(&args.registry)?;
     let registry = Registry {
-        repo: &repo,
+        repo: repo.as_ref(),
         state: &state,
     };
     for hit in client::search(&registry, &args.query) {

@@ -1051,3 +1051,27 @@ fn a_module_installed_by_hand_in_another_folder_is_not_installed_beside() {
     assert!(matches!(&err, InstallError::InstalledElsewhere { .. }), "{err}");
     assert_eq!(f.snapshot(), before);
 }
+
+#[test]
+fn the_stored_timestamp_refuses_a_rollback_on_the_next_run() {
+    let mut f = Fixture::new("state-rollback");
+    f.publish(&Spec::new("block-stats", "0.1.0", binary(0)));
+    let old_timestamp = std::fs::read(f.writer.metadata_dir().join("timestamp.json")).expect("timestamp");
+    f.publish(&Spec::new("block-stats", "0.1.1", binary(1)));
+    f.state(); // this run trusts, and stores, the second timestamp
+
+    // The next run is served the first timestamp again.
+    std::fs::write(f.writer.metadata_dir().join("timestamp.json"), old_timestamp).expect("replayed");
+    let mut state = TrustedState::open(f.dir.join("state"), &f.root_file, now()).expect("opens");
+    let err = state.refresh(&f.repo(), now()).expect_err("rollback");
+    assert!(
+        matches!(
+            err,
+            client::StateError::Refresh {
+                source: VerifyError::Rollback { .. },
+                ..
+            }
+        ),
+        "{err}"
+    );
+}
