@@ -6,10 +6,11 @@
 //! 1. **Check, writing nothing into `modules/`.** Resolve the versions
 //!    ([`super::resolve`]); for each, download the manifest and the binary
 //!    through [`Repository::fetch_target`] (length and hash checked against
-//!    the signed targets), check the binary against the manifest's
-//!    `[binary] hash` and `size` (which the maintainers' signatures cover,
-//!    and which the node checks again at every load), and apply the
-//!    operator's [`InstallPolicy`].
+//!    the signed targets), apply the operator's [`InstallPolicy`] (before
+//!    the binary is downloaded: a refusal costs no download), and check
+//!    the binary against the manifest's `[binary] hash` and `size` (which
+//!    the maintainers' signatures cover, and which the node checks again
+//!    at every load).
 //! 2. **Write, all or nothing.** Stage each module in
 //!    `modules/.staging/<name>.<random>/` (`module.toml` as signed, the
 //!    binary at its `entry_point` with mode 0755, the operator's own
@@ -151,39 +152,60 @@ impl<R: Repository + ?Sized> Context<'_, R> {
         let catalog = Catalog::from_trusted(self.registry.state.metadata());
         let view = installed.iter().map(|(n, (i, _))| (n.clone(), i.clone())).collect();
         let plan = resolve::resolve(self.registry.repo, &catalog, self.node, &view, name, req, raw)?;
+        let (checked, mut report) = self.check(plan, &installed, &lock)?;
+        self.next_lock(&mut lock, &checked, from_request.then_some((name, req, raw)));
+        self.write(&checked, &lock)?;
+        for c in checked {
+            let new = c.resolved.published.version.clone();
+            report.changes.push(Change {
+                name: c.resolved.name().to_owned(),
+                kind: match c.old {
+                    Some(old) => ChangeKind::Updated { old, new },
+                    None => ChangeKind::Installed { version: new },
+                },
+                tier: c.approval.tier,
+                signers: c.approval.signers,
+                review_overridden: c.approval.review_overridden,
+            });
+        }
+        Ok(report)
+    }
 
-        // Phase 1: check everything before writing anything.
+    /// Phase 1: every version of `plan` that is not installed already,
+    /// checked (policy first, as it needs no download, then the binary);
+    /// and the report of those already installed.
+    fn check(
+        &self,
+        plan: Vec<Resolved>,
+        installed: &BTreeMap<String, (Installed, PathBuf)>,
+        lock: &LockFile,
+    ) -> Result<(Vec<Checked>, Report), InstallError> {
         let mut report = Report::default();
         let mut checked = Vec::new();
         for resolved in plan {
-            if let Some((_, dir)) = installed.get(resolved.name()) {
-                let ours = self.modules_dir.join(resolved.name()).canonicalize().ok();
+            let name = resolved.name().to_owned();
+            if let Some((_, dir)) = installed.get(&name) {
+                let ours = self.modules_dir.join(&name).canonicalize().ok();
                 if ours.as_ref() != Some(dir) {
-                    return Err(InstallError::InstalledElsewhere {
-                        name: resolved.name().to_owned(),
-                        dir: dir.clone(),
-                    });
+                    return Err(InstallError::InstalledElsewhere { name, dir: dir.clone() });
                 }
             }
-            let old = installed.get(resolved.name()).map(|(i, _)| i.version.clone());
+            let old = installed.get(&name).map(|(i, _)| i.version.clone());
             if old.as_ref() == Some(&resolved.published.version) {
+                let entry = lock.modules.get(&name);
                 report.changes.push(Change {
-                    name: resolved.name().to_owned(),
+                    name,
                     kind: ChangeKind::Unchanged {
                         version: resolved.published.version.clone(),
                     },
-                    tier: lock.modules.get(resolved.name()).and_then(|e| e.current.tier.clone()),
-                    signers: lock
-                        .modules
-                        .get(resolved.name())
-                        .map(|e| e.current.signers.clone())
-                        .unwrap_or_default(),
+                    tier: entry.and_then(|e| e.current.tier.clone()),
+                    signers: entry.map(|e| e.current.signers.clone()).unwrap_or_default(),
                     review_overridden: false,
                 });
                 continue;
             }
-            let binary = self.binary(&resolved)?;
             let approval = self.policy.check(&resolved.manifest, &resolved.published.record)?;
+            let binary = self.binary(&resolved)?;
             checked.push(Checked {
                 resolved,
                 binary,
@@ -191,19 +213,21 @@ impl<R: Repository + ?Sized> Context<'_, R> {
                 old,
             });
         }
+        Ok((checked, report))
+    }
 
-        // The lock file as it will be.
+    /// The lock file as it will be once `checked` is installed. `request`
+    /// is the operator's (name, range), recorded for the module asked for.
+    fn next_lock(&self, lock: &mut LockFile, checked: &[Checked], request: Option<(&str, &VersionReq, &str)>) {
         let registry = self.registry.repo.describe();
-        for c in &checked {
+        for c in checked {
             let name = c.resolved.name();
             let version = &c.resolved.published.version;
             let existing = lock.modules.remove(name);
-            let requested = if c.resolved.required_by.is_none() && from_request {
-                record_range(req, raw, version)
-            } else if let Some(e) = &existing {
-                e.requested.clone()
-            } else {
-                c.resolved.requested.clone()
+            let requested = match (request, &existing) {
+                (Some((_, req, raw)), _) if c.resolved.required_by.is_none() => record_range(req, raw, version),
+                (_, Some(e)) => e.requested.clone(),
+                _ => c.resolved.requested.clone(),
             };
             let previous = match (&existing, &c.old) {
                 (Some(e), Some(_)) => Some(e.current.clone()),
@@ -226,22 +250,22 @@ impl<R: Repository + ?Sized> Context<'_, R> {
                 },
             );
         }
-        if from_request {
-            // A new range for a module already at the version resolved.
-            if let Some(entry) = lock.modules.get_mut(name) {
-                if checked.iter().all(|c| c.resolved.name() != name) {
-                    entry.requested = record_range(
-                        req,
-                        raw,
-                        &Version::parse(&entry.current.version).unwrap_or_else(|_| Version::new(0, 0, 0)),
-                    );
+        // A new range for a module already at the version resolved.
+        if let Some((name, req, raw)) = request {
+            if checked.iter().all(|c| c.resolved.name() != name) {
+                if let Some(entry) = lock.modules.get_mut(name) {
+                    let version = Version::parse(&entry.current.version).unwrap_or_else(|_| Version::new(0, 0, 0));
+                    entry.requested = record_range(req, raw, &version);
                 }
             }
         }
+    }
 
-        // Phase 2: stage, swap, lock; undo on any failure.
+    /// Phase 2: stage every checked version, move each into place, then
+    /// replace the lock file; on any failure, undo the moves in reverse.
+    fn write(&self, checked: &[Checked], lock: &LockFile) -> Result<(), InstallError> {
         let mut staged = Vec::new();
-        for c in &checked {
+        for c in checked {
             match self.stage(c) {
                 Ok(dir) => staged.push(dir),
                 Err(e) => {
@@ -267,21 +291,7 @@ impl<R: Repository + ?Sized> Context<'_, R> {
             return Err(e.into());
         }
         swaps.into_iter().for_each(Swap::commit);
-
-        for c in checked {
-            let new = c.resolved.published.version.clone();
-            report.changes.push(Change {
-                name: c.resolved.name().to_owned(),
-                kind: match c.old {
-                    Some(old) => ChangeKind::Updated { old, new },
-                    None => ChangeKind::Installed { version: new },
-                },
-                tier: c.approval.tier,
-                signers: c.approval.signers,
-                review_overridden: c.approval.review_overridden,
-            });
-        }
-        Ok(report)
+        Ok(())
     }
 
     /// The modules in `modules/` by name, with their (canonical) folders.
