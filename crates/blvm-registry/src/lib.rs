@@ -17,6 +17,7 @@
 //! secp256k1 signatures of each module manifest stay as they are, inside
 //! each target's `custom` data.
 
+pub mod cli;
 pub mod client;
 pub mod layout;
 pub mod maintainer;

@@ -1,12 +1,14 @@
 //! `blvm-module`: the module maintainer's command line (keygen, pack,
-//! sign, verify offline; publish and yank to a registry).
+//! sign, verify offline; publish and yank to a registry) and the
+//! operator's (install, update, remove, rollback, search, list; see
+//! `blvm_registry::cli::install`).
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::Context;
 use blvm_module_host::security::{Keyring, SignaturePolicy};
-use blvm_registry::{maintainer, publish};
+use blvm_registry::{cli, maintainer, publish};
 use clap::Parser;
 
 /// `blvm-module`: make, pin, sign and check module manifests.
@@ -73,6 +75,18 @@ enum Cli {
         /// The version.
         version: String,
     },
+    /// Install a module (and what it depends on) from a registry.
+    Install(cli::install::InstallArgs),
+    /// Update a module within the range its lock entry pins.
+    Update(cli::install::UpdateArgs),
+    /// Remove an installed module.
+    Remove(cli::install::RemoveArgs),
+    /// Bring back the version installed before the last install or update.
+    Rollback(cli::install::RollbackArgs),
+    /// Search a registry's signed modules.
+    Search(cli::install::SearchArgs),
+    /// List the installed modules.
+    List(cli::install::ListArgs),
 }
 
 fn main() -> ExitCode {
@@ -142,6 +156,12 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             let record = publish::yank(&registry, &key, &name, &version)?;
             println!("yanked {} {}", record.name, record.version);
         }
+        Cli::Install(args) => cli::install::install(args)?,
+        Cli::Update(args) => cli::install::update(args)?,
+        Cli::Remove(args) => cli::install::remove(args)?,
+        Cli::Rollback(args) => cli::install::rollback(args)?,
+        Cli::Search(args) => cli::install::search(args)?,
+        Cli::List(args) => cli::install::list(args)?,
     }
     Ok(())
 }

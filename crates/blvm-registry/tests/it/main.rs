@@ -1,6 +1,7 @@
 //! Integration tests of the registry, built as one binary.
 
 mod http_client;
+mod install;
 mod maintainer;
 mod python_tuf;
 mod python_tuf_server;
