@@ -292,6 +292,7 @@ fn run(config: NodeConfig) -> anyhow::Result<()> {
             height = node.chain.tip().height,
             "blvm-node started"
         );
+        fetch_missing_pins(&node).await;
         let report = node.manager.auto_load_modules().await?;
         for name in &report.loaded {
             tracing::info!(module = %name, "module loaded");
@@ -316,6 +317,37 @@ fn run(config: NodeConfig) -> anyhow::Result<()> {
         tracing::info!(shutdown_ms = took.as_millis() as u64, "blvm-node stopped");
         Ok::<_, anyhow::Error>(())
     })
+}
+
+/// Installs the `[registry.pins]` that `modules/` lacks, before the
+/// auto-load: a registry that is unreachable or refuses is logged, and
+/// the node starts with what it has.
+async fn fetch_missing_pins(node: &Arc<Node>) {
+    let Some(registry) =
+        blvm_node::node::registry::NodeRegistry::new(&node.config, node.manager.config().node_versions.clone())
+    else {
+        return;
+    };
+    if !registry.config().fetch_missing {
+        return;
+    }
+    for (name, req) in registry.missing_pins() {
+        let fetcher = registry.clone();
+        let pinned = name.clone();
+        let result = tokio::task::spawn_blocking(move || fetcher.install(&pinned, &req)).await;
+        match result {
+            Ok(Ok(report)) => {
+                for event in blvm_node::node::registry::events_of(&report, true) {
+                    node.publish(event);
+                }
+                for change in &report.changes {
+                    tracing::info!(module = %change.name, change = ?change.kind, "module fetched from the registry");
+                }
+            }
+            Ok(Err(e)) => tracing::warn!(module = %name, "pinned module not fetched: {e}"),
+            Err(e) => tracing::warn!(module = %name, "pinned module not fetched: {e}"),
+        }
+    }
 }
 
 /// The block timer, health checks and maintenance.

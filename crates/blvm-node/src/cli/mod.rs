@@ -89,6 +89,46 @@ pub enum ModuleAction {
         /// Module name.
         name: String,
     },
+    /// Install a module and its dependencies from the `[registry]`,
+    /// verified before anything is written, and load them
+    /// (`installmodule`).
+    Install {
+        /// Module name.
+        name: String,
+        /// A semver range (`^0.1`, `=0.1.2`); default: the highest
+        /// acceptable version.
+        #[arg(long = "version", value_name = "RANGE")]
+        range: Option<String>,
+        /// Install only; do not load.
+        #[arg(long)]
+        no_load: bool,
+    },
+    /// Update an installed module within the range it was installed with,
+    /// reloading it if it runs (`updatemodule`).
+    Update {
+        /// Module name.
+        name: String,
+    },
+    /// Remove a module installed from the registry, unloading it first
+    /// (`removemodule`).
+    Remove {
+        /// Module name.
+        name: String,
+        /// Even when other installed modules depend on it.
+        #[arg(long)]
+        force: bool,
+    },
+    /// Put back the version before the last install or update, reloading
+    /// it if it runs (`rollbackmodule`).
+    Rollback {
+        /// Module name.
+        name: String,
+    },
+    /// Search the registry's signed metadata (`searchmodules`).
+    Search {
+        /// Text in a module's name or description; all when omitted.
+        query: Option<String>,
+    },
     /// Make a maintainer key: the secret goes to FILE (0600), the public
     /// key is printed for operators' `[trust.keys]`. Offline.
     Keygen {
@@ -118,6 +158,14 @@ impl ModuleAction {
             ModuleAction::Status { name: Some(name) } => ("getmodulestatus", json!([name])),
             ModuleAction::Status { name: None } => ("getmodulestatus", json!([])),
             ModuleAction::StorageRemove { name } => ("removemodulestorage", json!([name])),
+            ModuleAction::Install { name, range, no_load } => (
+                "installmodule",
+                json!([name, range.as_deref().unwrap_or("*"), !no_load]),
+            ),
+            ModuleAction::Update { name } => ("updatemodule", json!([name])),
+            ModuleAction::Remove { name, force } => ("removemodule", json!([name, force])),
+            ModuleAction::Rollback { name } => ("rollbackmodule", json!([name])),
+            ModuleAction::Search { query } => ("searchmodules", json!([query.as_deref().unwrap_or("")])),
             ModuleAction::Keygen { .. } | ModuleAction::Sign(_) | ModuleAction::Verify { .. } => return None,
         })
     }

@@ -13,6 +13,7 @@ pub mod convert;
 pub mod disk;
 mod lifecycle;
 pub mod metrics;
+pub mod registry;
 mod rpc;
 pub mod sync_state;
 

@@ -61,8 +61,8 @@ pub fn temp_dir(tag: &str) -> TempDir {
     TempDir(dir)
 }
 
-/// Builds the test module binaries and the example modules once; returns
-/// the target dir.
+/// Builds the test module binaries, the example modules and the registry's
+/// binaries (`blvm-registry`, `blvm-module`) once; returns the target dir.
 pub fn bins() -> &'static Path {
     static DIR: OnceLock<PathBuf> = OnceLock::new();
     DIR.get_or_init(|| {
@@ -77,6 +77,8 @@ pub fn bins() -> &'static Path {
                 "block-stats",
                 "-p",
                 "fee-watcher",
+                "-p",
+                "blvm-registry",
                 "--bins",
             ])
             .status()

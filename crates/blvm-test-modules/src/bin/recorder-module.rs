@@ -31,6 +31,11 @@ fn describe(event: &Event) -> String {
         Event::ModuleStateChanged(m) => {
             format!("ModuleStateChanged {} {} {}", m.module_name, m.old_state, m.new_state)
         }
+        Event::ModuleDiscovered(m) => format!("ModuleDiscovered {} {} {}", m.module_name, m.version, m.source),
+        Event::ModuleInstalled(m) => format!("ModuleInstalled {} {}", m.module_name, m.version),
+        Event::ModuleUpdated(m) => format!("ModuleUpdated {} {} {}", m.module_name, m.old_version, m.new_version),
+        Event::ModuleReloaded(m) => format!("ModuleReloaded {} {} {}", m.module_name, m.old_version, m.new_version),
+        Event::ModuleRemoved(m) => format!("ModuleRemoved {} {}", m.module_name, m.version),
         Event::ConfigLoaded(c) => format!("ConfigLoaded reload={} {}", c.reload, c.changed_sections.join(",")),
         Event::NodeStartupCompleted(s) => {
             format!("NodeStartupCompleted {} {}", s.duration_ms, s.components.join(","))

@@ -9,6 +9,7 @@ mod mempool;
 mod mining;
 mod modules;
 mod network;
+mod registry;
 
 use std::sync::Arc;
 
@@ -23,13 +24,14 @@ type Method = fn(&Arc<Node>, &Params) -> Result<Value, RpcError>;
 
 /// Registers every node method on `table`.
 pub fn register_methods(table: &MethodTable, node: &Arc<Node>) {
-    let families: [&[(&str, &str, Method)]; 6] = [
+    let families: [&[(&str, &str, Method)]; 7] = [
         blockchain::METHODS,
         import::METHODS,
         mempool::METHODS,
         mining::METHODS,
         network::METHODS,
         modules::METHODS,
+        registry::METHODS,
     ];
     for family in families {
         for (name, help, method) in family.iter().copied() {
