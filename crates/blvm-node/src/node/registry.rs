@@ -34,12 +34,19 @@ pub enum RegistryError {
         /// Why.
         why: String,
     },
-    /// The trusted metadata could not be opened or refreshed.
+    /// The trusted metadata could not be opened or refreshed (boxed: a
+    /// refusal carries the whole verifier error).
     #[error(transparent)]
-    State(#[from] StateError),
+    State(Box<StateError>),
     /// The installer refused or failed.
     #[error(transparent)]
     Install(#[from] InstallError),
+}
+
+impl From<StateError> for RegistryError {
+    fn from(e: StateError) -> Self {
+        RegistryError::State(Box::new(e))
+    }
 }
 
 /// What the node needs to run the registry client.
