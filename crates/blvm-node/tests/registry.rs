@@ -71,15 +71,16 @@ fn blvm_module(args: &[&str]) -> Output {
 /// Prepares version `version` of block-stats in `work/<version>/`: the
 /// repository's manifest at that version, the built binary (a later
 /// version with a trailing marker, so its bytes differ as a new build's
-/// would), packed and signed by `key` as alice. Returns the manifest.
-fn prepare(work: &Path, version: &str, key: &Path) -> PathBuf {
+/// would), packed and signed by `key` as alice, with `governance` added
+/// to its `[governance]`. Returns the manifest.
+fn prepare_with(work: &Path, version: &str, key: &Path, governance: &str) -> PathBuf {
     let dir = work.join(version);
     std::fs::create_dir_all(&dir).expect("dir");
     let manifest =
         std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("../../modules/block-stats/module.toml"))
             .expect("block-stats manifest");
     let manifest = manifest.replace("version = \"0.1.0\"", &format!("version = \"{version}\""));
-    let manifest = format!("{manifest}\n[governance]\nmaintainers = [\"alice\"]\nthreshold = \"1-of-1\"\n");
+    let manifest = format!("{manifest}\n[governance]\nmaintainers = [\"alice\"]\nthreshold = \"1-of-1\"\n{governance}");
     std::fs::write(dir.join("module.toml"), manifest).expect("manifest");
     let mut binary = std::fs::read(bins().join("block-stats")).expect("block-stats binary");
     binary.extend_from_slice(format!("build {version}").as_bytes());
@@ -100,6 +101,10 @@ fn prepare(work: &Path, version: &str, key: &Path) -> PathBuf {
         "sign",
     );
     path
+}
+
+fn prepare(work: &Path, version: &str, key: &Path) -> PathBuf {
+    prepare_with(work, version, key, "")
 }
 
 fn publish(url: &str, key: &Path, manifest: &Path) {
@@ -129,6 +134,23 @@ fn module(datadir: &Path, port: u16, args: &[&str]) -> Value {
         .expect("blvm-node module runs");
     let text = ok(out, &format!("blvm-node module {}", args.join(" ")));
     serde_json::from_str(&text).unwrap_or_else(|e| panic!("{e}: {text}"))
+}
+
+/// `blvm-node module ARGS` that must fail; returns its one-line error.
+fn module_fails(datadir: &Path, port: u16, args: &[&str]) -> String {
+    let out = Command::new(env!("CARGO_BIN_EXE_blvm-node"))
+        .arg("--datadir")
+        .arg(datadir)
+        .arg("--conf")
+        .arg(datadir.join("blvm.toml"))
+        .args(["--rpcport", &port.to_string(), "module"])
+        .args(args)
+        .output()
+        .expect("blvm-node module runs");
+    assert!(!out.status.success(), "{}", String::from_utf8_lossy(&out.stdout));
+    let err = String::from_utf8_lossy(&out.stderr).trim().to_owned();
+    assert_eq!(err.lines().count(), 1, "one line: {err}");
+    err
 }
 
 #[test]
@@ -212,6 +234,29 @@ fn a_module_published_to_a_served_registry_installs_into_a_running_node_loads_up
         l.contains("recorded ") && l.contains("ModuleUpdated block-stats 0.1.0 0.1.1")
     });
 
+    // A version still inside its review period: the update is refused
+    // with the override to use, and what runs and what is installed stay.
+    publish(
+        &served.url,
+        &key,
+        &prepare_with(&work, "0.1.2", &key, "review_period_days = 7\n"),
+    );
+    let lock = std::fs::read(datadir.join("modules/blvm.lock")).expect("lock file");
+    let refused = module_fails(&datadir, port, &["update", "block-stats"]);
+    assert!(
+        refused.contains("review period") && refused.contains("block-stats@0.1.2"),
+        "{refused}"
+    );
+    assert_eq!(
+        std::fs::read(datadir.join("modules/blvm.lock")).expect("lock file"),
+        lock
+    );
+    let status = module(&datadir, port, &["status", "block-stats"]);
+    assert_eq!(
+        (status["version"].as_str(), status["state"].as_str()),
+        (Some("0.1.1"), Some("running"))
+    );
+
     let rolled = module(&datadir, port, &["rollback", "block-stats"]);
     assert_eq!(rolled["changes"][0]["change"], "updated", "{rolled}");
     let status = module(&datadir, port, &["status", "block-stats"]);
@@ -242,4 +287,59 @@ fn a_module_published_to_a_served_registry_installs_into_a_running_node_loads_up
         ],
         "{recorded:#?}"
     );
+}
+
+#[test]
+fn the_auto_load_fetches_pinned_modules_that_modules_lacks_and_starts_without_one_it_cannot_get() {
+    let tmp = temp_dir("registry-pins");
+    let (registry_dir, work, datadir) = (tmp.join("registry"), tmp.join("work"), tmp.join("node"));
+    std::fs::create_dir_all(&work).expect("work dir");
+    std::fs::create_dir_all(&datadir).expect("datadir");
+    let init = ok(
+        Command::new(bins().join("blvm-registry"))
+            .arg("init")
+            .arg(&registry_dir)
+            .output()
+            .expect("blvm-registry init"),
+        "init",
+    );
+    let root = init
+        .lines()
+        .find_map(|l| l.strip_prefix("trusted root: "))
+        .expect("the trusted root is printed");
+    std::fs::copy(root, datadir.join("registry-root.json")).expect("the operator copies the root");
+    let served = Served::start(&registry_dir);
+    let key = work.join("alice.key");
+    let keygen = ok(blvm_module(&["keygen", key.to_str().expect("utf8")]), "keygen");
+    let public = keygen
+        .lines()
+        .find_map(|l| l.strip_prefix("public key: "))
+        .expect("public key")
+        .to_owned();
+    publish(&served.url, &key, &prepare(&work, "0.1.0", &key));
+
+    let conf = format!(
+        "block_interval = 0\n[registry]\nurl = \"{}\"\nroot = \"registry-root.json\"\n\
+         [registry.pins]\nblock-stats = \"^0.1\"\nghost = \"^1\"\n\
+         [trust.keys]\nalice = \"{public}\"\n[sandbox]\ndisk_mb = 8\n",
+        served.url
+    );
+    let mut node = NodeProcess::start(&datadir, &conf);
+    let port = node.rpc_addr().port();
+    let missing = node.wait_line("the ghost pin's warning", |l| l.contains("pinned module not fetched"));
+    assert!(missing.contains("ghost"), "{missing}");
+    node.wait_line("block-stats loaded", |l| {
+        l.contains("module loaded") && l.contains("block-stats")
+    });
+    let status = module(&datadir, port, &["status", "block-stats"]);
+    assert_eq!(
+        (status["version"].as_str(), status["state"].as_str()),
+        (Some("0.1.0"), Some("running"))
+    );
+    let lock = std::fs::read_to_string(datadir.join("modules/blvm.lock")).expect("lock file");
+    assert!(
+        lock.contains("block-stats") && lock.contains("requested = \"^0.1\""),
+        "{lock}"
+    );
+    node.stop();
 }
