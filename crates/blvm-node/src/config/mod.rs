@@ -481,6 +481,15 @@ mod tests {
         assert!(!c.modules.module_configs["fee-watcher"].contains_key("capabilities"));
         assert_eq!(c.supervision.restart.max_crashes, 5);
         assert_eq!(c.maintenance.health_interval, Some(std::time::Duration::from_secs(60)));
+        let registry = c.registry.expect("the example's registry");
+        assert_eq!(
+            registry.location,
+            RegistryLocation::Http("http://127.0.0.1:8420".into())
+        );
+        assert_eq!(registry.root, Path::new("/srv/blvm/regtest/registry-root.json"));
+        assert!(registry.pins["block-stats"].matches(&semver::Version::new(0, 1, 9)));
+        assert_eq!(registry.tiers["untiered"], 1);
+        assert_eq!(registry.allow_young[0].0, "block-stats");
     }
 
     #[test]

@@ -18,7 +18,8 @@
 //!
 //! Without `[registry.tiers]` every tier is accepted with the `[trust]`
 //! requirement. With it, a module whose tier is not listed is refused; a
-//! module with no `[governance] tier` counts as tier `"none"`. The
+//! module with no `[governance] tier` counts as tier `"untiered"`
+//! (`blvm_registry::client::UNTIERED`). The
 //! signatures a module needs are the strictest of its manifest's
 //! threshold, its tier's number and `[trust] required_signatures`.
 

@@ -152,7 +152,7 @@ impl<R: Repository + ?Sized> Context<'_, R> {
         let catalog = Catalog::from_trusted(self.registry.state.metadata());
         let view = installed.iter().map(|(n, (i, _))| (n.clone(), i.clone())).collect();
         let plan = resolve::resolve(self.registry.repo, &catalog, self.node, &view, name, req, raw)?;
-        let (checked, mut report) = self.check(plan, &installed, &lock)?;
+        let (checked, mut report) = self.check(plan, &installed, &lock, name)?;
         self.next_lock(&mut lock, &checked, from_request.then_some((name, req, raw)));
         self.write(&checked, &lock)?;
         for c in checked {
@@ -179,6 +179,7 @@ impl<R: Repository + ?Sized> Context<'_, R> {
         plan: Vec<Resolved>,
         installed: &BTreeMap<String, (Installed, PathBuf)>,
         lock: &LockFile,
+        requested: &str,
     ) -> Result<(Vec<Checked>, Report), InstallError> {
         let mut report = Report::default();
         let mut checked = Vec::new();
@@ -191,7 +192,11 @@ impl<R: Repository + ?Sized> Context<'_, R> {
                 }
             }
             let old = installed.get(&name).map(|(i, _)| i.version.clone());
-            if old.as_ref() == Some(&resolved.published.version) {
+            // The module asked for, installed by hand (no lock entry), is
+            // replaced by the registry's verified copy even at the same
+            // version; a dependency installed by hand in range is kept.
+            let by_hand = name == requested && !lock.modules.contains_key(&name);
+            if old.as_ref() == Some(&resolved.published.version) && !by_hand {
                 let entry = lock.modules.get(&name);
                 report.changes.push(Change {
                     name,

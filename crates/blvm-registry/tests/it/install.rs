@@ -1041,6 +1041,38 @@ fn a_module_installed_by_hand_becomes_the_previous_version_and_rollback_brings_i
 }
 
 #[test]
+fn a_module_installed_by_hand_at_the_registrys_version_is_replaced_by_the_verified_copy() {
+    let mut f = Fixture::new("by-hand-same");
+    // Same version, other bytes: a local build the registry never signed.
+    install_by_hand(&f, &Spec::new("block-stats", "0.1.0", binary(7)), "block-stats");
+    f.publish(&Spec::new("block-stats", "0.1.0", binary(0)));
+
+    let report = f.install("block-stats", "*").expect("installs over it");
+    assert_eq!(
+        versions(&report),
+        [(
+            "block-stats".into(),
+            ChangeKind::Updated {
+                old: v("0.1.0"),
+                new: v("0.1.0")
+            }
+        )]
+    );
+    assert_eq!(
+        std::fs::read(f.modules.join("block-stats/block-stats")).expect("binary"),
+        binary(0),
+        "the registry's bytes run now"
+    );
+    assert!(f.lock().modules.contains_key("block-stats"));
+    // Once it is the installer's, asking again changes nothing.
+    let again = f.install("block-stats", "*").expect("installed");
+    assert!(
+        matches!(again.changes[0].kind, ChangeKind::Unchanged { .. }),
+        "{again:?}"
+    );
+}
+
+#[test]
 fn a_module_installed_by_hand_in_another_folder_is_not_installed_beside() {
     let mut f = Fixture::new("elsewhere");
     install_by_hand(&f, &Spec::new("block-stats", "0.1.0", binary(0)), "my-stats");
