@@ -14,7 +14,7 @@
 //! The same attacks against the bare metadata verifier are in
 //! `tuf_attacks.rs`.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
@@ -196,7 +196,7 @@ fn assert_untouched(f: &Fixture, before: &Untouched) {
             .chain(b.keys())
             .filter(|path| a.get(*path) != b.get(*path))
             .map(|path| path.display().to_string())
-            .collect::<Vec<_>>()
+            .collect::<BTreeSet<_>>()
     };
     assert!(
         after == *before,
