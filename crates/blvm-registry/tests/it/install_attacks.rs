@@ -405,7 +405,7 @@ fn mix_and_match_targets_of_another_snapshot_are_refused_and_the_module_stays() 
         ),
         "{err}"
     );
-    assert_message(&err, "targets metadata does not match the");
+    assert_message(&err, "mix-and-match attack: targets metadata does not match the");
     assert_untouched(&f, &before);
 
     // A snapshot that lists versions only (as python-tuf writes by
@@ -546,7 +546,10 @@ fn fast_forward_recovery_metadata_signed_by_the_rotated_out_timestamp_or_snapsho
         ),
         "{err}"
     );
-    assert_message(&err, "timestamp metadata has valid signatures from 0 trusted key(s)");
+    assert_message(
+        &err,
+        "key compromise: timestamp metadata has valid signatures from 0 trusted key(s)",
+    );
     assert_untouched(&f, &before);
 
     // With the new timestamp key too (online, on the server the attacker
@@ -564,7 +567,10 @@ fn fast_forward_recovery_metadata_signed_by_the_rotated_out_timestamp_or_snapsho
         ),
         "{err}"
     );
-    assert_message(&err, "snapshot metadata has valid signatures from 0 trusted key(s)");
+    assert_message(
+        &err,
+        "key compromise: snapshot metadata has valid signatures from 0 trusted key(s)",
+    );
     assert_untouched(&f, &before);
 }
 
@@ -628,7 +634,7 @@ fn key_compromise_below_the_threshold_metadata_signed_by_one_of_two_targets_keys
     );
     assert_message(
         &err,
-        "targets metadata has valid signatures from 1 trusted key(s), its threshold is 2",
+        "key compromise: targets metadata has valid signatures from 1 trusted key(s), its threshold is 2",
     );
     assert_untouched(&f, &before);
     assert_eq!(installed_binary(&f), binary(0));
