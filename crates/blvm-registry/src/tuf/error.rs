@@ -34,8 +34,9 @@ pub enum VerifyError {
         found: String,
     },
     /// Fewer distinct trusted keys signed than the threshold: a
-    /// compromise of fewer keys than the threshold, or an untrusted key.
-    #[error("{role} metadata has valid signatures from {valid} trusted key(s), its threshold is {threshold}")]
+    /// compromise of fewer keys than the threshold, a rotated-out key, or
+    /// an untrusted key.
+    #[error("key compromise: {role} metadata has valid signatures from {valid} trusted key(s), its threshold is {threshold}")]
     BelowThreshold {
         /// The role whose keys counted.
         role: RoleName,
@@ -75,8 +76,8 @@ pub enum VerifyError {
         expires: Expires,
     },
     /// A metadata file's hash or length is not what the metadata above it
-    /// lists.
-    #[error("{role} metadata does not match the {what} that {listed_by} lists")]
+    /// lists: a file of another time (mix-and-match) or tampered.
+    #[error("mix-and-match attack: {role} metadata does not match the {what} that {listed_by} lists")]
     MetaFileMismatch {
         /// The role of the file.
         role: RoleName,

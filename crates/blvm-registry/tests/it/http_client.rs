@@ -2,7 +2,7 @@
 //! an honest one serving a repository our writer built, and hostile ones
 //! that send too much, too slowly, nothing, or the wrong bytes.
 
-mod server;
+pub(crate) mod server;
 
 use std::time::Duration;
 
@@ -53,7 +53,7 @@ fn http(server: &Server, options: DownloadOptions) -> HttpRepository {
 
 /// Runs `f` on a thread and waits for it with a generous deadline, so a
 /// client that would read forever fails the test instead of hanging it.
-fn within_deadline<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> T {
+pub(crate) fn within_deadline<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> T {
     let (tx, rx) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
         let _ = tx.send(f());
@@ -66,7 +66,7 @@ fn within_deadline<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) ->
 /// and closed: the rest sat in the kernel, in the client's receive buffer
 /// (at most `tcp_rmem`'s maximum) and the server's send buffer (which
 /// Linux doubles).
-fn most_sent_for(read: u64) -> u64 {
+pub(crate) fn most_sent_for(read: u64) -> u64 {
     let receive_max = std::fs::read_to_string("/proc/sys/net/ipv4/tcp_rmem")
         .ok()
         .and_then(|line| line.split_whitespace().nth(2)?.parse().ok())
@@ -76,7 +76,7 @@ fn most_sent_for(read: u64) -> u64 {
 
 /// Endless data: four times what the kernel can hold between server and
 /// client, so that a client that reads it all is caught.
-fn endless_length() -> u64 {
+pub(crate) fn endless_length() -> u64 {
     4 * most_sent_for(0)
 }
 

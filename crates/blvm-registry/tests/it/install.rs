@@ -32,7 +32,7 @@ fn repo_file(path: &str) -> Vec<u8> {
 }
 
 /// Real executables of this repository, one per version published.
-fn binary(n: usize) -> Vec<u8> {
+pub(crate) fn binary(n: usize) -> Vec<u8> {
     const FILES: [&str; 4] = [
         ".ci/run",
         "scripts/run-node.sh",
@@ -42,18 +42,18 @@ fn binary(n: usize) -> Vec<u8> {
     repo_file(FILES[n % FILES.len()])
 }
 
-fn node() -> NodeVersions {
+pub(crate) fn node() -> NodeVersions {
     NodeVersions::new(Version::new(0, 1, 0), Version::new(0, 1, 0))
 }
 
-struct Maintainer {
+pub(crate) struct Maintainer {
     name: &'static str,
     key_file: PathBuf,
-    public: String,
+    pub(crate) public: String,
 }
 
 /// One version to publish.
-struct Spec {
+pub(crate) struct Spec {
     name: &'static str,
     version: &'static str,
     binary: Vec<u8>,
@@ -68,7 +68,7 @@ struct Spec {
 }
 
 impl Spec {
-    fn new(name: &'static str, version: &'static str, binary: Vec<u8>) -> Spec {
+    pub(crate) fn new(name: &'static str, version: &'static str, binary: Vec<u8>) -> Spec {
         Spec {
             name,
             version,
@@ -84,31 +84,36 @@ impl Spec {
     }
 }
 
-struct Fixture {
+pub(crate) struct Fixture {
     /// When the repository is written and the client runs.
-    time: SystemTime,
-    dir: PathBuf,
-    writer: RepositoryWriter,
-    root_file: PathBuf,
-    maintainers: Vec<Maintainer>,
-    modules: PathBuf,
+    pub(crate) time: SystemTime,
+    pub(crate) dir: PathBuf,
+    pub(crate) writer: RepositoryWriter,
+    pub(crate) root_file: PathBuf,
+    pub(crate) maintainers: Vec<Maintainer>,
+    pub(crate) modules: PathBuf,
 }
 
 impl Fixture {
-    fn new(name: &str) -> Fixture {
+    pub(crate) fn new(name: &str) -> Fixture {
         Fixture::at(name, now())
     }
 
     /// A fixture whose repository is written at `time`.
     fn at(name: &str, time: SystemTime) -> Fixture {
-        let dir = temp_dir(&format!("install-{name}"));
-        let writer = RepositoryWriter::create(
-            dir.join("repo"),
+        Fixture::with(
+            name,
             RepositoryKeys::generate().expect("keys"),
             Lifetimes::default(),
             time,
         )
-        .expect("repository created");
+    }
+
+    /// A fixture whose repository has `keys` and `lifetimes`, written at
+    /// `time`.
+    pub(crate) fn with(name: &str, keys: RepositoryKeys, lifetimes: Lifetimes, time: SystemTime) -> Fixture {
+        let dir = temp_dir(&format!("install-{name}"));
+        let writer = RepositoryWriter::create(dir.join("repo"), keys, lifetimes, time).expect("repository created");
         let root_file = dir.join("trusted-root.json");
         std::fs::write(&root_file, writer.root_bytes()).expect("root written");
         let maintainers = ["alice", "bob"]
@@ -182,7 +187,7 @@ impl Fixture {
     }
 
     /// Publishes `spec` as the registry does; returns the manifest.
-    fn publish(&mut self, spec: &Spec) -> String {
+    pub(crate) fn publish(&mut self, spec: &Spec) -> String {
         self.publish_with_custom(spec, serde_json::Map::new())
     }
 
@@ -230,7 +235,7 @@ impl Fixture {
         self.writer.commit(self.time).expect("commit");
     }
 
-    fn repo(&self) -> DirectoryRepository {
+    pub(crate) fn repo(&self) -> DirectoryRepository {
         DirectoryRepository::new(self.writer.dir())
     }
 
@@ -243,7 +248,7 @@ impl Fixture {
     }
 
     /// Trusts both maintainers; no tier policy; at `now()`.
-    fn policy(&self) -> InstallPolicy {
+    pub(crate) fn policy(&self) -> InstallPolicy {
         let mut keyring = Keyring::new();
         for m in &self.maintainers {
             keyring.trust(m.name, &m.public).expect("key");
@@ -255,7 +260,7 @@ impl Fixture {
         self.install_from(&self.repo(), policy, name, range)
     }
 
-    fn install_from<R: Repository>(
+    pub(crate) fn install_from<R: Repository>(
         &self,
         repo: &R,
         policy: &InstallPolicy,
@@ -268,25 +273,25 @@ impl Fixture {
         client::install(&registry, policy, &node(), &self.modules, name, &req)
     }
 
-    fn install(&self, name: &str, range: &str) -> Result<Report, InstallError> {
+    pub(crate) fn install(&self, name: &str, range: &str) -> Result<Report, InstallError> {
         self.install_with(&self.policy(), name, range)
     }
 
-    fn update_from<R: Repository>(&self, repo: &R, name: &str) -> Result<Report, InstallError> {
+    pub(crate) fn update_from<R: Repository>(&self, repo: &R, name: &str) -> Result<Report, InstallError> {
         let state = self.state();
         let registry = Registry { repo, state: &state };
         client::update(&registry, &self.policy(), &node(), &self.modules, name)
     }
 
     /// Where target `path` lives in the repository's `targets/`.
-    fn target_file(&self, path: &str) -> PathBuf {
+    pub(crate) fn target_file(&self, path: &str) -> PathBuf {
         let info = self.state().metadata().target(path).expect("signed target");
         self.writer.targets_dir().join(info.url_path())
     }
 
     /// Every file and folder under `modules/` with its mode and bytes, but
     /// the installer's lock and the staging area (checked empty).
-    fn snapshot(&self) -> BTreeMap<PathBuf, (u32, Vec<u8>)> {
+    pub(crate) fn snapshot(&self) -> BTreeMap<PathBuf, (u32, Vec<u8>)> {
         let staging = self.modules.join(".staging");
         if let Ok(entries) = std::fs::read_dir(&staging) {
             assert_eq!(entries.count(), 0, "a staging folder was left behind");
@@ -296,12 +301,12 @@ impl Fixture {
         out
     }
 
-    fn lock(&self) -> LockFile {
+    pub(crate) fn lock(&self) -> LockFile {
         LockFile::read(&self.modules).expect("lock file")
     }
 }
 
-fn walk(root: &Path, dir: &Path, out: &mut BTreeMap<PathBuf, (u32, Vec<u8>)>) {
+pub(crate) fn walk(root: &Path, dir: &Path, out: &mut BTreeMap<PathBuf, (u32, Vec<u8>)>) {
     let Ok(entries) = std::fs::read_dir(dir) else { return };
     for entry in entries {
         let path = entry.expect("entry").path();
@@ -322,7 +327,7 @@ fn walk(root: &Path, dir: &Path, out: &mut BTreeMap<PathBuf, (u32, Vec<u8>)>) {
     }
 }
 
-fn versions(report: &Report) -> Vec<(String, ChangeKind)> {
+pub(crate) fn versions(report: &Report) -> Vec<(String, ChangeKind)> {
     report
         .changes
         .iter()
@@ -347,14 +352,14 @@ fn policy_error(err: &InstallError) -> &PolicyError {
 }
 
 #[track_caller]
-fn binary_error(err: &InstallError) -> &VerifyError {
+pub(crate) fn binary_error(err: &InstallError) -> &VerifyError {
     match err {
         InstallError::Binary { source, .. } => source,
         other => panic!("not a binary download error: {other}"),
     }
 }
 
-fn v(s: &str) -> Version {
+pub(crate) fn v(s: &str) -> Version {
     Version::parse(s).expect("version")
 }
 

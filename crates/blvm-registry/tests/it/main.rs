@@ -2,6 +2,7 @@
 
 mod http_client;
 mod install;
+mod install_attacks;
 mod maintainer;
 mod python_tuf;
 mod python_tuf_server;

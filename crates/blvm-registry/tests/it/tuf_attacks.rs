@@ -550,7 +550,7 @@ fn key_compromise_below_the_threshold_is_refused() {
     );
     assert_eq!(
         err.to_string(),
-        "targets metadata has valid signatures from 1 trusted key(s), its threshold is 2"
+        "key compromise: targets metadata has valid signatures from 1 trusted key(s), its threshold is 2"
     );
 }
 

@@ -4,7 +4,7 @@
 
 use std::io::{self, BufRead, BufReader, Write};
 use std::net::{TcpListener, TcpStream};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::mpsc;
 use std::sync::Arc;
 use std::time::Duration;
@@ -165,22 +165,7 @@ impl Server {
     /// Serves the `metadata/` and `targets/` trees of `dir` (with ranges),
     /// as a registry does.
     pub fn directory(dir: PathBuf) -> Self {
-        Self::start(move |request, conn| {
-            let file = request
-                .path
-                .strip_prefix('/')
-                .filter(|path| !path.split('/').any(|part| part == ".."))
-                .map(|path| dir.join(path));
-            let Some(Ok(bytes)) = file.map(std::fs::read) else {
-                return conn.not_found();
-            };
-            match request.range_start() {
-                Some(start) if (start as usize) < bytes.len() => {
-                    conn.partial(start, &bytes[start as usize..], bytes.len() as u64)
-                }
-                _ => conn.ok(&bytes),
-            }
-        })
+        Self::start(move |request, conn| serve_file(&dir, request, conn))
     }
 
     /// The next connection served, in the order they ended.
@@ -193,6 +178,25 @@ impl Server {
     /// Every connection served so far, without waiting.
     pub fn served_so_far(&self) -> Vec<Served> {
         self.served.try_iter().collect()
+    }
+}
+
+/// Answers `request` with the file of `dir` at its path (with ranges), or
+/// a 404: what an honest registry does.
+pub fn serve_file(dir: &Path, request: &Request, conn: &mut Conn) -> io::Result<()> {
+    let file = request
+        .path
+        .strip_prefix('/')
+        .filter(|path| !path.split('/').any(|part| part == ".."))
+        .map(|path| dir.join(path));
+    let Some(Ok(bytes)) = file.map(std::fs::read) else {
+        return conn.not_found();
+    };
+    match request.range_start() {
+        Some(start) if (start as usize) < bytes.len() => {
+            conn.partial(start, &bytes[start as usize..], bytes.len() as u64)
+        }
+        _ => conn.ok(&bytes),
     }
 }
 
