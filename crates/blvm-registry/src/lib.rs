@@ -1,21 +1,29 @@
-//! The blvm module registry.
+//! The blvm module registry: where modules are published, and how a node
+//! installs them without trusting the network, the server or any single
+//! key of it.
 //!
-//! This crate will hold the registry's three parts: the server
-//! (`blvm-registry serve`, a directory on disk behind an HTTP API), the
-//! client the node and operators use to search, download, verify and
-//! install modules, and the `blvm-module` CLI for maintainers (keygen,
-//! pack, sign, verify, publish, yank).
+//! - [`tuf`]: the repository metadata, after The Update Framework (spec
+//!   1.0): four roles, canonical JSON, ed25519 keys, a writer and the
+//!   spec's client workflow. Following TUF exactly rather than designing
+//!   our own signed index buys its list of attacks (rollback, freeze,
+//!   mix-and-match, key compromise, endless data, slow retrieval) and an
+//!   unmodified python-tuf client as a second opinion; the cost is its
+//!   ceremony of roles and versioned files.
+//! - [`layout`]: where a module version lives among the targets, what the
+//!   registry signs about it, and the publisher's signed statements.
+//! - [`server`]: `blvm-registry init|serve`, the repository over HTTP with
+//!   search, publish and yank.
+//! - [`client`]: the installer a node and `blvm-module` use: refresh,
+//!   download within signed limits, resolve, apply the operator's policy,
+//!   install atomically, roll back.
+//! - [`maintainer`] and [`publish`]: the maintainer's tools (keygen, pack,
+//!   sign, verify; publish, yank); [`cli`]: the operator's `blvm-module`
+//!   commands.
 //!
-//! What exists today is their common ground, [`tuf`]: the registry's
-//! repository metadata in the form of The Update Framework (spec 1.0),
-//! a writer that signs it and a verifier that walks the spec's client
-//! workflow. The key decision is to follow TUF exactly rather than design
-//! our own signed index: the attacks on update systems (rollback, freeze,
-//! mix-and-match, key compromise) are TUF's list, an unmodified python-tuf
-//! client can check our repository, and the cost is TUF's ceremony of
-//! four roles, canonical JSON and versioned files. The maintainers'
-//! secp256k1 signatures of each module manifest stay as they are, inside
-//! each target's `custom` data.
+//! The maintainers' secp256k1 signatures of each manifest stay as they
+//! are: TUF says the registry published these bytes, the maintainers'
+//! signatures (checked against the operator's own keys) say who wrote
+//! them.
 
 pub mod cli;
 pub mod client;
