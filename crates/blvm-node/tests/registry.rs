@@ -121,9 +121,8 @@ fn publish(url: &str, key: &Path, manifest: &Path) {
     );
 }
 
-/// `blvm-node module ARGS` against the running node on `port`.
-fn module(datadir: &Path, port: u16, args: &[&str]) -> Value {
-    let out = Command::new(env!("CARGO_BIN_EXE_blvm-node"))
+fn run_module(datadir: &Path, port: u16, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_blvm-node"))
         .arg("--datadir")
         .arg(datadir)
         .arg("--conf")
@@ -131,58 +130,87 @@ fn module(datadir: &Path, port: u16, args: &[&str]) -> Value {
         .args(["--rpcport", &port.to_string(), "module"])
         .args(args)
         .output()
-        .expect("blvm-node module runs");
-    let text = ok(out, &format!("blvm-node module {}", args.join(" ")));
+        .expect("blvm-node module runs")
+}
+
+/// `blvm-node module ARGS` against the running node on `port`.
+fn module(datadir: &Path, port: u16, args: &[&str]) -> Value {
+    let text = ok(
+        run_module(datadir, port, args),
+        &format!("blvm-node module {}", args.join(" ")),
+    );
     serde_json::from_str(&text).unwrap_or_else(|e| panic!("{e}: {text}"))
 }
 
 /// `blvm-node module ARGS` that must fail; returns its one-line error.
 fn module_fails(datadir: &Path, port: u16, args: &[&str]) -> String {
-    let out = Command::new(env!("CARGO_BIN_EXE_blvm-node"))
-        .arg("--datadir")
-        .arg(datadir)
-        .arg("--conf")
-        .arg(datadir.join("blvm.toml"))
-        .args(["--rpcport", &port.to_string(), "module"])
-        .args(args)
-        .output()
-        .expect("blvm-node module runs");
+    let out = run_module(datadir, port, args);
     assert!(!out.status.success(), "{}", String::from_utf8_lossy(&out.stdout));
     let err = String::from_utf8_lossy(&out.stderr).trim().to_owned();
     assert_eq!(err.lines().count(), 1, "one line: {err}");
     err
 }
 
+/// A served registry with block-stats 0.1.0 published by alice, and a
+/// node data dir that holds the registry's trusted root.
+struct Setup {
+    _tmp: harness::TempDir,
+    served: Served,
+    work: PathBuf,
+    datadir: PathBuf,
+    key: PathBuf,
+    public: String,
+}
+
+impl Setup {
+    fn new(tag: &str) -> Setup {
+        let tmp = temp_dir(tag);
+        let (registry_dir, work, datadir) = (tmp.join("registry"), tmp.join("work"), tmp.join("node"));
+        std::fs::create_dir_all(&work).expect("work dir");
+        std::fs::create_dir_all(&datadir).expect("datadir");
+        let init = ok(
+            Command::new(bins().join("blvm-registry"))
+                .arg("init")
+                .arg(&registry_dir)
+                .output()
+                .expect("blvm-registry init"),
+            "init",
+        );
+        let root = init
+            .lines()
+            .find_map(|l| l.strip_prefix("trusted root: "))
+            .expect("the trusted root is printed");
+        std::fs::copy(root, datadir.join("registry-root.json")).expect("the operator copies the root");
+        let served = Served::start(&registry_dir);
+        let key = work.join("alice.key");
+        let keygen = ok(blvm_module(&["keygen", key.to_str().expect("utf8")]), "keygen");
+        let public = keygen
+            .lines()
+            .find_map(|l| l.strip_prefix("public key: "))
+            .expect("public key")
+            .to_owned();
+        publish(&served.url, &key, &prepare(&work, "0.1.0", &key));
+        Setup {
+            _tmp: tmp,
+            served,
+            work,
+            datadir,
+            key,
+            public,
+        }
+    }
+}
+
 #[test]
 fn a_module_published_to_a_served_registry_installs_into_a_running_node_loads_updates_and_rolls_back() {
-    let tmp = temp_dir("registry-e2e");
-    let (registry_dir, work, datadir) = (tmp.join("registry"), tmp.join("work"), tmp.join("node"));
-    std::fs::create_dir_all(&work).expect("work dir");
-    std::fs::create_dir_all(&datadir).expect("datadir");
-
-    let init = ok(
-        Command::new(bins().join("blvm-registry"))
-            .arg("init")
-            .arg(&registry_dir)
-            .output()
-            .expect("blvm-registry init"),
-        "init",
-    );
-    let root = init
-        .lines()
-        .find_map(|l| l.strip_prefix("trusted root: "))
-        .expect("the trusted root is printed");
-    std::fs::copy(root, datadir.join("registry-root.json")).expect("the operator copies the root");
-    let served = Served::start(&registry_dir);
-
-    let key = work.join("alice.key");
-    let keygen = ok(blvm_module(&["keygen", key.to_str().expect("utf8")]), "keygen");
-    let public = keygen
-        .lines()
-        .find_map(|l| l.strip_prefix("public key: "))
-        .expect("public key")
-        .to_owned();
-    publish(&served.url, &key, &prepare(&work, "0.1.0", &key));
+    let Setup {
+        _tmp,
+        served,
+        work,
+        datadir,
+        key,
+        public,
+    } = Setup::new("registry-e2e");
 
     // A node that trusts the registry's root and alice's key (a signed
     // module needs its manifest's 1-of-1 from trusted keys), and an
@@ -291,32 +319,13 @@ fn a_module_published_to_a_served_registry_installs_into_a_running_node_loads_up
 
 #[test]
 fn the_auto_load_fetches_pinned_modules_that_modules_lacks_and_starts_without_one_it_cannot_get() {
-    let tmp = temp_dir("registry-pins");
-    let (registry_dir, work, datadir) = (tmp.join("registry"), tmp.join("work"), tmp.join("node"));
-    std::fs::create_dir_all(&work).expect("work dir");
-    std::fs::create_dir_all(&datadir).expect("datadir");
-    let init = ok(
-        Command::new(bins().join("blvm-registry"))
-            .arg("init")
-            .arg(&registry_dir)
-            .output()
-            .expect("blvm-registry init"),
-        "init",
-    );
-    let root = init
-        .lines()
-        .find_map(|l| l.strip_prefix("trusted root: "))
-        .expect("the trusted root is printed");
-    std::fs::copy(root, datadir.join("registry-root.json")).expect("the operator copies the root");
-    let served = Served::start(&registry_dir);
-    let key = work.join("alice.key");
-    let keygen = ok(blvm_module(&["keygen", key.to_str().expect("utf8")]), "keygen");
-    let public = keygen
-        .lines()
-        .find_map(|l| l.strip_prefix("public key: "))
-        .expect("public key")
-        .to_owned();
-    publish(&served.url, &key, &prepare(&work, "0.1.0", &key));
+    let Setup {
+        _tmp,
+        served,
+        datadir,
+        public,
+        ..
+    } = Setup::new("registry-pins");
 
     let conf = format!(
         "block_interval = 0\n[registry]\nurl = \"{}\"\nroot = \"registry-root.json\"\n\
