@@ -68,15 +68,10 @@ pub struct PolicyArgs {
     pub node_version: Version,
 }
 
-/// `install`.
+/// What `install` and `update` work with: the registry, the operator's
+/// policy and the modules directory.
 #[derive(Debug, clap::Args)]
-pub struct InstallArgs {
-    /// The module.
-    pub name: String,
-    /// A semver range (default: the newest version; the lock file then
-    /// pins its major version).
-    #[arg(default_value = "*")]
-    pub range: String,
+pub struct InstallTarget {
     #[command(flatten)]
     #[allow(missing_docs)]
     pub registry: RegistryArgs,
@@ -88,6 +83,48 @@ pub struct InstallArgs {
     pub modules: ModulesArgs,
 }
 
+impl InstallTarget {
+    /// Refreshes the registry's metadata and runs `op` (the installer's
+    /// `install` or `update`) with the policy, then prints its report.
+    fn run(
+        &self,
+        op: impl FnOnce(
+            &Registry<'_, dyn Repository>,
+            &InstallPolicy,
+            &NodeVersions,
+            &std::path::Path,
+        ) -> Result<Report, client::InstallError>,
+    ) -> anyhow::Result<()> {
+        let (repo, state) = refreshed(&self.registry)?;
+        let registry = Registry {
+            repo: repo.as_ref(),
+            state: &state,
+        };
+        let report = op(
+            &registry,
+            &policy(&self.policy)?,
+            &node_versions(&self.policy),
+            &self.modules.modules_dir,
+        )?;
+        print(&report);
+        Ok(())
+    }
+}
+
+/// `install`.
+#[derive(Debug, clap::Args)]
+pub struct InstallArgs {
+    /// The module.
+    pub name: String,
+    /// A semver range (default: the newest version; the lock file then
+    /// pins its major version).
+    #[arg(default_value = "*")]
+    pub range: String,
+    #[command(flatten)]
+    #[allow(missing_docs)]
+    pub target: InstallTarget,
+}
+
 /// `update`.
 #[derive(Debug, clap::Args)]
 pub struct UpdateArgs {
@@ -95,13 +132,7 @@ pub struct UpdateArgs {
     pub name: String,
     #[command(flatten)]
     #[allow(missing_docs)]
-    pub registry: RegistryArgs,
-    #[command(flatten)]
-    #[allow(missing_docs)]
-    pub policy: PolicyArgs,
-    #[command(flatten)]
-    #[allow(missing_docs)]
-    pub modules: ModulesArgs,
+    pub target: InstallTarget,
 }
 
 /// `remove`.
@@ -242,21 +273,9 @@ fn print(report: &Report) {
 /// Whatever refused the install, in one line.
 pub fn install(args: InstallArgs) -> anyhow::Result<()> {
     let req = VersionReq::parse(&args.range).with_context(|| format!("{:?} is not a semver range", args.range))?;
-    let (repo, state) = refreshed(&args.registry)?;
-    let registry = Registry {
-        repo: repo.as_ref(),
-        state: &state,
-    };
-    let report = client::install(
-        &registry,
-        &policy(&args.policy)?,
-        &node_versions(&args.policy),
-        &args.modules.modules_dir,
-        &args.name,
-        &req,
-    )?;
-    print(&report);
-    Ok(())
+    args.target.run(|registry, policy, node, modules_dir| {
+        client::install(registry, policy, node, modules_dir, &args.name, &req)
+    })
 }
 
 /// `update NAME`.
@@ -265,20 +284,8 @@ pub fn install(args: InstallArgs) -> anyhow::Result<()> {
 ///
 /// Whatever refused the update, in one line.
 pub fn update(args: UpdateArgs) -> anyhow::Result<()> {
-    let (repo, state) = refreshed(&args.registry)?;
-    let registry = Registry {
-        repo: repo.as_ref(),
-        state: &state,
-    };
-    let report = client::update(
-        &registry,
-        &policy(&args.policy)?,
-        &node_versions(&args.policy),
-        &args.modules.modules_dir,
-        &args.name,
-    )?;
-    print(&report);
-    Ok(())
+    args.target
+        .run(|registry, policy, node, modules_dir| client::update(registry, policy, node, modules_dir, &args.name))
 }
 
 /// `remove NAME`.

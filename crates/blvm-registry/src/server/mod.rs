@@ -1,5 +1,5 @@
 //! The registry server behind `blvm-registry serve`: a registry directory
-//! on disk ([`store`]) served over HTTP ([`routes`]).
+//! on disk ([`store`]) served over HTTP (`routes`).
 //!
 //! The TUF repository is served as files (`/metadata/`, `/targets/`), which
 //! is all a TUF client needs; the REST API (`/api/v1/`) adds search,
@@ -11,7 +11,7 @@
 //! afford.
 //!
 //! - [`store`]: the registry directory, its claims and the writer;
-//! - [`keys`]: the role keys on disk;
+//! - `keys`: the role keys on disk;
 //! - [`catalog`]: the index of the signed targets the API reads;
 //! - [`publish`]: the checks of publish and yank;
 //! - [`files`]: confined, streamed file answers;
@@ -136,7 +136,7 @@ impl Server {
         })
     }
 
-    /// The HTTP routes (see [`routes`]).
+    /// The HTTP routes (see `routes`).
     pub fn router(&self) -> axum::Router {
         routes::router(self.shared.clone())
     }
