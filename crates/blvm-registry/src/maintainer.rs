@@ -10,7 +10,7 @@ use std::path::Path;
 use blvm_module_host::registry::{ModuleManifest, RawManifest};
 use blvm_module_host::security::canonical::signing_digest_of_text;
 use blvm_module_host::security::signatures::{generate_secret_key, public_key_of, sign_digest};
-use blvm_module_host::security::{self, SignaturePolicy};
+use blvm_module_host::security::{self, Keyring, SignaturePolicy};
 
 /// Why a signing command failed.
 #[derive(Debug, thiserror::Error)]
@@ -157,6 +157,26 @@ pub fn verify(manifest: &Path, policy: &SignaturePolicy) -> Result<String, Signi
             report.required
         )
     })
+}
+
+/// The keyring of `--trust NAME=HEX` arguments (`blvm-module verify`,
+/// `install`, `update`).
+///
+/// # Errors
+///
+/// An entry that is not `NAME=HEX`, or a key that is not a compressed
+/// secp256k1 public key.
+pub fn keyring_of(trust: &[String]) -> Result<Keyring, SigningError> {
+    let mut keyring = Keyring::new();
+    for entry in trust {
+        let (name, key) = entry
+            .split_once('=')
+            .ok_or_else(|| SigningError::Invalid(format!("--trust {entry}: expected NAME=HEX")))?;
+        keyring
+            .trust(name, key)
+            .map_err(|e| SigningError::Invalid(format!("--trust {name}: {e}")))?;
+    }
+    Ok(keyring)
 }
 
 /// The arguments of `sign`, shared by `blvm-module sign` and

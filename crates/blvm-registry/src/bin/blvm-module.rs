@@ -6,8 +6,7 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use anyhow::Context;
-use blvm_module_host::security::{Keyring, SignaturePolicy};
+use blvm_module_host::security::SignaturePolicy;
 use blvm_registry::{cli, maintainer, publish};
 use clap::Parser;
 
@@ -121,15 +120,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             trust,
             required,
         } => {
-            let mut keyring = Keyring::new();
-            for entry in &trust {
-                let (name, key) = entry
-                    .split_once('=')
-                    .with_context(|| format!("--trust {entry}: expected NAME=HEX"))?;
-                keyring
-                    .trust(name, key)
-                    .map_err(|e| anyhow::anyhow!("--trust {name}: {e}"))?;
-            }
+            let keyring = maintainer::keyring_of(&trust)?;
             println!(
                 "{}",
                 maintainer::verify(&manifest, &SignaturePolicy { keyring, required })?

@@ -13,7 +13,7 @@ use std::time::SystemTime;
 
 use anyhow::Context;
 use blvm_module_host::registry::NodeVersions;
-use blvm_module_host::security::{Keyring, SignaturePolicy};
+use blvm_module_host::security::SignaturePolicy;
 use semver::{Version, VersionReq};
 
 use crate::client::{
@@ -198,15 +198,7 @@ fn refreshed(args: &RegistryArgs) -> anyhow::Result<(Box<dyn Repository>, Truste
 }
 
 fn policy(args: &PolicyArgs) -> anyhow::Result<InstallPolicy> {
-    let mut keyring = Keyring::new();
-    for entry in &args.trust {
-        let (name, key) = entry
-            .split_once('=')
-            .with_context(|| format!("--trust {entry}: expected NAME=HEX"))?;
-        keyring
-            .trust(name, key)
-            .map_err(|e| anyhow::anyhow!("--trust {name}: {e}"))?;
-    }
+    let keyring = crate::maintainer::keyring_of(&args.trust)?;
     let mut tiers = BTreeMap::new();
     for entry in &args.accept_tier {
         let (tier, threshold) = match entry.split_once('=') {
