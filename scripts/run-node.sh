@@ -27,7 +27,12 @@ if $root && ! unshare --mount true 2>/dev/null; then
 else
     no_mount_namespaces=false
 fi
-cargo build --release -p blvm-node -p block-stats -p fee-watcher
+# Every example module is a crate named after its folder.
+packages=(-p blvm-node)
+for module in modules/*/; do
+    [ -f "$module/Cargo.toml" ] && packages+=(-p "$(basename "$module")")
+done
+cargo build --release "${packages[@]}"
 for module in modules/*/; do
     name="$(basename "$module")"
     [ -f "$module/module.toml" ] || continue
