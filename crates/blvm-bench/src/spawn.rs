@@ -149,10 +149,10 @@ pub fn spawn_ready(dir: &Path, module: &Path, rounds: usize, n: usize) -> Result
         let mut v: Vec<f64> = all.iter().map(f).collect();
         let m = median(&mut v);
         let (lo, hi) = (v[0], v[v.len() - 1]);
-        println!("spawn      {name:<44} median {m:>9.1}{unit} (min {lo:.1}, max {hi:.1})");
+        say!("spawn      {name:<44} median {m:>9.1}{unit} (min {lo:.1}, max {hi:.1})");
     };
     if !rustix::process::geteuid().is_root() {
-        println!("spawn      (not root: the sandbox is partial, see the layers below)");
+        say!("spawn      (not root: the sandbox is partial, see the layers below)");
     }
     show("/bin/true: fork, exec, exit, reap", &|r| r.bin_true, " µs");
     show("load → handshake, sandbox off", &|r| r.off, " µs");
@@ -163,7 +163,7 @@ pub fn spawn_ready(dir: &Path, module: &Path, rounds: usize, n: usize) -> Result
     show("ratio sandbox on / /bin/true", &|r| r.on / r.bin_true, "×");
     show("ratio sandbox on / sandbox off", &|r| r.on / r.off, "×");
     if let Some(r) = all.first() {
-        println!("spawn      layers: {}", r.layers.join(" "));
+        say!("spawn      layers: {}", r.layers.join(" "));
     }
     Ok(())
 }

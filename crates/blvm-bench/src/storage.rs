@@ -41,7 +41,7 @@ pub(crate) fn run_calls(bench: &Bench, rounds: usize, n: usize) -> Result<(), Er
     let (plo, phi) = spread(&ping);
     let (rlo, rhi) = spread(&ratio);
     let (c, p, r) = (median(&mut call), median(&mut ping), median(&mut ratio));
-    println!(
+    say!(
         "call_module round trip p50 ({rounds} rounds of {n}):                 {:>8.1} µs (rounds {:.1}–{:.1}); ping {:.1} µs ({:.1}–{:.1}); call/ping {:.2}× ({:.2}–{:.2})",
         c as f64 / 1e3,
         clo as f64 / 1e3,
@@ -74,7 +74,7 @@ pub(crate) fn run(bench: &Bench, rounds: usize, n: usize) -> Result<(), Error> {
             v.iter().max().copied().unwrap_or(0),
         );
         let m = median(v);
-        println!(
+        say!(
             "storage {name:<4} round trip p50 ({rounds} rounds of {n}):                {:>8.1} µs (rounds {:.1}–{:.1})",
             m as f64 / 1e3,
             lo as f64 / 1e3,
