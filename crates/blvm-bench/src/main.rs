@@ -11,7 +11,8 @@
 //! ```
 //!
 //! The parts `rtt`, `inflight` and `events` run in interleaved rounds
-//! (floor, system, floor, system …; see `rounds`) and print each figure's
+//! (floor, plain stack, system, floor …; see `rounds`; the plain stack is
+//! tokio + length-delimited MessagePack, see `plain`) and print each figure's
 //! median and min–max over the rounds, each ratio taken inside its round,
 //! and beside each figure the CPU time, wake-ups and read/write syscalls
 //! per operation of the node side and of the module side (see
@@ -193,7 +194,7 @@ fn main() -> Result<(), Error> {
         let r = rtt::run(&bench, &dir, rounds, n)?;
         show(
             "rtt",
-            &format!("round trip: {n} sequential round trips per side; floor = raw blocking unix-socket ping-pong of 64 B between 2 processes, ping = a module's ping over the node's IPC server"),
+            &format!("round trip: {n} sequential round trips per side; floor = raw blocking unix-socket ping-pong of 64 B between 2 processes, plain = tokio + length-delimited MessagePack request/response, ping = a module's ping over the node's IPC server"),
             &r,
         );
         report.insert("rtt".into(), r.json());
@@ -203,7 +204,7 @@ fn main() -> Result<(), Error> {
         let r = inflight::run(&bench, &dir, rounds, 64, per_task)?;
         show(
             "inflight",
-            &format!("throughput: 64 requests in flight on one connection, {} requests per side; floor = raw unix socket, 64 messages of 64 B written then 64 read, per batch", 64 * per_task),
+            &format!("throughput: 64 requests in flight on one connection, {} requests per side; floor = raw unix socket, 64 messages of 64 B written then 64 read, per batch; plain = 64 tokio tasks over one length-delimited MessagePack connection; module = 64 SDK tasks", 64 * per_task),
             &r,
         );
         report.insert("inflight".into(), r.json());
@@ -213,7 +214,7 @@ fn main() -> Result<(), Error> {
         let r = events::run(&bench, &dir, rounds, n)?;
         show(
             "events",
-            &format!("events: {n} NewBlock events (143 B payload) delivered in all per side; floor = raw push of event-sized frames, 64 KiB per write, to 1 reader"),
+            &format!("events: {n} NewBlock events (143 B payload) delivered in all per side; floor = raw push of event-sized frames, 64 KiB per write, to 1 reader; plain = tokio push of frames serialized once, a 1024-slot queue and a batching writer per subscriber; modules = the node's EventManager"),
             &r,
         );
         report.insert("events".into(), r.json());
