@@ -104,6 +104,14 @@ impl Gated {
         Ok(())
     }
 
+    /// Kills the child and reaps it.
+    pub fn kill(mut self) -> Result<(), Error> {
+        drop(self.stdin.take());
+        let _ = self.child.kill();
+        self.child.wait()?;
+        Ok(())
+    }
+
     /// Closes the child's stdin and waits for it to exit.
     pub fn finish(mut self) -> Result<(), Error> {
         drop(self.stdin.take());

@@ -25,10 +25,12 @@
 //! 3. `events`: events per second delivered to 1 and to 8 module
 //!    processes against raw pushing of event-sized frames to one reader.
 //!
-//! The other parts print their own rounds (text only):
+//! The other parts run rounds of their own (`spawn`, `memory`, `storage`
+//! and `calls` are in the JSON report too):
 //!
 //! 4. Spawn → ready: a module load to its handshake, sandbox off and on,
-//!    against `/bin/true` (`spawn`).
+//!    against `/bin/true` (`spawn`); host memory per idle module
+//!    (`memory`).
 //! 5. Module storage (`storage`): a `storage_put` and a `storage_get`
 //!    round trip from a real module process, p50, interleaved with `ping`
 //!    in each round (see `storage`); inter-module calls (`calls`).
@@ -75,6 +77,7 @@ macro_rules! say {
 mod events;
 mod gate;
 mod inflight;
+mod memory;
 mod plain;
 mod procstat;
 mod rounds;
@@ -87,8 +90,9 @@ mod storage;
 type Error = Box<dyn std::error::Error>;
 
 /// The parts, in the order they run.
-const PARTS: [&str; 10] = [
+const PARTS: [&str; 11] = [
     "spawn",
+    "memory",
     "import",
     "bigblocks",
     "spinning",
@@ -117,7 +121,7 @@ struct Args {
     #[arg(long)]
     rounds: Option<usize>,
     /// The parts to run (all when none): codec, rtt, inflight, events,
-    /// import, bigblocks, spawn, storage, calls, spinning. `quick` is
+    /// import, bigblocks, spawn, memory, storage, calls, spinning. `quick` is
     /// read as --quick.
     #[arg(value_parser = clap::builder::PossibleValuesParser::new(PARTS.iter().chain(&["quick"])))]
     parts: Vec<String>,
@@ -168,7 +172,23 @@ fn main() -> Result<(), Error> {
     say!("start: {}", load_start.line());
     let mut report = serde_json::Map::new();
     if wants("spawn") {
-        spawn::spawn_ready(&dir, &idle, 5, 30 / scale.min(3))?;
+        let n = 30 / scale.min(3);
+        let r = spawn::spawn_ready(&dir, &idle, 5, n)?;
+        show(
+            "spawn",
+            &format!("spawn → handshake ready through ModuleManager, {n} loads per side and round (the median of a round is its figure)"),
+            &r,
+        );
+        report.insert("spawn".into(), r.json());
+    }
+    if wants("memory") {
+        let r = memory::run(&bench, rounds)?;
+        show(
+            "memory",
+            "host memory per idle module: the node's RSS with none and with 16 idle modules (handshaken, subscribed)",
+            &r,
+        );
+        report.insert("memory".into(), r.json());
     }
     if wants("import") {
         import(&dir)?;
@@ -181,10 +201,24 @@ fn main() -> Result<(), Error> {
         spinner::run(&dir, &attacker, if quick { 5 } else { 11 }, 2000 / scale.min(4))?;
     }
     if wants("storage") {
-        storage::run(&bench, if quick { 3 } else { 5 }, 1000 / scale.min(5))?;
+        let n = 1000 / scale.min(5);
+        let r = storage::run(&bench, if quick { 3 } else { 5 }, n)?;
+        show(
+            "storage",
+            &format!("module storage round trips from a module process, {n} of each per round, interleaved (put, get, ping); a put is a durable commit"),
+            &r,
+        );
+        report.insert("storage".into(), r.json());
     }
     if wants("calls") {
-        storage::run_calls(&bench, if quick { 3 } else { 5 }, 2000 / scale.min(5))?;
+        let n = 2000 / scale.min(5);
+        let r = storage::run_calls(&bench, if quick { 3 } else { 5 }, n)?;
+        show(
+            "calls",
+            &format!("inter-module call_module of a callee's echo (32 B) and ping, {n} of each per round, interleaved"),
+            &r,
+        );
+        report.insert("calls".into(), r.json());
     }
     if wants("codec") {
         codec(&bench.chain, 1_000_000 / scale);
