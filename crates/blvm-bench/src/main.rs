@@ -10,7 +10,8 @@
 //!                                                       # storage, calls or spinning
 //! ```
 //!
-//! The parts `rtt`, `inflight` and `events` run in interleaved rounds
+//! The parts `rtt`, `inflight` and `events` (and `stall`: none stalled,
+//! one stalled) run in interleaved rounds
 //! (floor, plain stack, system, floor …; see `rounds`; the plain stack is
 //! tokio + length-delimited MessagePack, see `plain`) and print each figure's
 //! median and min–max over the rounds, each ratio taken inside its round,
@@ -24,19 +25,21 @@
 //! 2. `inflight`: 64 requests in flight on one module connection.
 //! 3. `events`: events per second delivered to 1 and to 8 module
 //!    processes against raw pushing of event-sized frames to one reader.
+//! 4. `stall`: the publisher's cost per event to 8 modules with one of
+//!    them stopped against none (see `stall`).
 //!
 //! The other parts run rounds of their own (`spawn`, `memory`, `storage`
 //! and `calls` are in the JSON report too):
 //!
-//! 4. Spawn → ready: a module load to its handshake, sandbox off and on,
+//! 5. Spawn → ready: a module load to its handshake, sandbox off and on,
 //!    against `/bin/true` (`spawn`); host memory per idle module
 //!    (`memory`).
-//! 5. Module storage (`storage`): a `storage_put` and a `storage_get`
+//! 6. Module storage (`storage`): a `storage_put` and a `storage_get`
 //!    round trip from a real module process, p50, interleaved with `ping`
 //!    in each round (see `storage`); inter-module calls (`calls`).
-//! 6. Block processing with a spinning module (`spinning`, as root): see
+//! 7. Block processing with a spinning module (`spinning`, as root): see
 //!    `spinner` and `rpc`.
-//! 7. `import`, `bigblocks`, `codec`: the node's own import and
+//! 8. `import`, `bigblocks`, `codec`: the node's own import and
 //!    validation speed and the event codec's in-process cost.
 //!
 //! With `--json` the text goes to stderr and stdout carries one JSON
@@ -85,12 +88,13 @@ mod rpc;
 mod rtt;
 mod spawn;
 mod spinner;
+mod stall;
 mod storage;
 
 type Error = Box<dyn std::error::Error>;
 
 /// The parts, in the order they run.
-const PARTS: [&str; 11] = [
+const PARTS: [&str; 12] = [
     "spawn",
     "memory",
     "import",
@@ -102,6 +106,7 @@ const PARTS: [&str; 11] = [
     "rtt",
     "inflight",
     "events",
+    "stall",
 ];
 
 /// The command line.
@@ -121,7 +126,7 @@ struct Args {
     #[arg(long)]
     rounds: Option<usize>,
     /// The parts to run (all when none): codec, rtt, inflight, events,
-    /// import, bigblocks, spawn, memory, storage, calls, spinning. `quick` is
+    /// stall, import, bigblocks, spawn, memory, storage, calls, spinning. `quick` is
     /// read as --quick.
     #[arg(value_parser = clap::builder::PossibleValuesParser::new(PARTS.iter().chain(&["quick"])))]
     parts: Vec<String>,
@@ -252,6 +257,16 @@ fn main() -> Result<(), Error> {
             &r,
         );
         report.insert("events".into(), r.json());
+    }
+    if wants("stall") {
+        let n = 400_000 / scale as u64;
+        let r = stall::run(&bench, rounds, n)?;
+        show(
+            "stall",
+            &format!("a stalled module's cost to the publisher: {n} NewBlock events published to 8 modules, none or one stopped (SIGSTOP)"),
+            &r,
+        );
+        report.insert("stall".into(), r.json());
     }
     let load_end = procstat::Load::now();
     say!("end:   {}", load_end.line());
