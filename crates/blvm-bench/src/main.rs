@@ -26,7 +26,9 @@
 //! 3. `events`: events per second delivered to 1 and to 8 module
 //!    processes against raw pushing of event-sized frames to one reader.
 //! 4. `stall`: the publisher's cost per event to 8 modules with one of
-//!    them stopped against none (see `stall`).
+//!    them stopped against none (see `stall`); `import8`: a node's
+//!    import of mainnet 0..438 with 8 subscribed modules against none
+//!    (see `subscribers`).
 //!
 //! The other parts run rounds of their own (`spawn`, `memory`, `storage`
 //! and `calls` are in the JSON report too):
@@ -90,11 +92,12 @@ mod spawn;
 mod spinner;
 mod stall;
 mod storage;
+mod subscribers;
 
 type Error = Box<dyn std::error::Error>;
 
 /// The parts, in the order they run.
-const PARTS: [&str; 12] = [
+const PARTS: [&str; 13] = [
     "spawn",
     "memory",
     "import",
@@ -107,6 +110,7 @@ const PARTS: [&str; 12] = [
     "inflight",
     "events",
     "stall",
+    "import8",
 ];
 
 /// The command line.
@@ -126,7 +130,8 @@ struct Args {
     #[arg(long)]
     rounds: Option<usize>,
     /// The parts to run (all when none): codec, rtt, inflight, events,
-    /// stall, import, bigblocks, spawn, memory, storage, calls, spinning. `quick` is
+    /// stall, import8, import, bigblocks, spawn, memory, storage, calls,
+    /// spinning. `quick` is
     /// read as --quick.
     #[arg(value_parser = clap::builder::PossibleValuesParser::new(PARTS.iter().chain(&["quick"])))]
     parts: Vec<String>,
@@ -267,6 +272,15 @@ fn main() -> Result<(), Error> {
             &r,
         );
         report.insert("stall".into(), r.json());
+    }
+    if wants("import8") {
+        let r = subscribers::run(&dir, &module_bin, rounds)?;
+        show(
+            "import8",
+            "a node importing mainnet 0..438 with no module and with 8 modules subscribed to NewBlock",
+            &r,
+        );
+        report.insert("import8".into(), r.json());
     }
     let load_end = procstat::Load::now();
     say!("end:   {}", load_end.line());

@@ -1,4 +1,5 @@
-//! The module side of the benchmarks. `BLVM_BENCH_MODE` picks what to
+//! The module side of the benchmarks. `BLVM_BENCH_MODE` (or, loaded by
+//! a node's module manager, `mode` in its `config.toml`) picks what to
 //! measure; results are printed as one `key value...` line each, with
 //! times measured inside this process.
 //!
@@ -53,9 +54,14 @@ fn arg(args: &[&str], i: usize) -> u64 {
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), SdkError> {
-    let mode = std::env::var("BLVM_BENCH_MODE").unwrap_or_default();
-    let args: Vec<&str> = mode.split(' ').collect();
     let mut integration = ModuleIntegration::from_env().await?;
+    // Spawned by the bench directly: the mode is in the environment;
+    // loaded by a node's module manager: in its `config.toml` (`mode`).
+    let mode = match std::env::var("BLVM_BENCH_MODE") {
+        Ok(m) if !m.is_empty() => m,
+        _ => integration.welcome().config.get("mode").cloned().unwrap_or_default(),
+    };
+    let args: Vec<&str> = mode.split(' ').collect();
     let api = integration.node_api();
     match args[0] {
         "rtt" => {
