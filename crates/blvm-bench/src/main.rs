@@ -2,96 +2,203 @@
 //! in one run, and prints figures and ratios (never asserts them).
 //!
 //! ```text
-//! cargo run --release -p blvm-bench            # all benchmarks
-//! cargo run --release -p blvm-bench -- quick   # fewer iterations
-//! cargo run --release -p blvm-bench -- events  # one part: codec, rtt, inflight, events,
-//!                                               # import, bigblocks, storage, calls or spinning
+//! cargo run --release -p blvm-bench                     # all benchmarks
+//! cargo run --release -p blvm-bench -- --quick          # fewer rounds and iterations
+//! cargo run --release -p blvm-bench -- --json rtt       # one JSON object on stdout
+//! cargo run --release -p blvm-bench -- rtt events       # some parts: codec, rtt, inflight,
+//!                                                       # events, import, bigblocks, spawn,
+//!                                                       # storage, calls or spinning
 //! ```
 //!
-//! 1. Floor: a raw blocking Unix-socket ping-pong of 64 bytes between this
-//!    process and a child process.
-//! 2. Round trip: `ping` from a real module process (the SDK over the
-//!    node's IPC server), sequentially; p50, p99 and the ratio to the floor.
-//! 3. Throughput: 64 requests in flight on one module connection.
-//! 4. Events: events per second delivered to 1 and to 8 module processes.
+//! The parts `rtt`, `inflight` and `events` (and `stall`: none stalled,
+//! one stalled) run in interleaved rounds
+//! (floor, plain stack, system, floor …; see `rounds`; the plain stack is
+//! tokio + length-delimited MessagePack, see `plain`) and print each figure's
+//! median and min–max over the rounds, each ratio taken inside its round,
+//! and beside each figure the CPU time, wake-ups and read/write syscalls
+//! per operation of the node side and of the module side (see
+//! `procstat`):
+//!
+//! 1. `rtt`: a raw blocking Unix-socket ping-pong of 64 bytes between two
+//!    processes (the floor) against a module's `ping` through the SDK and
+//!    the node's IPC server, sequentially; p50, p99 and their ratios.
+//! 2. `inflight`: 64 requests in flight on one module connection.
+//! 3. `events`: events per second delivered to 1 and to 8 module
+//!    processes against raw pushing of event-sized frames to one reader.
+//! 4. `stall`: the publisher's cost per event to 8 modules with one of
+//!    them stopped against none (see `stall`); `import8`: a node's
+//!    import of mainnet 0..438 with 8 subscribed modules against none
+//!    (see `subscribers`).
+//!
+//! The other parts run rounds of their own (`spawn`, `memory`, `storage`
+//! and `calls` are in the JSON report too):
+//!
 //! 5. Spawn → ready: a module load to its handshake, sandbox off and on,
-//!    against `/bin/true` (`spawn`).
+//!    against `/bin/true` (`spawn`); host memory per idle module
+//!    (`memory`).
 //! 6. Module storage (`storage`): a `storage_put` and a `storage_get`
 //!    round trip from a real module process, p50, interleaved with `ping`
-//!    in each round (see `storage`).
-//! 7. Block processing with a spinning module (`spinning`, as root): the
-//!    node importing mainnet 0..438 with no module and with one module
-//!    spinning on every core under the default sandbox, in interleaved
-//!    rounds; wall and CPU time per block, and their ratio (see
-//!    `spinner`); then, on the same node, the JSON-RPC round trip of
-//!    `getblockcount` and `getblock`, p50 and p99 and their ratio (see
-//!    `rpc`).
+//!    in each round (see `storage`); inter-module calls (`calls`).
+//! 7. Block processing with a spinning module (`spinning`, as root): see
+//!    `spinner` and `rpc`.
+//! 8. `import`, `bigblocks`, `codec`: the node's own import and
+//!    validation speed and the event codec's in-process cost.
+//!
+//! With `--json` the text goes to stderr and stdout carries one JSON
+//! object: the machine's load at start and end, and for each interleaved
+//! part every figure's and ratio's median, min, max and rounds.
 //!
 //! The node side answers from real mainnet blocks held in memory
 //! (`blvm-testkit`).
 
-use std::io::{BufRead, BufReader, Read, Write};
-use std::os::unix::net::{UnixListener, UnixStream};
+use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
 
 use blvm_module_host::{EventManager, IpcServerConfig, ModuleApiHub, ModuleIpcServer, ModuleSpec};
 use blvm_module_protocol::events::{Event, NewBlock};
-use blvm_module_protocol::{Hash32, Permission, PermissionSet};
+use blvm_module_protocol::{Permission, PermissionSet};
 use blvm_testkit::MemoryChain;
+use clap::Parser;
 
+/// Whether stdout is reserved for the JSON report (`--json`).
+static JSON: AtomicBool = AtomicBool::new(false);
+
+/// Prints a line of the text report: on stdout, or on stderr when stdout
+/// carries the JSON report.
+macro_rules! say {
+    ($($t:tt)*) => {
+        if $crate::JSON.load(std::sync::atomic::Ordering::Relaxed) {
+            eprintln!($($t)*)
+        } else {
+            println!($($t)*)
+        }
+    };
+}
+
+mod events;
+mod gate;
+mod inflight;
+mod memory;
+mod plain;
+mod procstat;
+mod rounds;
 mod rpc;
+mod rtt;
 mod spawn;
 mod spinner;
+mod stall;
 mod storage;
+mod subscribers;
 
 type Error = Box<dyn std::error::Error>;
 
-const RAW_MSG: usize = 64;
+/// The parts, in the order they run.
+const PARTS: [&str; 13] = [
+    "spawn",
+    "memory",
+    "import",
+    "bigblocks",
+    "spinning",
+    "storage",
+    "calls",
+    "codec",
+    "rtt",
+    "inflight",
+    "events",
+    "stall",
+    "import8",
+];
+
+/// The command line.
+#[derive(Parser, Debug)]
+#[command(
+    name = "blvm-bench",
+    about = "Benchmarks the module IPC against the floor of this machine, in interleaved rounds"
+)]
+struct Args {
+    /// Fewer rounds (3) and a tenth of the iterations.
+    #[arg(long)]
+    quick: bool,
+    /// Print one JSON object on stdout (the text report goes to stderr).
+    #[arg(long)]
+    json: bool,
+    /// Rounds of each interleaved part (default 7, 3 with --quick).
+    #[arg(long)]
+    rounds: Option<usize>,
+    /// The parts to run (all when none): codec, rtt, inflight, events,
+    /// stall, import8, import, bigblocks, spawn, memory, storage, calls,
+    /// spinning. `quick` is
+    /// read as --quick.
+    #[arg(value_parser = clap::builder::PossibleValuesParser::new(PARTS.iter().chain(&["quick"])))]
+    parts: Vec<String>,
+}
 
 fn main() -> Result<(), Error> {
-    let args: Vec<String> = std::env::args().collect();
-    if args.get(1).map(String::as_str) == Some("raw-client") {
-        return raw_client(Path::new(&args[2]), args[3].parse()?);
+    let raw: Vec<String> = std::env::args().collect();
+    // The floors' child processes: this binary again.
+    match raw.get(1).map(String::as_str) {
+        Some("raw-client") => {
+            let (path, n) = (raw.get(2).ok_or("no socket")?, raw.get(3).ok_or("no count")?);
+            let batch = raw.get(4).map_or(Ok(1), |b| b.parse())?;
+            return rtt::raw_client(Path::new(path), n.parse()?, batch);
+        }
+        Some("plain-client") => {
+            let (path, mode) = (raw.get(2).ok_or("no socket")?, raw.get(3).ok_or("no mode")?);
+            let n = raw.get(4).map_or(Ok(0), |b| b.parse())?;
+            let tasks = raw.get(5).map_or(Ok(1), |b| b.parse())?;
+            return plain::client(Path::new(path), mode, n, tasks);
+        }
+        Some("raw-sink") => return events::raw_sink(Path::new(raw.get(2).ok_or("no socket")?)),
+        _ => {}
     }
-    let quick = args.iter().any(|a| a == "quick");
-    let parts: Vec<&str> = args[1..]
+    let args = Args::parse();
+    JSON.store(args.json, Ordering::Relaxed);
+    let quick = args.quick || args.parts.iter().any(|p| p == "quick");
+    let parts: Vec<&str> = args
+        .parts
         .iter()
         .map(String::as_str)
-        .filter(|a| {
-            [
-                "codec",
-                "rtt",
-                "inflight",
-                "events",
-                "import",
-                "bigblocks",
-                "spawn",
-                "storage",
-                "calls",
-                "spinning",
-            ]
-            .contains(a)
-        })
+        .filter(|p| *p != "quick")
         .collect();
     let wants = |part: &str| parts.is_empty() || parts.contains(&part);
     let scale = if quick { 10 } else { 1 };
+    let rounds = args.rounds.unwrap_or(if quick { 3 } else { 7 }).max(1);
     let module_bin = build_bench_module()?;
     let dir = std::env::temp_dir().join(format!("blvm-bench-{}", std::process::id()));
     std::fs::create_dir_all(&dir)?;
     let idle = module_bin.with_file_name("idle-module");
     let bench = Bench::start(&dir, module_bin.clone())?;
 
-    println!(
-        "blvm-bench: {} cores, {}",
+    let load_start = procstat::Load::now();
+    say!(
+        "blvm-bench: {} cores, {}, {rounds} rounds per interleaved part",
         cores(),
         if quick { "quick run" } else { "full run" }
     );
-    let n = 200_000 / scale;
+    say!("start: {}", load_start.line());
+    let mut report = serde_json::Map::new();
     if wants("spawn") {
-        spawn::spawn_ready(&dir, &idle, 5, 30 / scale.min(3))?;
+        let n = 30 / scale.min(3);
+        let r = spawn::spawn_ready(&dir, &idle, 5, n)?;
+        show(
+            "spawn",
+            &format!("spawn → handshake ready through ModuleManager, {n} loads per side and round (the median of a round is its figure)"),
+            &r,
+        );
+        report.insert("spawn".into(), r.json());
+    }
+    if wants("memory") {
+        let r = memory::run(&bench, rounds)?;
+        show(
+            "memory",
+            "host memory per idle module: the node's RSS with none and with 16 idle modules (handshaken, subscribed)",
+            &r,
+        );
+        report.insert("memory".into(), r.json());
     }
     if wants("import") {
         import(&dir)?;
@@ -104,39 +211,101 @@ fn main() -> Result<(), Error> {
         spinner::run(&dir, &attacker, if quick { 5 } else { 11 }, 2000 / scale.min(4))?;
     }
     if wants("storage") {
-        storage::run(&bench, if quick { 3 } else { 5 }, 1000 / scale.min(5))?;
+        let n = 1000 / scale.min(5);
+        let r = storage::run(&bench, if quick { 3 } else { 5 }, n)?;
+        show(
+            "storage",
+            &format!("module storage round trips from a module process, {n} of each per round, interleaved (put, get, ping); a put is a durable commit"),
+            &r,
+        );
+        report.insert("storage".into(), r.json());
     }
     if wants("calls") {
-        storage::run_calls(&bench, if quick { 3 } else { 5 }, 2000 / scale.min(5))?;
+        let n = 2000 / scale.min(5);
+        let r = storage::run_calls(&bench, if quick { 3 } else { 5 }, n)?;
+        show(
+            "calls",
+            &format!("inter-module call_module of a callee's echo (32 B) and ping, {n} of each per round, interleaved"),
+            &r,
+        );
+        report.insert("calls".into(), r.json());
     }
     if wants("codec") {
         codec(&bench.chain, 1_000_000 / scale);
     }
     if wants("rtt") {
-        rtt(&bench, &dir, n)?;
+        let n = 100_000 / scale;
+        let r = rtt::run(&bench, &dir, rounds, n)?;
+        show(
+            "rtt",
+            &format!("round trip: {n} sequential round trips per side; floor = raw blocking unix-socket ping-pong of 64 B between 2 processes, plain = tokio + length-delimited MessagePack request/response, ping = a module's ping over the node's IPC server"),
+            &r,
+        );
+        report.insert("rtt".into(), r.json());
     }
     if wants("inflight") {
-        let per_task = 40_000 / scale;
-        let inflight = bench.run_module(&format!("inflight 64 {per_task}"))?;
-        let (reqs, ns) = (inflight[1], inflight[2]);
-        println!(
-            "throughput 64 requests in flight on one connection:               {:>8.0} k requests/s",
-            reqs as f64 / ns as f64 * 1e6
+        let per_task = 20_000 / scale;
+        let r = inflight::run(&bench, &dir, rounds, 64, per_task)?;
+        show(
+            "inflight",
+            &format!("throughput: 64 requests in flight on one connection, {} requests per side; floor = raw unix socket, 64 messages of 64 B written then 64 read, per batch; plain = 64 tokio tasks over one length-delimited MessagePack connection; module = 64 SDK tasks", 64 * per_task),
+            &r,
         );
+        report.insert("inflight".into(), r.json());
     }
     if wants("events") {
-        for modules in [1usize, 8] {
-            let events = 4_000_000 / scale as u64 / modules as u64;
-            let (rate, received, dropped) = bench.events(modules, events)?;
-            println!(
-                "events     to {modules} module(s): {:>8.0} k events/s delivered in all ({received} received, {dropped} dropped at the node: queue full)",
-                rate / 1e3,
-            );
-        }
+        let n = 2_000_000 / scale as u64;
+        let r = events::run(&bench, &dir, rounds, n)?;
+        show(
+            "events",
+            &format!("events: {n} NewBlock events (143 B payload) delivered in all per side; floor = raw push of event-sized frames, 64 KiB per write, to 1 reader; plain = tokio push of frames serialized once, a 1024-slot queue and a batching writer per subscriber; modules = the node's EventManager"),
+            &r,
+        );
+        report.insert("events".into(), r.json());
+    }
+    if wants("stall") {
+        let n = 400_000 / scale as u64;
+        let r = stall::run(&bench, rounds, n)?;
+        show(
+            "stall",
+            &format!("a stalled module's cost to the publisher: {n} NewBlock events published to 8 modules, none or one stopped (SIGSTOP)"),
+            &r,
+        );
+        report.insert("stall".into(), r.json());
+    }
+    if wants("import8") {
+        let r = subscribers::run(&dir, &module_bin, rounds)?;
+        show(
+            "import8",
+            "a node importing mainnet 0..438 with no module and with 8 modules subscribed to NewBlock",
+            &r,
+        );
+        report.insert("import8".into(), r.json());
+    }
+    let load_end = procstat::Load::now();
+    say!("end:   {}", load_end.line());
+    if args.json {
+        let out = serde_json::json!({
+            "cores": cores(),
+            "quick": quick,
+            "rounds": rounds,
+            "load_start": load_start.json(),
+            "load_end": load_end.json(),
+            "parts": report,
+        });
+        println!("{out}");
     }
     drop(bench);
     let _ = std::fs::remove_dir_all(&dir);
     Ok(())
+}
+
+/// Prints one interleaved part: its title and every figure and ratio.
+fn show(part: &str, title: &str, r: &rounds::Rounds) {
+    say!("{part:<10} {title}; {} rounds, median [min – max]:", r.count());
+    for line in r.lines() {
+        say!("{line}");
+    }
 }
 
 /// Import speed of the reference node's chain: real mainnet blocks
@@ -155,7 +324,7 @@ fn import(dir: &Path) -> Result<(), Error> {
         let _ = std::fs::remove_dir_all(&store);
     }
     if let Some(s) = best {
-        println!(
+        say!(
             "import     mainnet 0..438 (best of 3): {} blocks, {} txs in {:.2?}: {:.0} blocks/s, {:.0} tx/s",
             s.blocks,
             s.txs,
@@ -208,7 +377,7 @@ fn big_blocks() -> Result<(), Error> {
             best = best.min(t.elapsed());
         }
         let secs = best.as_secs_f64();
-        println!(
+        say!(
             "bigblock   {file} ({} kB, {txs} txs, {inputs} inputs, scripts verified): {:.1} ms: {:.0} tx/s, {:.0} inputs/s, {:.1} blocks/s",
             raw.len() / 1000,
             secs * 1e3,
@@ -253,37 +422,10 @@ fn codec(chain: &MemoryChain, n: usize) {
         }
     }
     let decode_ns = t.elapsed().as_nanos() as f64 / decoded.max(1) as f64;
-    println!(
+    say!(
         "codec      NewBlock event ({} B payload): encode once {encode_ns:.0} ns, frame per module {frame_ns:.0} ns, decode {decode_ns:.0} ns",
         payload.len()
     );
-}
-
-fn rtt(bench: &Bench, dir: &Path, n: usize) -> Result<(), Error> {
-    let floor = raw_floor(dir, n)?;
-    println!(
-        "floor      raw blocking unix-socket ping-pong (64 B, 2 processes): p50 {:>6.2} us  p99 {:>6.2} us",
-        us(floor.0),
-        us(floor.1)
-    );
-    let rtt = bench.run_module(&format!("rtt {n}"))?;
-    let (p50, p99, mean) = (rtt[1], rtt[2], rtt[3]);
-    println!(
-        "round trip module ping over the node's IPC server:                p50 {:>6.2} us  p99 {:>6.2} us  mean {:>6.2} us",
-        us(p50),
-        us(p99),
-        us(mean)
-    );
-    println!(
-        "ratio      round trip / floor:                                    p50 {:>6.2}x    p99 {:>6.2}x",
-        p50 as f64 / floor.0 as f64,
-        p99 as f64 / floor.1 as f64
-    );
-    Ok(())
-}
-
-fn us(ns: u64) -> f64 {
-    ns as f64 / 1e3
 }
 
 fn cores() -> usize {
@@ -322,46 +464,10 @@ fn build_bench_module() -> Result<PathBuf, Error> {
     Ok(dir.join("bench-module"))
 }
 
-/// The floor: this process echoes, a child process measures.
-fn raw_floor(dir: &Path, n: usize) -> Result<(u64, u64), Error> {
-    let path = dir.join("raw.sock");
-    let listener = UnixListener::bind(&path)?;
-    let child = Command::new(std::env::current_exe()?)
-        .args(["raw-client", &path.display().to_string(), &n.to_string()])
-        .stdout(Stdio::piped())
-        .spawn()?;
-    let (mut stream, _) = listener.accept()?;
-    let mut buf = [0u8; RAW_MSG];
-    while stream.read_exact(&mut buf).is_ok() {
-        stream.write_all(&buf)?;
-    }
-    let out = child.wait_with_output()?;
-    let text = String::from_utf8(out.stdout)?;
-    let mut it = text.split_whitespace().filter_map(|s| s.parse::<u64>().ok());
-    Ok((it.next().ok_or("no p50")?, it.next().ok_or("no p99")?))
-}
-
-fn raw_client(path: &Path, n: usize) -> Result<(), Error> {
-    let mut stream = UnixStream::connect(path)?;
-    let msg = [7u8; RAW_MSG];
-    let mut buf = [0u8; RAW_MSG];
-    for _ in 0..n / 10 {
-        stream.write_all(&msg)?;
-        stream.read_exact(&mut buf)?;
-    }
-    let mut lat = Vec::with_capacity(n);
-    for _ in 0..n {
-        let t = Instant::now();
-        stream.write_all(&msg)?;
-        stream.read_exact(&mut buf)?;
-        lat.push(t.elapsed().as_nanos() as u64);
-    }
-    lat.sort_unstable();
-    println!("{} {}", lat[n / 2], lat[n * 99 / 100]);
-    Ok(())
-}
-
 struct Bench {
+    /// The plain stack's server, the baseline of `rtt`, `inflight` and
+    /// `events`.
+    plain: plain::Server,
     server: ModuleIpcServer,
     events: Arc<EventManager>,
     chain: Arc<MemoryChain>,
@@ -381,6 +487,7 @@ impl Bench {
         let hub = Arc::new(ModuleApiHub::new(chain.clone(), events.clone()).with_storage(Arc::new(storage)));
         let server = ModuleIpcServer::bind(dir.join("node.sock"), hub, IpcServerConfig::default())?;
         Ok(Bench {
+            plain: plain::Server::start(dir)?,
             server,
             events,
             chain,
@@ -390,6 +497,12 @@ impl Bench {
     }
 
     fn spawn(&self, mode: &str, queue: usize) -> Result<(String, Child), Error> {
+        self.spawn_with(mode, queue, false)
+    }
+
+    /// Spawns a module process in `mode` with an event queue of `queue`;
+    /// `gate` sets `BLVM_BENCH_GATE` (see `gate`).
+    fn spawn_with(&self, mode: &str, queue: usize, gate: bool) -> Result<(String, Child), Error> {
         let id = format!("bench-{}", self.next.get());
         self.next.set(self.next.get() + 1);
         let mut spec = ModuleSpec::new(&id, &id, "1.0.0");
@@ -407,13 +520,18 @@ impl Bench {
         // The IPC path itself is measured, not the operator's rate policy.
         spec.request_rate = None;
         let ticket = self.server.expect_module(spec)?;
-        let child = Command::new(&self.module_bin)
+        let mut cmd = Command::new(&self.module_bin);
+        if gate {
+            cmd.env("BLVM_BENCH_GATE", "1");
+        }
+        let child = cmd
             .env("BLVM_MODULE_SOCKET", self.server.socket_path())
             .env("BLVM_MODULE_ID", &id)
             .env("BLVM_MODULE_NAME", &id)
             .env("BLVM_MODULE_VERSION", "1.0.0")
             .env("BLVM_MODULE_TOKEN", &ticket.token)
             .env("BLVM_BENCH_MODE", mode)
+            .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .spawn()?;
         self.server.bind_pid(&id, child.id());
@@ -441,67 +559,17 @@ impl Bench {
         Ok(numbers(line))
     }
 
-    /// Publishes `n` events to `modules` subscribers as fast as the
-    /// publisher can; returns delivered events per second (all modules
-    /// together), received and dropped counts.
-    fn events(&self, modules: usize, n: u64) -> Result<(f64, u64, u64), Error> {
-        let (results_tx, results) = std::sync::mpsc::channel();
-        let mut children = Vec::new();
-        for _ in 0..modules {
-            let (id, mut child) = self.spawn("events", 1024)?;
-            let stdout = child.stdout.take().ok_or("no stdout")?;
-            let mut lines = BufReader::new(stdout).lines();
-            match lines.next() {
-                Some(Ok(l)) if l == "READY" => {}
-                other => return Err(format!("module not ready: {other:?}").into()),
-            }
-            let tx = results_tx.clone();
-            let reader_id = id.clone();
-            std::thread::spawn(move || {
-                if let Some(Ok(line)) = lines.next() {
-                    let _ = tx.send((reader_id, line));
-                }
-            });
-            children.push(child);
-        }
-        let block = |height: u64| {
-            Event::from(NewBlock {
-                block_hash: self.chain.hash_at(height % 439),
-                height,
-                header: self.chain.header_bytes(height % 439),
-            })
-        };
-        let events: Vec<Event> = (0..439).map(block).collect();
-        for i in 0..n {
-            self.events.publish(&events[(i % 439) as usize]);
-        }
-        // The end marker must reach every module, and a full queue drops
-        // it: repeat it until every module has reported.
-        let marker = Event::from(NewBlock {
-            block_hash: Hash32([0; 32]),
-            height: u64::MAX,
-            header: vec![0; 80],
-        });
-        let mut lines = Vec::new();
-        while lines.len() < modules {
-            self.events.publish(&marker);
-            if let Ok(r) = results.recv_timeout(std::time::Duration::from_millis(1)) {
-                lines.push(r);
-            }
-        }
-        let mut total_rate = 0.0;
-        let (mut received, mut dropped) = (0, 0);
-        for (id, line) in lines {
-            let v = numbers(&line);
-            let (count, elapsed) = (v[1], v[3]);
-            total_rate += count as f64 / elapsed.max(1) as f64 * 1e9;
-            received += count;
-            dropped += self.events.get_delivery_stats(&id).map_or(0, |s| s.dropped_full);
-        }
-        for mut child in children {
-            let _ = child.wait();
-        }
-        Ok((total_rate, received, dropped))
+    /// Spawns a gated module in `mode` (see `gate`; `BLVM_BENCH_GATE`
+    /// set, stdin piped) with the default queue.
+    pub(crate) fn spawn_gated(&self, mode: &str) -> Result<gate::Gated, Error> {
+        Ok(self.spawn_gated_with_id(mode, 100)?.1)
+    }
+
+    /// Spawns a gated module in `mode` with an event queue of `queue`;
+    /// returns its name and process.
+    pub(crate) fn spawn_gated_with_id(&self, mode: &str, queue: usize) -> Result<(String, gate::Gated), Error> {
+        let (id, child) = self.spawn_with(mode, queue, true)?;
+        Ok((id, gate::Gated::new(child)?))
     }
 }
 

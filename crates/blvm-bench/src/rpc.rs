@@ -108,7 +108,7 @@ fn thread_cpu() -> Duration {
 /// Prints, per method, each side's figures across rounds and the ratios
 /// taken inside each round; `base[i]` and `spin[i]` are round `i`.
 pub(crate) fn print(calls: usize, base: &[[Calls; 2]], spin: &[[Calls; 2]]) {
-    println!(
+    say!(
         "             RPC round trip over the node's server, {calls} calls per method and side, one connection per call:"
     );
     for (m, (method, _)) in METHODS.iter().enumerate() {
@@ -116,7 +116,7 @@ pub(crate) fn print(calls: usize, base: &[[Calls; 2]], spin: &[[Calls; 2]]) {
             let pick = |f: fn(&Calls) -> f64| stats(&rounds.iter().map(|r| f(&r[m])).collect::<Vec<_>>());
             let ((p50, p50l, p50h), (p99, p99l, p99h)) = (pick(|c| c.p50), pick(|c| c.p99));
             let ((w, _, _), (c, cl, ch)) = (pick(|c| c.wall), pick(|c| c.cpu));
-            println!(
+            say!(
                 "               {method:<16} {what:<9}  p50 {p50:>5.0} us [{p50l:.0}-{p50h:.0}]  p99 {p99:>5.0} us [{p99l:.0}-{p99h:.0}]  wall {w:.0} us/call, node CPU {c:.0} us/call [{cl:.0}-{ch:.0}]"
             );
         };
@@ -131,7 +131,7 @@ pub(crate) fn print(calls: usize, base: &[[Calls; 2]], spin: &[[Calls; 2]]) {
             stats(&r)
         };
         let ((r50, r50l, r50h), (r99, r99l, r99h)) = (ratio(|c| c.p50), ratio(|c| c.p99));
-        println!(
+        say!(
             "               {method:<16} ratio per round: p50 {r50:.2}x [{r50l:.2}-{r50h:.2}]  p99 {r99:.2}x [{r99l:.2}-{r99h:.2}]"
         );
     }

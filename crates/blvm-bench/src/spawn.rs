@@ -132,8 +132,9 @@ async fn round(dir: &Path, module: &Path, n: usize, k: usize) -> Result<Round, E
     })
 }
 
-/// Runs `rounds` rounds of `n` loads each and prints the figures.
-pub fn spawn_ready(dir: &Path, module: &Path, rounds: usize, n: usize) -> Result<(), Error> {
+/// Runs `rounds` rounds of `n` loads each; returns their figures, each
+/// round's median, and the ratios taken inside each round.
+pub fn spawn_ready(dir: &Path, module: &Path, rounds: usize, n: usize) -> Result<crate::rounds::Rounds, Error> {
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -145,25 +146,34 @@ pub fn spawn_ready(dir: &Path, module: &Path, rounds: usize, n: usize) -> Result
         all.push(rt.block_on(round(&dir, module, n, k))?);
     }
     let _ = std::fs::remove_dir_all(&dir);
-    let show = |name: &str, f: &dyn Fn(&Round) -> f64, unit: &str| {
-        let mut v: Vec<f64> = all.iter().map(f).collect();
-        let m = median(&mut v);
-        let (lo, hi) = (v[0], v[v.len() - 1]);
-        println!("spawn      {name:<44} median {m:>9.1}{unit} (min {lo:.1}, max {hi:.1})");
-    };
+    let mut r = crate::rounds::Rounds::new();
+    for round in &all {
+        r.record("/bin/true: fork, exec, exit, reap", "us", round.bin_true);
+        r.record("load → handshake, sandbox off", "us", round.off);
+        r.record("load → handshake, whole sandbox (warm)", "us", round.on);
+        r.record("node CPU per sandboxed load", "us", round.on_cpu);
+        r.record("load → handshake, whole sandbox, new data dir", "us", round.cold);
+    }
+    r.ratio(
+        "sandbox off / /bin/true",
+        "load → handshake, sandbox off",
+        "/bin/true: fork, exec, exit, reap",
+    );
+    r.ratio(
+        "sandbox on / /bin/true",
+        "load → handshake, whole sandbox (warm)",
+        "/bin/true: fork, exec, exit, reap",
+    );
+    r.ratio(
+        "sandbox on / sandbox off",
+        "load → handshake, whole sandbox (warm)",
+        "load → handshake, sandbox off",
+    );
     if !rustix::process::geteuid().is_root() {
-        println!("spawn      (not root: the sandbox is partial, see the layers below)");
+        say!("spawn      (not root: the sandbox is partial, see the layers below)");
     }
-    show("/bin/true: fork, exec, exit, reap", &|r| r.bin_true, " µs");
-    show("load → handshake, sandbox off", &|r| r.off, " µs");
-    show("load → handshake, whole sandbox (warm)", &|r| r.on, " µs");
-    show("  node CPU per sandboxed load", &|r| r.on_cpu, " µs");
-    show("load → handshake, whole sandbox, new data dir", &|r| r.cold, " µs");
-    show("ratio sandbox off / /bin/true", &|r| r.off / r.bin_true, "×");
-    show("ratio sandbox on / /bin/true", &|r| r.on / r.bin_true, "×");
-    show("ratio sandbox on / sandbox off", &|r| r.on / r.off, "×");
     if let Some(r) = all.first() {
-        println!("spawn      layers: {}", r.layers.join(" "));
+        say!("spawn      layers: {}", r.layers.join(" "));
     }
-    Ok(())
+    Ok(r)
 }

@@ -60,7 +60,7 @@ struct SpinnerInfo {
 pub(crate) fn run(dir: &Path, attacker: &Path, rounds: usize, calls: usize) -> Result<(), Error> {
     const TITLE: &str = "spinning   block processing with a spinning module";
     if !rustix::process::geteuid().is_root() {
-        println!("{TITLE}: skipped: the default sandbox (cgroups, uid drop) needs root; run blvm-bench as root");
+        say!("{TITLE}: skipped: the default sandbox (cgroups, uid drop) needs root; run blvm-bench as root");
         return Ok(());
     }
     let rt = tokio::runtime::Builder::new_multi_thread()
@@ -78,7 +78,7 @@ pub(crate) fn run(dir: &Path, attacker: &Path, rounds: usize, calls: usize) -> R
         let (s, i) = match one(&rt, dir, &format!("spin-{round}"), Some(attacker), threads, calls) {
             Ok(r) => r,
             Err(e) => {
-                println!("{TITLE}: skipped: the spinning module could not run under the default sandbox: {e}");
+                say!("{TITLE}: skipped: the spinning module could not run under the default sandbox: {e}");
                 return Ok(());
             }
         };
@@ -89,9 +89,7 @@ pub(crate) fn run(dir: &Path, attacker: &Path, rounds: usize, calls: usize) -> R
         shares.push(info.core_percent);
     }
     let blocks = base.first().map_or(0, |s| s.blocks);
-    println!(
-        "{TITLE}: mainnet 0..438 ({blocks} blocks) imported by a node, {rounds} interleaved rounds, median [min-max]"
-    );
+    say!("{TITLE}: mainnet 0..438 ({blocks} blocks) imported by a node, {rounds} interleaved rounds, median [min-max]");
     print_side("no module", &base);
     print_side(
         &format!(
@@ -104,9 +102,9 @@ pub(crate) fn run(dir: &Path, attacker: &Path, rounds: usize, calls: usize) -> R
         &spin,
     );
     let (m, lo, hi) = stats(&ratios);
-    println!("             ratio with / without, per round:   {m:.2}x [{lo:.2}-{hi:.2}]");
+    say!("             ratio with / without, per round:   {m:.2}x [{lo:.2}-{hi:.2}]");
     let (m, lo, hi) = stats(&shares);
-    println!(
+    say!(
         "             the spinner's CPU during each import:  {m:.0}% of a core [{lo:.0}-{hi:.0}] (its group: {})",
         info.cpu_group,
     );
@@ -123,8 +121,8 @@ fn print_side(what: &str, samples: &[Sample]) {
     let (w, wl, wh) = stats(&walls);
     let (pb, _, _) = stats(&wall_pb);
     let (c, cl, ch) = stats(&cpu_pb);
-    println!("             {what}:");
-    println!(
+    say!("             {what}:");
+    say!(
         "               wall {w:.0} ms [{wl:.0}-{wh:.0}] = {pb:.2} ms/block; node CPU {c:.2} ms/block [{cl:.2}-{ch:.2}]"
     );
 }

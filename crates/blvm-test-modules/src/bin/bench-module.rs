@@ -1,4 +1,5 @@
-//! The module side of the benchmarks. `BLVM_BENCH_MODE` picks what to
+//! The module side of the benchmarks. `BLVM_BENCH_MODE` (or, loaded by
+//! a node's module manager, `mode` in its `config.toml`) picks what to
 //! measure; results are printed as one `key value...` line each, with
 //! times measured inside this process.
 //!
@@ -6,6 +7,11 @@
 //!   p50/p99/mean in nanoseconds.
 //! - `inflight <tasks> <per_task>`: `tasks` concurrent loops of `ping`;
 //!   prints requests and elapsed nanoseconds.
+//!
+//! With `BLVM_BENCH_GATE` set, `rtt` and `inflight` print `WARM` before
+//! their measured span, and `rtt`, `inflight` and `events` print `DONE`
+//! after their result, each time waiting for a line on stdin, so that the
+//! bench can read this process's CPU and syscall counters around the span.
 //! - `events <n>`: subscribes to `NewBlock` and counts events until one
 //!   with height `u64::MAX`; prints the count, the last sequence number and
 //!   the nanoseconds from the first event to the last.
@@ -31,15 +37,31 @@ fn say(line: String) {
     let _ = out.flush();
 }
 
+/// When the bench gates this module (`BLVM_BENCH_GATE` set), prints `tag`
+/// and waits for a line on stdin: the bench reads this process's procfs
+/// counters while it waits, so that they cover the measured span only.
+fn hold(tag: &str) {
+    if std::env::var_os("BLVM_BENCH_GATE").is_some() {
+        say(tag.into());
+        let mut line = String::new();
+        let _ = std::io::stdin().read_line(&mut line);
+    }
+}
+
 fn arg(args: &[&str], i: usize) -> u64 {
     args.get(i).and_then(|s| s.parse().ok()).unwrap_or(1000)
 }
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), SdkError> {
-    let mode = std::env::var("BLVM_BENCH_MODE").unwrap_or_default();
-    let args: Vec<&str> = mode.split(' ').collect();
     let mut integration = ModuleIntegration::from_env().await?;
+    // Spawned by the bench directly: the mode is in the environment;
+    // loaded by a node's module manager: in its `config.toml` (`mode`).
+    let mode = match std::env::var("BLVM_BENCH_MODE") {
+        Ok(m) if !m.is_empty() => m,
+        _ => integration.welcome().config.get("mode").cloned().unwrap_or_default(),
+    };
+    let args: Vec<&str> = mode.split(' ').collect();
     let api = integration.node_api();
     match args[0] {
         "rtt" => {
@@ -52,6 +74,7 @@ async fn main() -> Result<(), SdkError> {
                 for _ in 0..n / 10 {
                     api.ping().await?;
                 }
+                hold("WARM");
                 let mut lat = Vec::with_capacity(n);
                 for _ in 0..n {
                     let t = Instant::now();
@@ -64,10 +87,12 @@ async fn main() -> Result<(), SdkError> {
             lat.sort_unstable();
             let mean = lat.iter().sum::<u64>() / n as u64;
             say(format!("RTT {} {} {}", lat[n / 2], lat[n * 99 / 100], mean));
+            hold("DONE");
         }
         "inflight" => {
             let tasks = arg(&args, 1);
             let per_task = arg(&args, 2);
+            hold("WARM");
             let start = Instant::now();
             let mut handles = Vec::new();
             for _ in 0..tasks {
@@ -83,6 +108,7 @@ async fn main() -> Result<(), SdkError> {
                 h.await.map_err(|e| SdkError::Io(std::io::Error::other(e)))??;
             }
             say(format!("INFLIGHT {} {}", tasks * per_task, start.elapsed().as_nanos()));
+            hold("DONE");
         }
         "events" => {
             integration.subscribe_events(vec![EventType::NewBlock]).await?;
@@ -107,6 +133,7 @@ async fn main() -> Result<(), SdkError> {
                 "EVENTS {count} {last_seq} {elapsed} {}",
                 integration.ipc().dropped_events()
             ));
+            hold("DONE");
         }
         "storage" => {
             let n = arg(&args, 1) as usize;
