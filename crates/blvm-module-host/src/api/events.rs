@@ -260,7 +260,9 @@ impl EventManager {
         let Some(ty) = event.event_type() else {
             return 0;
         };
-        let mut payload = Vec::with_capacity(64);
+        // Sized for a `NewBlock` (143 bytes) and most others, so encoding
+        // does not reallocate.
+        let mut payload = Vec::with_capacity(256);
         if let Err(e) = event.encode_payload(&mut payload) {
             tracing::warn!(event = ty.name(), error = %e, "event dropped: cannot encode");
             for sub in read(&self.table)[ty.index()].iter() {

@@ -388,7 +388,9 @@ fn closed_error() -> RemoteError {
 /// closes or a write fails.
 pub(crate) fn run_writer(conn: Arc<Connection>, rx: Receiver<Outbound>) {
     let mut buf = Vec::with_capacity(WRITE_BATCH);
-    while let Ok(first) = rx.recv() {
+    AWAKE_WRITERS.fetch_add(1, Ordering::Relaxed);
+    let mut next = next_batch(&rx);
+    while let Some(first) = next.take() {
         if conn.closed.load(Ordering::SeqCst) {
             break;
         }
@@ -412,8 +414,40 @@ pub(crate) fn run_writer(conn: Arc<Connection>, rx: Receiver<Outbound>) {
                 break;
             }
         }
+        next = next_batch(&rx);
     }
+    AWAKE_WRITERS.fetch_sub(1, Ordering::Relaxed);
     // Dropping `rx` closes the queue: the bus counts and removes it.
+}
+
+/// Writer threads of this process that are awake (not blocked on an
+/// empty queue).
+static AWAKE_WRITERS: AtomicUsize = AtomicUsize::new(0);
+
+/// The first item of the writer's next batch, blocking on an empty queue.
+///
+/// While other writers are awake too (events fan out to several modules),
+/// the writer first yields its core once: the others and their modules
+/// run, the publisher queues more behind it, and each writer takes many
+/// events per wake-up instead of being woken (a futex wake paid by the
+/// publisher, and a context switch) for every event or two. Alone it does
+/// not yield: the core would go to the publisher for a whole time slice
+/// while its queue fills and drops, so it sleeps and is woken at the next
+/// event instead.
+fn next_batch(rx: &Receiver<Outbound>) -> Option<Outbound> {
+    if let Ok(item) = rx.try_recv() {
+        return Some(item);
+    }
+    if AWAKE_WRITERS.load(Ordering::Relaxed) > 1 {
+        std::thread::yield_now();
+        if let Ok(item) = rx.try_recv() {
+            return Some(item);
+        }
+    }
+    AWAKE_WRITERS.fetch_sub(1, Ordering::Relaxed);
+    let item = rx.recv().ok();
+    AWAKE_WRITERS.fetch_add(1, Ordering::Relaxed);
+    item
 }
 
 fn push_outbound(buf: &mut Vec<u8>, item: Outbound) {

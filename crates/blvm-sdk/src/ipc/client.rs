@@ -25,7 +25,7 @@ use std::sync::{Arc, Mutex};
 use blvm_module_protocol::frame::{decode_body, encode};
 use blvm_module_protocol::methods::invocation::HEALTH_CHECK;
 use blvm_module_protocol::{
-    Empty, ErrorCode, Frame, FrameDecoder, Hello, LogRecord, RemoteError, Request, Shutdown, Welcome,
+    Empty, ErrorCode, Frame, FrameDecoder, FrameError, Hello, LogRecord, RemoteError, Request, Shutdown, Welcome,
     DEFAULT_MAX_FRAME_LEN,
 };
 use bytes::{Bytes, BytesMut};
@@ -477,9 +477,18 @@ async fn read_loop(inner: Arc<Inner>) {
         };
         buf.extend_from_slice(&chunk[..n]);
         loop {
-            match decoder.next_frame(&mut buf) {
-                Ok(Some(frame)) => dispatch(&client, frame),
+            let frame = match decoder.next_payload(&mut buf) {
+                // Events are most of what arrives: their fast path first,
+                // the general decoder for everything it leaves.
+                Ok(Some(payload)) => match super::event_frame::decode_node_event(&payload) {
+                    Some(event) => Ok(Frame::Event(event)),
+                    None => Frame::decode(payload).map_err(FrameError::from),
+                },
                 Ok(None) => break,
+                Err(e) => Err(e),
+            };
+            match frame {
+                Ok(frame) => dispatch(&client, frame),
                 Err(e) => {
                     tracing::error!(error = %e, "undecodable frame from the node; closing");
                     break 'outer;

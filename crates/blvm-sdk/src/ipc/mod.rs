@@ -1,5 +1,6 @@
 //! The module's end of the IPC socket.
 
 pub mod client;
+mod event_frame;
 
 pub use client::ModuleIpcClient;
