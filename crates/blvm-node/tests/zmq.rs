@@ -6,7 +6,6 @@
 
 mod harness;
 
-use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
 use std::sync::mpsc::Receiver;
 use std::time::{Duration, Instant};
@@ -67,15 +66,7 @@ fn subscriber(endpoint: &str) -> Option<Subscriber> {
         .stderr(Stdio::inherit())
         .spawn()
         .expect("python3 runs");
-    let stdout = child.stdout.take().expect("stdout");
-    let (tx, lines) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-            if tx.send(line).is_err() {
-                break;
-            }
-        }
-    });
+    let lines = harness::lines_of(child.stdout.take().expect("stdout"));
     let first = lines.recv_timeout(DEADLINE).expect("the subscriber starts");
     assert_eq!(first, "connected");
     Some(Subscriber { child, lines })

@@ -122,6 +122,20 @@ pub fn settings(datadir: &Path, network: &str) -> Settings {
     .or(file)
 }
 
+/// The lines `stdout` (a child's pipe) prints, read on a thread of their
+/// own, so a test waits on them with a deadline.
+pub fn lines_of(stdout: impl std::io::Read + Send + 'static) -> Receiver<String> {
+    let (tx, lines) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    lines
+}
+
 /// A node with modules and RPC running inside the test's runtime.
 pub struct Running {
     pub node: Arc<Node>,
@@ -219,15 +233,7 @@ impl NodeProcess {
             .stderr(Stdio::inherit())
             .spawn()
             .expect("blvm-node starts");
-        let stdout = child.stdout.take().expect("stdout");
-        let (tx, lines) = std::sync::mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                if tx.send(line).is_err() {
-                    break;
-                }
-            }
-        });
+        let lines = lines_of(child.stdout.take().expect("stdout"));
         NodeProcess {
             child,
             lines,
