@@ -244,11 +244,7 @@ fn slow_retrieval_a_trickling_server_is_cut_off_below_the_minimum_rate() {
     let server = Server::start(move |_, conn| {
         conn.head("200 OK", &[("Content-Length", block.len().to_string())])?;
         // The attack: one byte every 100 ms, never quite a stall.
-        for byte in &block {
-            conn.send(std::slice::from_ref(byte))?;
-            std::thread::sleep(Duration::from_millis(100));
-        }
-        Ok(())
+        conn.trickle(&block, Duration::from_millis(100))
     });
     let options = DownloadOptions {
         min_rate_bytes_per_sec: 100,
@@ -278,11 +274,7 @@ fn slow_retrieval_a_trickling_timestamp_is_cut_off_below_the_minimum_rate() {
             return conn.not_found();
         }
         conn.head("200 OK", &[("Content-Length", timestamp.len().to_string())])?;
-        for byte in &timestamp {
-            conn.send(std::slice::from_ref(byte))?;
-            std::thread::sleep(Duration::from_millis(100));
-        }
-        Ok(())
+        conn.trickle(&timestamp, Duration::from_millis(100))
     });
     let options = DownloadOptions {
         min_rate_bytes_per_sec: 100,

@@ -770,12 +770,8 @@ fn endless_data_a_server_sending_past_the_signed_length_is_cut_off_and_the_modul
 fn slow_retrieval_a_trickling_server_is_cut_off_and_the_module_stays() {
     let (f, node, server) = behind_a_hostile_server("attack-slow", |_, conn, binary| {
         conn.head("200 OK", &[("Content-Length", binary.len().to_string())])?;
-        // The attack: ten bytes a second, never quite a stall.
-        for byte in binary {
-            conn.send(std::slice::from_ref(byte))?;
-            std::thread::sleep(Duration::from_millis(100));
-        }
-        Ok(())
+        // The attack: one byte every 100 ms, never quite a stall.
+        conn.trickle(binary, Duration::from_millis(100))
     });
     let options = DownloadOptions {
         min_rate_bytes_per_sec: 100,

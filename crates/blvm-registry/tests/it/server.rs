@@ -81,21 +81,35 @@ pub struct RegistryServer {
     child: Child,
     /// `http://ADDR`.
     pub url: String,
+    /// The server's log lines (stderr), as they come; also written to
+    /// `<registry>.log`.
+    log: mpsc::Receiver<String>,
 }
 
 impl RegistryServer {
     /// Serves `registry` on a free loopback port with `extra` arguments.
     pub fn start(registry: &Path, extra: &[&str]) -> Self {
-        let log = std::fs::File::create(registry.with_extension("log")).expect("server log");
+        let mut file = std::fs::File::create(registry.with_extension("log")).expect("server log");
         let mut child = Command::new(env!("CARGO_BIN_EXE_blvm-registry"))
             .arg("serve")
             .arg(registry)
             .args(["--listen", "127.0.0.1:0"])
             .args(extra)
+            // Its timestamp re-signing is logged at debug.
+            .env("RUST_LOG", "info,blvm_registry::server=debug")
             .stdout(Stdio::piped())
-            .stderr(log)
+            .stderr(Stdio::piped())
             .spawn()
             .expect("blvm-registry serve starts");
+        let stderr = child.stderr.take().expect("stderr is piped");
+        let (log_tx, log) = mpsc::channel();
+        std::thread::spawn(move || {
+            use std::io::Write;
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                let _ = writeln!(file, "{line}");
+                let _ = log_tx.send(line);
+            }
+        });
         let stdout = child.stdout.take().expect("stdout is piped");
         let (tx, rx) = mpsc::channel();
         std::thread::spawn(move || {
@@ -109,7 +123,22 @@ impl RegistryServer {
             .strip_prefix("listening on ")
             .unwrap_or_else(|| panic!("a `listening on` line, not {line:?}"))
             .to_owned();
-        Self { child, url }
+        Self { child, url, log }
+    }
+
+    /// Waits for the `count`th log line containing `needle`.
+    #[track_caller]
+    pub fn wait_log(&self, needle: &str, count: usize) {
+        let deadline = Instant::now() + DEADLINE;
+        let mut seen = 0;
+        while seen < count {
+            let left = deadline.saturating_duration_since(Instant::now());
+            let line = self
+                .log
+                .recv_timeout(left)
+                .unwrap_or_else(|_| panic!("no log line {needle:?} ({seen} of {count}) within {DEADLINE:?}"));
+            seen += usize::from(line.contains(needle));
+        }
     }
 
     /// `GET url/PATH`.
@@ -284,13 +313,13 @@ impl Maintainer {
     }
 }
 
-/// Waits for `condition`, failing after [`DEADLINE`].
+/// Tries `attempt` (a request that answers) until it says yes, failing
+/// after [`DEADLINE`]; each try is a round trip to the server, no pause.
 #[track_caller]
-fn wait_for(what: &str, mut condition: impl FnMut() -> bool) {
+fn retry_until(what: &str, mut attempt: impl FnMut() -> bool) {
     let start = Instant::now();
-    while !condition() {
+    while !attempt() {
         assert!(start.elapsed() < DEADLINE, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(50));
     }
 }
 
@@ -484,7 +513,7 @@ fn uploads_beyond_the_concurrent_limit_are_turned_away_until_one_ends() {
     );
     // Once the stalled upload holds the one permit, the next is turned
     // away (until then this junk is read, and refused as junk).
-    wait_for("a refusal while the stalled upload holds the permit", || {
+    retry_until("a refusal while the stalled upload holds the permit", || {
         let (status, error) = server.post_publish(b"\x93junk".to_vec());
         assert!(status == 400 || status == 503, "{status} {error}");
         status == 503
@@ -605,7 +634,9 @@ fn the_server_re_signs_the_timestamp_before_it_expires() {
         timestamp["signed"]["version"].as_u64().expect("a version")
     };
     let first = version();
-    wait_for("a re-signed timestamp", || version() > first + 1);
+    // Two re-signings after the one at start.
+    server.wait_log("timestamp re-signed", 2);
+    assert!(version() > first + 1, "the served timestamp is the re-signed one");
     // What is served verifies now: it never froze.
     let mut client = TrustedMetadata::from_root(&std::fs::read(&root).expect("root")).expect("root");
     client

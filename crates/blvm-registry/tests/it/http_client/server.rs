@@ -76,6 +76,25 @@ impl Conn {
         Ok(())
     }
 
+    /// The slow-retrieval attack: `bytes` one at a time, `every` apart.
+    /// The pause is a wait for the client to hang up (a read with `every`
+    /// as its timeout), so the trickle ends as soon as the client gives up.
+    pub fn trickle(&mut self, bytes: &[u8], every: std::time::Duration) -> io::Result<()> {
+        use std::io::Read;
+        self.stream.set_read_timeout(Some(every))?;
+        for byte in bytes {
+            self.send(std::slice::from_ref(byte))?;
+            match self.stream.read(&mut [0u8; 64]) {
+                // The client closed: the attack is over.
+                Ok(0) => return Ok(()),
+                Ok(_) => {}
+                Err(e) if matches!(e.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut) => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(())
+    }
+
     /// Writes the status line and `headers`, then `Connection: close`.
     pub fn head(&mut self, status: &str, headers: &[(&str, String)]) -> io::Result<()> {
         let mut head = format!("HTTP/1.1 {status}\r\n");
