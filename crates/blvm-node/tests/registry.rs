@@ -80,7 +80,7 @@ fn prepare_with(work: &Path, version: &str, key: &Path, governance: &str) -> Pat
         std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("../../modules/block-stats/module.toml"))
             .expect("block-stats manifest");
     let manifest = manifest.replace("version = \"0.1.0\"", &format!("version = \"{version}\""));
-    let manifest = format!("{manifest}\n[governance]\nmaintainers = [\"alice\"]\nthreshold = \"1-of-1\"\n{governance}");
+    let manifest = format!("{manifest}\n[governance]\ntier = \"community\"\nmaintainers = [\"alice\"]\nthreshold = \"1-of-1\"\n{governance}");
     std::fs::write(dir.join("module.toml"), manifest).expect("manifest");
     let mut binary = std::fs::read(bins().join("block-stats")).expect("block-stats binary");
     binary.extend_from_slice(format!("build {version}").as_bytes());
@@ -245,6 +245,10 @@ fn a_module_published_to_a_served_registry_installs_into_a_running_node_loads_up
         (Some("0.1.0"), Some("running"))
     );
     assert_eq!(status["signed_by"][0], "alice");
+    assert_eq!(
+        (status["tier"].as_str(), installed["changes"][0]["tier"].as_str()),
+        (Some("community"), Some("community"))
+    );
     node.wait_line("ModuleInstalled", |l| {
         l.contains("recorded ") && l.contains("ModuleInstalled block-stats 0.1.0")
     });
