@@ -172,8 +172,18 @@ impl NodeApiIpc {
 
     /// A block template (`read_mempool`).
     pub async fn get_block_template(&self, coinbase_script: Option<Vec<u8>>) -> Result<BlockTemplate, SdkError> {
-        self.call(Method::GetBlockTemplate, &BlockTemplateParams { coinbase_script })
-            .await
+        self.get_block_template_with(&BlockTemplateParams {
+            coinbase_script,
+            ..BlockTemplateParams::default()
+        })
+        .await
+    }
+
+    /// A block template built with every param of `get_block_template`:
+    /// the coinbase script and the weight and sigops to leave free for a
+    /// coinbase the caller rewrites (`read_mempool`).
+    pub async fn get_block_template_with(&self, params: &BlockTemplateParams) -> Result<BlockTemplate, SdkError> {
+        self.call(Method::GetBlockTemplate, params).await
     }
 
     /// Submits a transaction (`send_transactions`).

@@ -10,6 +10,23 @@ pub struct BlockTemplateParams {
     /// Script the template's coinbase pays to; the node's default when nil.
     #[serde(with = "bytes_field::option", default)]
     pub coinbase_script: Option<Vec<u8>>,
+    /// Block weight, in weight units, to leave free for the header, the
+    /// transaction count and a coinbase the caller will rewrite (a Stratum
+    /// V2 pool adds its own outputs). `nil`: the node's default (4000). At
+    /// least [`BlockTemplateParams::MIN_COINBASE_RESERVED_WEIGHT`]: a lower
+    /// value is raised to it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub coinbase_reserved_weight: Option<u32>,
+    /// Sigop cost to leave free for that coinbase. `nil`: the node's
+    /// default (400).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub coinbase_reserved_sigops: Option<u32>,
+}
+
+impl BlockTemplateParams {
+    /// The least weight a template leaves for header and coinbase, as
+    /// Bitcoin Core's `-blockreservedweight` minimum.
+    pub const MIN_COINBASE_RESERVED_WEIGHT: u32 = 2000;
 }
 
 /// Result of `get_block_template`.
@@ -78,4 +95,33 @@ impl SubmitBlockResult {
     /// Every `status` a node may answer. A module must treat another value
     /// (a later version's) as not accepted.
     pub const STATUSES: [&'static str; 4] = [Self::ACCEPTED, Self::DUPLICATE, Self::INCONCLUSIVE, Self::REJECTED];
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_reserve_fields_are_optional_and_absent_when_unset() {
+        // What a module built before them sends: decodes with no reserve.
+        #[derive(Serialize)]
+        struct Old {
+            coinbase_script: Option<Vec<u8>>,
+        }
+        let old = rmp_serde::to_vec_named(&Old { coinbase_script: None }).expect("encodes");
+        let params: BlockTemplateParams = rmp_serde::from_slice(&old).expect("decodes");
+        assert_eq!(params, BlockTemplateParams::default());
+        // Unset, they are not written: the bytes are the old ones.
+        assert_eq!(rmp_serde::to_vec_named(&params).expect("encodes"), old);
+        let params = BlockTemplateParams {
+            coinbase_script: None,
+            coinbase_reserved_weight: Some(5268),
+            coinbase_reserved_sigops: Some(40),
+        };
+        let bytes = rmp_serde::to_vec_named(&params).expect("encodes");
+        assert_eq!(
+            rmp_serde::from_slice::<BlockTemplateParams>(&bytes).expect("decodes"),
+            params
+        );
+    }
 }

@@ -14,7 +14,8 @@
 //!   was added. A package that does not fit the remaining weight
 //!   (4,000,000 WU minus 4,000 WU reserved for header and coinbase) or sigop
 //!   cost (80,000 minus 400 reserved) is skipped; selection goes on with the
-//!   others. There is no early stop when the block is nearly full.
+//!   others. [`build_template_reserving`] takes another [`CoinbaseReserve`]
+//!   (a Stratum V2 pool's coinbase outputs need room of their own). There is no early stop when the block is nearly full.
 //! - [`assemble`] turns a template into a block with its merkle root;
 //!   [`mine`] grinds the nonce, then the extranonce, until the header hash
 //!   meets its target — meant for regtest, where the target is trivial.
@@ -332,15 +333,65 @@ pub fn select_transactions(entries: &[Entry], weight_budget: u64, sigop_budget: 
     selected
 }
 
+/// What a template leaves free for the header, the transaction count and
+/// the coinbase: the block weight and sigop cost the selected transactions
+/// may not use. A caller that rewrites the coinbase (a Stratum V2 pool
+/// adding its payout outputs) asks for more than the default.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CoinbaseReserve {
+    /// Weight units kept free.
+    pub weight: u64,
+    /// Sigop cost kept free.
+    pub sigops: u64,
+}
+
+impl CoinbaseReserve {
+    /// The least weight a reserve keeps (Core's `-blockreservedweight`
+    /// minimum): header, transaction count and the smallest coinbase.
+    pub const MIN_WEIGHT: u64 = 2_000;
+
+    /// A reserve of `weight` (raised to [`Self::MIN_WEIGHT`], capped at the
+    /// block limit) and `sigops` (capped at the block limit).
+    pub fn new(weight: u64, sigops: u64) -> Self {
+        CoinbaseReserve {
+            weight: weight.clamp(Self::MIN_WEIGHT, MAX_BLOCK_WEIGHT),
+            sigops: sigops.min(MAX_BLOCK_SIGOPS_COST),
+        }
+    }
+}
+
+impl Default for CoinbaseReserve {
+    /// [`COINBASE_RESERVED_WEIGHT`] and [`COINBASE_RESERVED_SIGOPS`].
+    fn default() -> Self {
+        CoinbaseReserve {
+            weight: COINBASE_RESERVED_WEIGHT,
+            sigops: COINBASE_RESERVED_SIGOPS,
+        }
+    }
+}
+
 /// Builds a template on `chain`'s tip with transactions chosen from
 /// `mempool`, paying to `coinbase_script`, with header time `time` (raised
 /// to the tip's median time past + 1 if lower).
 pub fn build_template(chain: &dyn ChainView, mempool: &Mempool, coinbase_script: ScriptBuf, time: u32) -> Template {
+    build_template_reserving(chain, mempool, coinbase_script, time, CoinbaseReserve::default())
+}
+
+/// [`build_template`], leaving `reserve` free for the coinbase instead of
+/// the default: the transactions chosen use at most the block's weight and
+/// sigop limits minus the reserve.
+pub fn build_template_reserving(
+    chain: &dyn ChainView,
+    mempool: &Mempool,
+    coinbase_script: ScriptBuf,
+    time: u32,
+    reserve: CoinbaseReserve,
+) -> Template {
     let entries = mempool.entries();
     let selected = select_transactions(
         &entries,
-        MAX_BLOCK_WEIGHT - COINBASE_RESERVED_WEIGHT,
-        MAX_BLOCK_SIGOPS_COST - COINBASE_RESERVED_SIGOPS,
+        MAX_BLOCK_WEIGHT.saturating_sub(reserve.weight),
+        MAX_BLOCK_SIGOPS_COST.saturating_sub(reserve.sigops),
     );
     build_template_with_transactions(chain, coinbase_script, time, selected)
 }

@@ -162,3 +162,45 @@ fn extranonce_rolls_when_the_nonce_space_runs_out() {
         mined.header.nonce
     );
 }
+
+#[test]
+fn a_reserve_that_leaves_no_room_for_a_transaction_leaves_it_out() {
+    let k = key(7);
+    let (chain, mp) = funded(101, &k);
+    let tx = spend(
+        &k,
+        &[chain.coinbase_outpoint(1)],
+        vec![out(&k.script, 50 * COIN - 10_000)],
+    );
+    let acc = mp.accept(tx, &chain).expect("accepted");
+    let weight = mp.entries()[0].weight;
+
+    let roomy = build_template_reserving(&chain, &mp, k.script.clone(), 0, CoinbaseReserve::new(100_000, 400));
+    assert_eq!(roomy.transactions.len(), 1);
+    assert_eq!(roomy.transactions[0].txid, acc.txid);
+
+    // Exactly the transaction's weight too little.
+    let tight = CoinbaseReserve::new(MAX_BLOCK_WEIGHT - weight + 1, 400);
+    let t = build_template_reserving(&chain, &mp, k.script.clone(), 0, tight);
+    assert!(t.transactions.is_empty(), "no room: {:?}", t.transactions);
+    assert_eq!(t.coinbase_value, t.subsidy, "no fees without the transaction");
+    // Exactly enough.
+    let exact = CoinbaseReserve::new(MAX_BLOCK_WEIGHT - weight, 400);
+    assert_eq!(
+        build_template_reserving(&chain, &mp, k.script.clone(), 0, exact)
+            .transactions
+            .len(),
+        1
+    );
+    // No sigop budget left.
+    let no_sigops = CoinbaseReserve::new(4_000, MAX_BLOCK_SIGOPS_COST);
+    let sigops = mp.entries()[0].sigop_cost;
+    let t = build_template_reserving(&chain, &mp, k.script.clone(), 0, no_sigops);
+    assert_eq!(t.transactions.is_empty(), sigops > 0);
+
+    // Clamped: at least the minimum, at most the block.
+    assert_eq!(CoinbaseReserve::new(0, 0).weight, CoinbaseReserve::MIN_WEIGHT);
+    assert_eq!(CoinbaseReserve::new(u64::MAX, u64::MAX).weight, MAX_BLOCK_WEIGHT);
+    assert_eq!(CoinbaseReserve::new(u64::MAX, u64::MAX).sigops, MAX_BLOCK_SIGOPS_COST);
+    assert_eq!(CoinbaseReserve::default(), CoinbaseReserve::new(4_000, 400));
+}

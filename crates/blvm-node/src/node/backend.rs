@@ -142,7 +142,12 @@ impl NodeBackend for NodeBackendImpl {
             .clone()
             .map(bitcoin::ScriptBuf::from_bytes)
             .unwrap_or_else(|| node.coinbase_script().clone());
-        let t = miner::build_template(&*node.chain, &node.mempool, script, super::now());
+        let default = miner::CoinbaseReserve::default();
+        let reserve = miner::CoinbaseReserve::new(
+            params.coinbase_reserved_weight.map_or(default.weight, u64::from),
+            params.coinbase_reserved_sigops.map_or(default.sigops, u64::from),
+        );
+        let t = miner::build_template_reserving(&*node.chain, &node.mempool, script, super::now(), reserve);
         Ok(BlockTemplate {
             version: t.version.to_consensus(),
             prev_hash: block_hash(&t.prev_hash),
