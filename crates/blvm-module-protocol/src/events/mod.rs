@@ -436,7 +436,7 @@ event_catalogue! {
     /// Mesh packet received from network.
     MeshPacketReceived(mesh::MeshPacketReceived) => MeshNetworking, node;
     /// Stratum V2 message received from network.
-    StratumV2MessageReceived(stratum_v2::StratumV2MessageReceived) => StratumV2, node;
+    StratumV2MessageReceived(stratum_v2::StratumV2MessageReceived) => StratumV2, any;
     /// Stratum V2 miner connected.
     StratumClientConnected(stratum_v2::StratumClientConnected) => StratumV2, any;
     /// Stratum V2 miner disconnected.

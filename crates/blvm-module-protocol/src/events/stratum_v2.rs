@@ -1,14 +1,17 @@
-//! Payloads of the Stratum V2 events: messages the node received for a
-//! Stratum V2 module, and miner connections that module reports.
+//! Payloads of the Stratum V2 events: messages a Stratum V2 module (the
+//! `stratum-v2` Template Provider) received from its clients, and the
+//! client connections it reports.
 
 use serde::{Deserialize, Serialize};
 
-/// The node received a Stratum V2 message from a peer.
+/// A Stratum V2 module received a message from a peer (published by the
+/// module that holds the connection).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct StratumV2MessageReceived {
     /// Address of the peer that sent it (`ip:port`).
     pub peer_addr: String,
-    /// The message, as received.
+    /// The message, as received: its Stratum V2 frame (6-byte header and
+    /// payload), decrypted.
     #[serde(with = "crate::hash::bytes_field")]
     pub message_data: Vec<u8>,
 }

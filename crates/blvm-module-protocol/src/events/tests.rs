@@ -550,7 +550,6 @@ fn node_observed_categories_are_node_only() {
         EventType::SyncStateChanged,
         EventType::BlockMined,
         EventType::BlockTemplateUpdated,
-        EventType::StratumV2MessageReceived,
         EventType::CompanionUdpPeerRegistered,
     ] {
         assert!(event.is_node_only(), "{event} must be node-only");
@@ -563,6 +562,7 @@ fn node_observed_categories_are_node_only() {
         EventType::RouteDiscovered,
         EventType::SelectiveSyncPolicyApplied,
         EventType::StratumClientConnected,
+        EventType::StratumV2MessageReceived,
     ] {
         assert!(!event.is_node_only(), "{event} is published by modules");
     }
