@@ -4,20 +4,27 @@
 #   scripts/fuzz.sh TARGET SECONDS    one target for SECONDS
 #   scripts/fuzz.sh all SECONDS       every target, SECONDS each
 #   scripts/fuzz.sh list              the targets
+#   FUZZ_RUNS=N scripts/fuzz.sh ...   stop each target after N executions
+#                                     (or SECONDS, whichever comes first)
 #
 # Needs cargo-fuzz (`cargo install cargo-fuzz`); runs on the stable
 # toolchain, without a sanitizer (`-s none`: libFuzzer's coverage only;
-# the code under test is safe Rust, and a panic or an allocation past
-# -rss_limit_mb is the failure).
+# the code under test is safe Rust, and a panic, a hang past -timeout or
+# memory past -rss_limit_mb, 2048 MB, is the failure).
 # Each target starts from a seed corpus made from the checked-in test
 # vectors and real manifests (fuzz/corpus/<target>, kept between runs, not
 # committed). A crash or hang is saved in fuzz/artifacts/<target>/ and the
 # run fails: turn it into a regression test in the normal suite, then fix
-# it. Prints per target the executions run and the coverage reached.
+# it. Prints per target the executions run, the coverage reached and the
+# wall time, and at the end a summary line per target.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root="$PWD"
-targets=(frame_stream event_decode manifest tuf_metadata jsonrpc_request)
+targets=(frame_stream event_decode event_roundtrip params handshake manifest manifest_structured tuf_metadata jsonrpc_request)
+# The memory cap, MB (libFuzzer checks the process's RSS every second):
+# the allocation bound property.
+rss_limit_mb=2048
+summary=()
 
 usage() {
     echo "usage: scripts/fuzz.sh TARGET|all SECONDS | list" >&2
@@ -42,6 +49,30 @@ seed() {
             { printf '\x00'; tail -c +5 "$f"; } >"$dir/seed-$n"
         done
         ;;
+    params)
+        # A row of the method table, then the params of a real request.
+        for f in crates/blvm-module-protocol/tests/vectors/*.bin; do
+            n=$((n + 1))
+            { printf "\\x$(printf %02x $((n % 52)))"; tail -c +5 "$f"; } >"$dir/seed-$n"
+        done
+        ;;
+    handshake)
+        # Each vector as a connection's stream (a hello among them), and
+        # structured hellos.
+        for f in crates/blvm-module-protocol/tests/vectors/*.bin; do
+            { printf '\x00'; cat "$f"; } >"$dir/seed-$(basename "$f")"
+        done
+        for b in 0 1 2 3; do
+            printf "\\x01\\x0$b\\x02\\x02\\x02\\x02\\x02\\x02" >"$dir/seed-structured-$b"
+        done
+        ;;
+    event_roundtrip | manifest_structured)
+        # Structure-aware: any bytes make a value; these are a start.
+        for f in crates/blvm-module-protocol/tests/vectors/*.bin modules/*/module.toml; do
+            n=$((n + 1))
+            cp "$f" "$dir/seed-$n"
+        done
+        ;;
     manifest)
         for f in modules/*/module.toml; do
             cp "$f" "$dir/seed-$(basename "$(dirname "$f")").toml"
@@ -61,22 +92,35 @@ seed() {
     esac
 }
 
-# Fuzzes `target` for `seconds`; prints its executions and coverage.
+# Fuzzes `target` for `seconds` (and at most FUZZ_RUNS executions);
+# prints its executions, coverage and wall time.
 run() {
-    local target="$1" seconds="$2" log
+    local target="$1" seconds="$2" log start wall
+    local -a limits=(-max_total_time="$seconds")
+    [ -z "${FUZZ_RUNS:-}" ] || limits+=(-runs="$FUZZ_RUNS")
     seed "$target"
     log="$(mktemp)"
+    if ! (cd fuzz && cargo fuzz build -s none "$target") >"$log" 2>&1; then
+        tail -n 40 "$log" >&2
+        rm -f "$log"
+        return 1
+    fi
+    start="$(date +%s)"
     if ! (cd fuzz && cargo fuzz run -s none "$target" "corpus/$target" -- \
-        -max_total_time="$seconds" -rss_limit_mb=2048 -timeout=10 -print_final_stats=1) >"$log" 2>&1; then
+        "${limits[@]}" -rss_limit_mb="$rss_limit_mb" -timeout=10 -print_final_stats=1) >"$log" 2>&1; then
         tail -n 40 "$log" >&2
         echo "fuzz.sh: $target failed; the input is in fuzz/artifacts/$target/" >&2
         rm -f "$log"
         return 1
     fi
-    local runs cov
+    wall=$(($(date +%s) - start))
+    local runs cov ft
     runs="$(sed -n 's/^stat::number_of_executed_units: *//p' "$log" | tail -n 1 || true)"
-    cov="$( (grep -o 'cov: [0-9]*' "$log" || true) | tail -n 1)"
-    echo "fuzz.sh: $target: ${runs:-?} executions in ${seconds} s, ${cov:-cov: ?} edges, no crash"
+    cov="$( (grep -o 'cov: [0-9]*' "$log" || true) | tail -n 1 | sed 's/cov: //')"
+    ft="$( (grep -o 'ft: [0-9]*' "$log" || true) | tail -n 1 | sed 's/ft: //')"
+    local line="$target: ${runs:-?} executions in ${wall} s, cov: ${cov:-?} edges, ft: ${ft:-?} features, no crash"
+    echo "fuzz.sh: $line"
+    summary+=("$line")
     rm -f "$log"
 }
 
@@ -89,6 +133,8 @@ all)
     for target in "${targets[@]}"; do
         run "$target" "$2"
     done
+    echo "fuzz.sh: every target:"
+    printf '  %s\n' "${summary[@]}"
     ;;
 "")
     usage
