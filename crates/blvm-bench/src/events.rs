@@ -247,6 +247,7 @@ fn add(total: &mut ProcStat, spent: &ProcStat) {
     total.switches += spent.switches;
     total.syscr = Some(total.syscr.unwrap_or(0) + spent.syscr.unwrap_or(0));
     total.syscw = Some(total.syscw.unwrap_or(0) + spent.syscw.unwrap_or(0));
+    total.syscalls = spent.syscalls.map(|s| total.syscalls.unwrap_or(0) + s);
 }
 
 /// One side of the floor: this process writes `n` frames of `frame_len`

@@ -15,7 +15,7 @@
 //! (floor, plain stack, system, floor …; see `rounds`; the plain stack is
 //! tokio + length-delimited MessagePack, see `plain`) and print each figure's
 //! median and min–max over the rounds, each ratio taken inside its round,
-//! and beside each figure the CPU time, wake-ups and read/write syscalls
+//! and beside each figure the CPU time, wake-ups and syscalls
 //! per operation of the node side and of the module side (see
 //! `procstat`):
 //!
@@ -93,6 +93,7 @@ mod spinner;
 mod stall;
 mod storage;
 mod subscribers;
+mod syscalls;
 
 type Error = Box<dyn std::error::Error>;
 

@@ -1,5 +1,5 @@
-//! What a process spent, from procfs: CPU run time, context switches and
-//! read/write syscalls summed over its threads, so that a figure can be
+//! What a process spent, from procfs and the kernel's syscall tracepoint:
+//! CPU run time, context switches and syscalls summed over its threads, so that a figure can be
 //! shown beside the work it cost (per operation) and a slowdown told
 //! apart from more work. And the machine's load (load average, CPU
 //! pressure) so a run says how busy the machine was.
@@ -10,7 +10,9 @@
 //!   every time the thread left the CPU, by sleeping (a wake-up follows)
 //!   or by preemption;
 //! - `io`, `syscr` / `syscw`: read-class and write-class syscalls (read,
-//!   readv, recvmsg … / write, writev, sendmsg …), not every syscall.
+//!   readv, recvmsg … / write, writev, sendmsg …), not every syscall;
+//! - every syscall, from a perf counter per thread (`syscalls`), where
+//!   the kernel lets us count them; then `io` is not used.
 //!
 //! Threads that exit between two samples take their counts with them, so
 //! the measured processes keep their threads alive across a window.
@@ -28,6 +30,9 @@ pub(crate) struct ProcStat {
     pub syscr: Option<u64>,
     /// Write-class syscalls; `None` when `io` is unreadable.
     pub syscw: Option<u64>,
+    /// Every syscall since each thread was first sampled; `None` when
+    /// they cannot be counted (see `syscalls`).
+    pub syscalls: Option<u64>,
 }
 
 impl ProcStat {
@@ -37,10 +42,15 @@ impl ProcStat {
         let mut s = ProcStat {
             syscr: Some(0),
             syscw: Some(0),
+            syscalls: crate::syscalls::available().then_some(0),
             ..ProcStat::default()
         };
         for task in tasks.flatten() {
             let dir = task.path();
+            if let Some(total) = s.syscalls.as_mut() {
+                let tid = task.file_name().to_str().and_then(|t| t.parse().ok());
+                *total += tid.and_then(crate::syscalls::count).unwrap_or(0);
+            }
             s.run_ns += run_ns(&dir).unwrap_or(0);
             s.switches += switches(&dir).unwrap_or(0);
             match syscalls(&dir) {
@@ -67,17 +77,21 @@ impl ProcStat {
             switches: self.switches.saturating_sub(earlier.switches),
             syscr: sub(self.syscr, earlier.syscr),
             syscw: sub(self.syscw, earlier.syscw),
+            syscalls: sub(self.syscalls, earlier.syscalls),
         }
     }
 
     /// Records, into `rounds`, this span's cost per operation of `ops`
     /// operations under `side` ("node", "module" …) for figure `what`:
-    /// CPU µs, wake-ups (context switches) and read/write syscalls.
+    /// CPU µs, wake-ups (context switches) and syscalls: all of them
+    /// where they are counted, else procfs's read-class and write-class.
     pub fn record_per_op(&self, rounds: &mut crate::rounds::Rounds, what: &str, side: &str, ops: u64) {
         let n = ops.max(1) as f64;
         rounds.record(&format!("{what}: {side} CPU/op"), "us", self.run_ns as f64 / 1e3 / n);
         rounds.record(&format!("{what}: {side} wake-ups/op"), "", self.switches as f64 / n);
-        if let (Some(r), Some(w)) = (self.syscr, self.syscw) {
+        if let Some(all) = self.syscalls {
+            rounds.record(&format!("{what}: {side} syscalls/op"), "", all as f64 / n);
+        } else if let (Some(r), Some(w)) = (self.syscr, self.syscw) {
             rounds.record(&format!("{what}: {side} read syscalls/op"), "", r as f64 / n);
             rounds.record(&format!("{what}: {side} write syscalls/op"), "", w as f64 / n);
         }
