@@ -250,8 +250,10 @@ impl Conn {
         if let Some(t) = self.template().await {
             let last_fees = self.last_sent.map_or(0, |(_, fees)| fees);
             if Some(t.prev_hash) != self.tip {
-                // A new tip: its notice is on its way.
-                self.dirty = true;
+                // A new tip, seen before its notice (which then finds
+                // the client on it already).
+                let tip = *self.provider.tips().borrow();
+                self.send_tip(t, tip).await?;
             } else if t.fees >= last_fees.saturating_add(self.provider.config.fee_delta_sat) {
                 tracing::debug!(peer = %self.peer, fees = t.fees, last_fees, "fees improved: a new template");
                 self.send_template(t, false).await?;
@@ -280,8 +282,8 @@ impl Conn {
                     if self.tip == Some(t.prev_hash) {
                         self.send_template(t, false).await?;
                     } else {
-                        let tip = *self.provider.tips().borrow();
-                        self.send_tip(t, tip).await?;
+                        // Not for a new block: no latency to measure.
+                        self.send_tip(t, None).await?;
                     }
                 }
             }

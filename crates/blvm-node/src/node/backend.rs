@@ -181,10 +181,25 @@ impl NodeBackend for NodeBackendImpl {
     fn submit_block(&self, block: &[u8]) -> Result<SubmitBlockResult, BackendError> {
         let block: bitcoin::Block =
             deserialize(block).map_err(|e| BackendError::InvalidParams(format!("Block decode failed: {e}")))?;
-        let (status, reason) = match self.node()?.submit_block(&block) {
+        let node = self.node()?;
+        let (status, reason) = match node.submit_block(&block) {
             Ok(ProcessOutcome::Duplicate { .. }) => (SubmitBlockResult::DUPLICATE, None),
             Ok(ProcessOutcome::SideBranch { .. }) => (SubmitBlockResult::INCONCLUSIVE, None),
-            Ok(_) => (SubmitBlockResult::ACCEPTED, None),
+            Ok(outcome) => {
+                // A module mined it (a Stratum V2 pool's solution): on the
+                // active chain now, as the node's own blocks are.
+                let height = match outcome {
+                    ProcessOutcome::Connected { height, .. } => height,
+                    ProcessOutcome::Reorg(r) => r.new_height,
+                    _ => node.chain.tip().height,
+                };
+                node.publish(blvm_module_protocol::events::BlockMined {
+                    block_hash: block_hash(&block.block_hash()),
+                    height: u64::from(height),
+                    miner_id: None,
+                });
+                (SubmitBlockResult::ACCEPTED, None)
+            }
             Err(BlockError::Orphan(_)) => (SubmitBlockResult::REJECTED, Some("prev-blk-not-found".to_owned())),
             Err(e @ BlockError::Invalid(_)) => (SubmitBlockResult::REJECTED, Some(e.reason().to_owned())),
             Err(e) => return Err(BackendError::Internal(e.to_string())),

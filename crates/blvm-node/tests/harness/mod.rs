@@ -61,9 +61,9 @@ pub fn temp_dir(tag: &str) -> TempDir {
     TempDir(dir)
 }
 
-/// Builds the test module binaries, the example modules (and the
-/// zmq-publisher) and the registry's binaries (`blvm-registry`,
-/// `blvm-module`) once; returns the target dir.
+/// Builds the test module binaries, the example modules (the
+/// zmq-publisher and stratum-v2 too) and the registry's binaries
+/// (`blvm-registry`, `blvm-module`) once; returns the target dir.
 pub fn bins() -> &'static Path {
     static DIR: OnceLock<PathBuf> = OnceLock::new();
     DIR.get_or_init(|| {
@@ -82,6 +82,8 @@ pub fn bins() -> &'static Path {
                 "blvm-registry",
                 "-p",
                 "zmq-publisher",
+                "-p",
+                "stratum-v2",
                 "--bins",
             ])
             .status()

@@ -50,6 +50,16 @@ fn describe(event: &Event) -> String {
         Event::BlockSyncStarted(s) => format!("BlockSyncStarted {} {}", s.start_height, s.target_height),
         Event::BlockSyncProgress(s) => format!("BlockSyncProgress {} {}", s.current_height, s.target_height),
         Event::BlockSyncCompleted(s) => format!("BlockSyncCompleted {}", s.final_height),
+        Event::BlockMined(b) => format!("BlockMined {} {}", b.height, b.block_hash),
+        Event::MiningJobCreated(j) => format!("MiningJobCreated {} {}", j.job_id, j.height),
+        Event::StratumClientConnected(c) => {
+            format!("StratumClientConnected {} {}", c.endpoint, c.protocol_version)
+        }
+        Event::StratumClientDisconnected(c) => format!("StratumClientDisconnected {} {}", c.endpoint, c.reason),
+        Event::StratumV2MessageReceived(m) => {
+            let header: String = m.message_data.iter().take(6).map(|b| format!("{b:02x}")).collect();
+            format!("StratumV2MessageReceived {} {header}", m.peer_addr)
+        }
         other => other.name().to_owned(),
     }
 }
