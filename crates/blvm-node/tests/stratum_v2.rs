@@ -253,6 +253,7 @@ fn without_network_access_the_module_cannot_listen_and_its_status_says_why() {
     assert_eq!(status["network_access"], json!(false), "{status:#}");
     assert_eq!(status["listening"], Value::Null);
     let why = status["listen_error"].as_str().expect("a reason");
+    println!("listen_error without network_access: {why}");
     assert!(why.contains(&n.listen.to_string()), "{why}");
     assert!(why.contains("not granted `network_access`"), "{why}");
     assert!(

@@ -148,6 +148,7 @@ fn the_reference_pool_connects_to_the_module_and_takes_its_templates_and_tips() 
     pool.wait("target: U256(7fffff0000000000000000000000000000000000000000000000000000000000)");
     pool.wait("Required template data received, ready to accept connections");
     let status = n.status();
+    println!("stratumv2_status with pool_sv2 connected: {status}");
     let clients = status["clients"].as_array().expect("clients");
     assert_eq!(clients.len(), 1, "{status:#}");
     let client = &clients[0];
