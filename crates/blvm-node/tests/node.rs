@@ -463,8 +463,14 @@ fn main_command_loads_the_example_modules_produces_blocks_and_a_module_reacts() 
     let dir = temp_dir("main");
     let datadir = dir.join("data");
     let modules = datadir.join("modules");
-    for name in ["block-stats", "fee-watcher"] {
-        install(&modules, name, &example_manifest(name), name, "");
+    // The Template Provider on a port of its own choosing (its default,
+    // 8442, may be taken by another test).
+    for (name, config) in [
+        ("block-stats", ""),
+        ("fee-watcher", ""),
+        ("stratum-v2", "listen = \"127.0.0.1:0\"\n"),
+    ] {
+        install(&modules, name, &example_manifest(name), name, config);
     }
     let mut child = Command::new(env!("CARGO_BIN_EXE_blvm-node"))
         .args([
@@ -492,7 +498,7 @@ fn main_command_loads_the_example_modules_produces_blocks_and_a_module_reacts() 
     let mut log = Vec::new();
     let mut seen = BTreeMap::new();
     let deadline = std::time::Instant::now() + DEADLINE;
-    while seen.len() < 4 {
+    while seen.len() < 5 {
         let left = deadline.saturating_duration_since(std::time::Instant::now());
         let Ok(line) = rx.recv_timeout(left) else {
             let _ = child.kill();
@@ -505,6 +511,7 @@ fn main_command_loads_the_example_modules_produces_blocks_and_a_module_reacts() 
             ("loaded", "module loaded"),
             ("produced", "block produced"),
             ("reacted", "block 1 "),
+            ("listening", "stratum-v2 listening on 127.0.0.1:"),
         ] {
             if line.contains(needle) && (key != "reacted" || line.contains("block-stats")) {
                 seen.insert(key, line.clone());
@@ -544,7 +551,7 @@ fn main_command_loads_the_example_modules_produces_blocks_and_a_module_reacts() 
             digits.split_whitespace().next().map(str::to_owned)
         })
         .collect();
-    assert_eq!(module_pids.len(), 2, "both example modules connected: {module_pids:?}");
+    assert_eq!(module_pids.len(), 3, "the example modules connected: {module_pids:?}");
     for pid in module_pids {
         assert!(
             !Path::new(&format!("/proc/{pid}")).exists() || is_zombie(&pid),
