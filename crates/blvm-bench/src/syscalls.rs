@@ -30,6 +30,10 @@ const ID_FILES: [&str; 2] = [
     "/sys/kernel/debug/tracing/events/raw_syscalls/sys_enter/id",
 ];
 
+/// How many counters may be open before those of exited threads are
+/// closed.
+const PRUNE_AT: usize = 256;
+
 /// The tracepoint id of `raw_syscalls:sys_enter`, when the kernel gives
 /// one and this process may count it.
 fn tracepoint() -> Option<u64> {
@@ -88,6 +92,12 @@ pub(crate) fn count(tid: i32) -> Option<u64> {
     static COUNTERS: OnceLock<Mutex<HashMap<i32, File>>> = OnceLock::new();
     let id = tracepoint()?;
     let mut counters = COUNTERS.get_or_init(Default::default).lock().ok()?;
+    if counters.len() >= PRUNE_AT {
+        // Each counter holds a descriptor: those of threads that exited
+        // (the bench starts and stops hundreds of modules) are closed
+        // before they exhaust the process's descriptors.
+        counters.retain(|tid, _| std::path::Path::new(&format!("/proc/{tid}")).exists());
+    }
     // A tid can be reused by a later thread; the counter then counts
     // from the first sample, which is what `since` subtracts.
     let counter = match counters.entry(tid) {
