@@ -12,13 +12,16 @@
 //!    limits: `process::spawner`; v1 limit groups here): needs root's
 //!    right to migrate, so before the uid drop;
 //!    first so every later instruction is accounted and limited;
-//! 2. rlimits: lowering needs nothing, but a hard limit can only be raised
-//!    by a privileged process, so before the uid drop;
-//! 3. `unshare(CLONE_NEWNET)` unless `network_access`, then
+//! 2. `unshare(CLONE_NEWNET)` unless `network_access`, then
 //!    `unshare(CLONE_NEWIPC)` and the mount namespace with the module's
 //!    minimal root (`namespaces`; the pid namespace was made at the fork
 //!    itself, by the spawner thread): all need `CAP_SYS_ADMIN`, which the
 //!    uid drop takes away;
+//! 3. rlimits: lowering needs nothing, but a hard limit can only be raised
+//!    by a privileged process, so before the uid drop; after the mount
+//!    setup, which opens descriptors while the child still holds all of
+//!    the node's (close-on-exec, closed only at exec): under a lower
+//!    `RLIMIT_NOFILE` than the node's count it could open none;
 //! 4. uid/gid drop to the module's own ids (when the node is root):
 //!    changing credentials clears `PR_SET_PDEATHSIG`, so it comes before it;
 //!    then a fresh session keyring (`keyring`): after the drop, so it is
@@ -504,7 +507,7 @@ impl Prepared {
                 .map_err(|e| e.to_string());
             need(layer, result, &mut report)?;
         }
-        // 2. rlimits.
+        // rlimits (applied in the child after the mount setup, step 3).
         let rlimits = limits::rlimits(&spec.limits, report.active.contains(&Layer::CgroupMemory));
         need(Layer::Rlimits, Ok(()), &mut report)?;
         // 3. network, IPC and pid namespaces (the last is made by the
@@ -688,7 +691,6 @@ impl Prepared {
     /// (an error is a plain integer inside `io::Error`).
     pub(crate) fn apply_in_child(&mut self) -> io::Result<()> {
         self.groups.join_in_child()?;
-        limits::apply_rlimits(&self.rlimits).map_err(|e| child_error(Layer::Rlimits, e.raw_os_error()))?;
         if self.netns {
             netns::unshare_in_child().map_err(|e| child_error(Layer::NetNamespace, e.raw_os_error()))?;
         }
@@ -699,6 +701,11 @@ impl Prepared {
             plan.enter_in_child()
                 .map_err(|e| child_error(Layer::MountNamespace, e.raw_os_error()))?;
         }
+        // After the mount setup, which opens descriptors: until exec the
+        // child still holds every descriptor of the node (close-on-exec),
+        // and a node holding more than the module's `RLIMIT_NOFILE` would
+        // leave that setup none to open.
+        limits::apply_rlimits(&self.rlimits).map_err(|e| child_error(Layer::Rlimits, e.raw_os_error()))?;
         if let Some(ids) = self.run_as {
             privileges::drop_to(ids).map_err(|e| child_error(Layer::UidDrop, e.raw_os_error()))?;
         }

@@ -759,3 +759,28 @@ async fn manifest_resources_tighten_the_operators_limits_but_never_loosen_them()
     assert_eq!(read_number(memory.join(memory_limit_file(&version))), 256 << 20);
     node.manager.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_holding_more_descriptors_than_a_modules_open_files_limit_still_starts_it_under_that_limit() {
+    // A busy node (RPC clients, modules, peers) may hold more descriptors
+    // than a module may open: 256 here. The child of the spawn inherits
+    // them until exec (close-on-exec), so a limit applied before the
+    // sandbox's own setup left it no descriptor to open.
+    let node = node("many-fds", Some(256 << 20)).await;
+    install(&node, "attacker", "");
+    let held: Vec<std::fs::File> = (0..300)
+        .map(|_| std::fs::File::open("/dev/null").expect("open /dev/null"))
+        .collect();
+    let report = node.manager.auto_load_modules().await.expect("load ran");
+    assert_eq!(report.loaded, vec!["attacker".to_string()], "{report:?}");
+    let pid = node.manager.module_status("attacker").expect("status").pid.expect("a pid");
+    let limits = std::fs::read_to_string(format!("/proc/{pid}/limits")).expect("limits");
+    let open_files = limits.lines().find(|l| l.starts_with("Max open files")).expect("a line");
+    assert_eq!(
+        open_files.split_whitespace().nth(3),
+        Some("256"),
+        "the module runs under its limit: {open_files}"
+    );
+    drop(held);
+    node.manager.shutdown().await;
+}
