@@ -773,9 +773,17 @@ async fn a_node_holding_more_descriptors_than_a_modules_open_files_limit_still_s
         .collect();
     let report = node.manager.auto_load_modules().await.expect("load ran");
     assert_eq!(report.loaded, vec!["attacker".to_string()], "{report:?}");
-    let pid = node.manager.module_status("attacker").expect("status").pid.expect("a pid");
+    let pid = node
+        .manager
+        .module_status("attacker")
+        .expect("status")
+        .pid
+        .expect("a pid");
     let limits = std::fs::read_to_string(format!("/proc/{pid}/limits")).expect("limits");
-    let open_files = limits.lines().find(|l| l.starts_with("Max open files")).expect("a line");
+    let open_files = limits
+        .lines()
+        .find(|l| l.starts_with("Max open files"))
+        .expect("a line");
     assert_eq!(
         open_files.split_whitespace().nth(3),
         Some("256"),
