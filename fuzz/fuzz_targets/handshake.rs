@@ -129,6 +129,23 @@ fn expect(server: &ModuleIpcServer, n: u64) -> Expected {
     }
 }
 
+/// The server's directory is `<temp>/<TEMP_PREFIX><pid>`.
+const TEMP_PREFIX: &str = "blvm-fuzz-handshake-";
+
+/// Removes the directories of earlier runs (a fuzzer exits without
+/// cleaning up) whose process is gone.
+fn sweep() {
+    for entry in std::fs::read_dir(std::env::temp_dir()).into_iter().flatten().flatten() {
+        let name = entry.file_name();
+        let Some(pid) = name.to_str().and_then(|n| n.strip_prefix(TEMP_PREFIX)) else {
+            continue;
+        };
+        if !std::path::Path::new("/proc").join(pid).exists() {
+            let _ = std::fs::remove_dir_all(entry.path());
+        }
+    }
+}
+
 fn node() -> &'static Node {
     static NODE: OnceLock<Node> = OnceLock::new();
     NODE.get_or_init(|| {
@@ -138,7 +155,8 @@ fn node() -> &'static Node {
         unsafe {
             libc::signal(libc::SIGPIPE, libc::SIG_IGN);
         }
-        let dir = std::env::temp_dir().join(format!("blvm-fuzz-handshake-{}", std::process::id()));
+        sweep();
+        let dir = std::env::temp_dir().join(format!("{TEMP_PREFIX}{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).expect("a temp dir");
         let hub = Arc::new(ModuleApiHub::new(Arc::new(Nothing), Arc::new(EventManager::new())));
