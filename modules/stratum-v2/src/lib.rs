@@ -15,7 +15,9 @@
 //! - [`messages`]: client messages decoded, server messages built;
 //! - [`provider`]: what every connection shares (templates from the node,
 //!   status, metrics, published events);
-//! - [`connection`]: one client, from handshake to disconnection.
+//! - [`connection`]: one client, from handshake to disconnection;
+//! - [`status`]: what `stratumv2_status` answers;
+//! - [`log`]: `tracing` events as the node's log lines.
 
 pub mod authority;
 pub mod config;

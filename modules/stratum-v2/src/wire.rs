@@ -36,6 +36,9 @@ use crate::Error;
 pub const MAX_FRAME: usize = 128 * 1024;
 /// How long a peer has to complete the Noise handshake.
 pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long a write may wait for a peer that does not read: after it,
+/// the connection fails (and only that client's task ends).
+pub const WRITE_TIMEOUT: Duration = Duration::from_secs(30);
 /// An SV2 frame header: extension type (2), message type (1), length (3).
 pub const HEADER_LEN: usize = 6;
 /// Plaintext bytes per Noise chunk of a payload.
@@ -150,14 +153,17 @@ impl Writer {
     ///
     /// # Errors
     ///
-    /// [`Error::Encode`] for a message too long for a frame, the socket's.
+    /// [`Error::Encode`] for a message too long for a frame, the socket's
+    /// (`TimedOut` after [`WRITE_TIMEOUT`]).
     pub async fn send<M: Serialize + GetSize>(&mut self, msg_type: u8, message: M) -> Result<usize, Error> {
         let frame = MessageFrame::from_message(message, msg_type, 0, false).map_err(|e| Error::Encode {
             what: "frame",
             why: format!("{e:?}"),
         })?;
         let bytes: Vec<u8> = self.encoder.encode_transport(frame, &mut self.state)?;
-        self.stream.write_all(&bytes).await?;
+        tokio::time::timeout(WRITE_TIMEOUT, self.stream.write_all(&bytes))
+            .await
+            .map_err(|_| std::io::Error::new(std::io::ErrorKind::TimedOut, "the peer does not read"))??;
         Ok(bytes.len())
     }
 
