@@ -33,6 +33,7 @@ pub mod security;
 pub mod services;
 
 pub use api::backend::{BackendError, NodeBackend};
+pub use api::durable::{CursorStore, DurableStatus};
 pub use api::events::{DeliveryStats, EventManager};
 pub use api::hub::ModuleApiHub;
 pub use ipc::{ConnectionEvent, IpcServerConfig, ModuleConnectionHandle, ModuleIpcServer, ModuleSpec, ModuleTicket};

@@ -103,6 +103,37 @@ pub struct EventFrame {
     /// events. Set by the node from the publisher's handshake, never by the
     /// publisher.
     pub origin: Option<String>,
+    /// Set on an event of a durable subscription (`subscribe_durable`):
+    /// its durable sequence number, to acknowledge, and its idempotency
+    /// key. `None` on the at-most-once path.
+    pub durable: Option<DurableMark>,
+}
+
+/// What a durable event carries besides the event: the number the module
+/// acknowledges (`ack_events`) and the idempotency key (network, height,
+/// hash) by which a consumer drops a redelivered event.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
+pub struct DurableMark {
+    /// The module's durable sequence number: 1 for the first durable event
+    /// the node ever sent it, +1 for each after, kept across restarts of
+    /// the module and of the node. A redelivered event has a new number.
+    pub seq: u64,
+    /// The network (`main`, `test`, `regtest`, …): the key's first part.
+    pub network: String,
+    /// The height of the block the event is about (for `ChainReorg`, the
+    /// new tip's).
+    pub height: u64,
+    /// The hash of that block.
+    pub hash: crate::Hash32,
+}
+
+impl DurableMark {
+    /// The idempotency key as text: `<network>:<event>:<height>:<hash>`,
+    /// the hash in display hex. Unique per chain event, equal for a
+    /// redelivery of the same one.
+    pub fn key(&self, event: &str) -> String {
+        format!("{}:{}:{}:{}", self.network, event, self.height, self.hash)
+    }
 }
 
 impl EventFrame {
@@ -141,6 +172,7 @@ impl Frame {
         let mut event_payload = None;
         let mut error = None;
         let mut origin = None;
+        let mut durable = None;
         for _ in 0..entries {
             match r.str()? {
                 "type" => kind = Some(r.str()?),
@@ -155,6 +187,7 @@ impl Frame {
                 "result" => result = Some(r.skip_value()?),
                 "payload" => event_payload = Some(r.skip_value()?),
                 "error" => error = Some(r.skip_value()?),
+                "durable" => durable = Some(r.skip_value()?),
                 _ => {
                     r.skip_value()?;
                 }
@@ -192,6 +225,10 @@ impl Frame {
                 },
                 payload: raw(event_payload, EMPTY_MAP),
                 origin: origin.map(str::to_owned),
+                durable: match durable {
+                    Some(range) => Some(decode_body("durable", &payload[range])?),
+                    None => None,
+                },
             }),
             "hello" => Frame::Hello(decode_body("hello", &payload)?),
             "welcome" => Frame::Welcome(decode_body("welcome", &payload)?),
@@ -221,13 +258,22 @@ impl Frame {
                 }
                 Err(e) => encode::response_err(out, r.id, e),
             },
-            Frame::Event(e) => {
-                match &e.origin {
-                    None => encode::event_raw(out, e.seq, &e.name, &e.payload),
-                    Some(origin) => encode::event_from(out, e.seq, &e.name, origin, &e.payload),
+            Frame::Event(e) => match (&e.origin, &e.durable) {
+                (None, None) => {
+                    encode::event_raw(out, e.seq, &e.name, &e.payload);
+                    Ok(())
                 }
-                Ok(())
-            }
+                (Some(origin), None) => {
+                    encode::event_from(out, e.seq, &e.name, origin, &e.payload);
+                    Ok(())
+                }
+                (None, Some(mark)) => encode::event_durable(out, e.seq, &e.name, &e.payload, mark),
+                // Durable events are the node's own chain events.
+                (Some(_), Some(_)) => Err(EncodeError {
+                    what: "event",
+                    source: rmp_serde::encode::Error::Syntax("a durable event has no origin".into()),
+                }),
+            },
             Frame::Unknown { kind } => {
                 let start = encode::begin(out);
                 rmp::encode::write_map_len(out, 1).expect("writing to a Vec cannot fail");
@@ -389,6 +435,35 @@ pub mod encode {
         finish(out, start);
     }
 
+    /// An event of a durable subscription: [`event_raw`]'s frame with
+    /// `durable` ([`DurableMark`]) after `payload`.
+    pub fn event_durable(
+        out: &mut Vec<u8>,
+        seq: u64,
+        name: &str,
+        payload: &[u8],
+        mark: &DurableMark,
+    ) -> Result<(), EncodeError> {
+        const HEAD: &[u8] = b"\x85\xa4type\xa5event\xa3seq";
+        const EVENT_KEY: &[u8] = b"\xa5event";
+        const PAYLOAD_KEY: &[u8] = b"\xa7payload";
+        const DURABLE_KEY: &[u8] = b"\xa7durable";
+        let start = begin(out);
+        out.extend_from_slice(HEAD);
+        write_uint(out, seq);
+        out.extend_from_slice(EVENT_KEY);
+        write_str(out, name);
+        out.extend_from_slice(PAYLOAD_KEY);
+        out.extend_from_slice(payload);
+        out.extend_from_slice(DURABLE_KEY);
+        if let Err(e) = body(out, "durable", mark) {
+            out.truncate(start);
+            return Err(e);
+        }
+        finish(out, start);
+        Ok(())
+    }
+
     /// A control frame: the body's fields with `type` first, in one map.
     pub fn control<T: Serialize>(out: &mut Vec<u8>, kind: &'static str, value: &T) -> Result<(), EncodeError> {
         let mut tmp = Vec::new();
@@ -461,12 +536,26 @@ mod tests {
             name: "SomethingNew".into(),
             payload: Bytes::from_static(&[0x81, 0xa1, b'a', 0x01]),
             origin: None,
+            durable: None,
         }));
         round_trip(Frame::Event(EventFrame {
             seq: 4,
             name: "block-stats.summary".into(),
             payload: Bytes::from_static(&[0x81, 0xa1, b'a', 0x01]),
             origin: Some("block-stats".into()),
+            durable: None,
+        }));
+        round_trip(Frame::Event(EventFrame {
+            seq: 5,
+            name: "NewBlock".into(),
+            payload: Bytes::from_static(&[0x81, 0xa1, b'a', 0x01]),
+            origin: None,
+            durable: Some(DurableMark {
+                seq: 17,
+                network: "regtest".into(),
+                height: 101,
+                hash: Hash32([7; 32]),
+            }),
         }));
         round_trip(Frame::Unknown {
             kind: "telemetry".into(),
@@ -560,6 +649,7 @@ mod tests {
                     Bytes::from(p)
                 },
                 origin: None,
+                durable: None,
             }),
         ] {
             let mut out = Vec::new();

@@ -43,7 +43,7 @@ pub use codec::{FrameDecoder, DEFAULT_MAX_FRAME_LEN};
 pub use control::{Hello, LogLevel, LogRecord, Refused, Shutdown, Welcome};
 pub use error::{DecodeError, EncodeError, ErrorCode, FrameError, RemoteError};
 pub use events::{Event, EventType};
-pub use frame::{EventFrame, Frame, Request, Response, PROTOCOL_VERSION, SUPPORTED_VERSIONS};
+pub use frame::{DurableMark, EventFrame, Frame, Request, Response, PROTOCOL_VERSION, SUPPORTED_VERSIONS};
 pub use hash::Hash32;
 pub use methods::Method;
 pub use permissions::{Permission, PermissionSet};

@@ -36,6 +36,8 @@ use blvm_module_protocol::{
 use bytes::BytesMut;
 use serde::{Deserialize, Serialize};
 
+#[path = "vectors/durable.rs"]
+mod durable;
 #[path = "vectors/rpc.rs"]
 mod rpc;
 #[path = "vectors/storage.rs"]
@@ -337,6 +339,7 @@ fn vectors() -> Vec<Vector> {
     all.extend(filesystem::vectors());
     all.extend(rpc::vectors());
     all.extend(timers::vectors());
+    all.extend(durable::vectors());
     all
 }
 

@@ -1,6 +1,7 @@
 //! Events as the module receives them.
 
 use blvm_module_protocol::events::Event;
+use blvm_module_protocol::DurableMark;
 use tokio::sync::mpsc;
 
 /// One delivered event.
@@ -17,6 +18,11 @@ pub struct ReceivedEvent {
     /// The module that published it (set by the node); `None` for the
     /// node's own events.
     pub origin: Option<String>,
+    /// For an event of the durable subscription: the number to pass to
+    /// [`NodeApiIpc::ack_events`](crate::NodeApiIpc::ack_events) once it
+    /// is processed, and its idempotency key. `None` on the at-most-once
+    /// path.
+    pub durable: Option<DurableMark>,
 }
 
 /// The stream of events the module subscribed to, in delivery order.

@@ -8,7 +8,9 @@ use blvm_module_protocol::methods::chain::{
     BlockHashResult, BlockResult, ByHash, ByHeight, ByTxid, ChainInfo, ChainTip, FoundResult, HeaderResult,
     HeightResult, OutPoint, TransactionResult, Utxo, UtxoResult,
 };
-use blvm_module_protocol::methods::events::{EventTypes, SubscriptionResult};
+use blvm_module_protocol::methods::events::{
+    AckEvents, AckResult, DurableCursor, DurableSubscribed, DurableSubscription, EventTypes, SubscriptionResult,
+};
 use blvm_module_protocol::methods::filesystem::{CreateDir, DirChanged, FsUsage, RemoveDir};
 use blvm_module_protocol::methods::mempool::{
     FeeEstimate, FeeEstimateParams, MempoolSize, MempoolTransaction, MempoolTxids, SubmitTransaction,
@@ -231,6 +233,32 @@ impl NodeApiIpc {
             .call::<_, SubscriptionResult>(Method::SubscribeEvents, &EventTypes { events })
             .await?
             .subscribed)
+    }
+
+    /// Subscribes to chain events durably (`subscribe_durable`): `types`
+    /// of `NewBlock`, `BlockDisconnected`, `ChainReorg`, sent from the
+    /// module's stored cursor, or, the first time, from `start_height`
+    /// (`None`: after the current tip). Each arrives with
+    /// [`ReceivedEvent::durable`](crate::ReceivedEvent::durable) set; pass
+    /// its `seq` to [`NodeApiIpc::ack_events`] once processed, or it is
+    /// sent again after a restart.
+    pub async fn subscribe_durable(
+        &self,
+        types: &[EventType],
+        start_height: Option<u64>,
+    ) -> Result<DurableSubscribed, SdkError> {
+        let events = types.iter().map(|t| t.name().to_owned()).collect();
+        self.call(Method::SubscribeDurable, &DurableSubscription { events, start_height })
+            .await
+    }
+
+    /// Acknowledges every durable event up to `seq` (`ack_events`); returns
+    /// the cursor the node stored.
+    pub async fn ack_events(&self, seq: u64) -> Result<DurableCursor, SdkError> {
+        Ok(self
+            .call::<_, AckResult>(Method::AckEvents, &AckEvents { seq })
+            .await?
+            .cursor)
     }
 
     /// Removes event types from the subscription.

@@ -71,6 +71,8 @@ use std::sync::{Arc, Mutex, RwLock};
 use blvm_module_protocol::events::{Event, EventType, ModuleLoaded};
 use bytes::Bytes;
 
+use super::durable::{DurableFeed, DURABLE_TYPES};
+
 /// Default capacity of a module's event queue, as the seed specifies.
 pub const DEFAULT_QUEUE_CAPACITY: usize = 100;
 
@@ -162,6 +164,32 @@ struct Subscriber {
     counters: Arc<Counters>,
 }
 
+/// A module's delivery sequence numbers and wake-up, for the events the
+/// bus does not queue itself (a durable subscription's, which the module's
+/// writer makes): taking numbers under the same lock the publishers hold
+/// keeps the module's frames in sequence order.
+#[derive(Clone)]
+pub struct DeliverySeq(Arc<Subscriber>);
+
+impl DeliverySeq {
+    /// The next sequence number, locked: publishers to this module wait
+    /// until the guard drops, so every event queued before it has a lower
+    /// number and every later one a higher.
+    pub(crate) fn lock(&self) -> std::sync::MutexGuard<'_, u64> {
+        lock(&self.0.next_seq)
+    }
+
+    /// Counts `n` events delivered outside the queue.
+    pub(crate) fn delivered(&self, n: u64) {
+        self.0.counters.delivered.fetch_add(n, Ordering::Relaxed);
+    }
+
+    /// Wakes the module's writer; a full queue means it is awake anyway.
+    pub(crate) fn wake(&self) {
+        let _ = self.0.tx.try_send(Outbound::Wake);
+    }
+}
+
 /// What happened to one delivery attempt.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Offer {
@@ -226,6 +254,8 @@ pub struct EventManager {
     /// Counters outlive a module's registration so that stats can be read
     /// after it disconnected, was replaced or unloaded.
     stats: Mutex<Stats>,
+    /// Durable subscriptions by module id, woken when the chain changes.
+    durable: RwLock<Vec<(String, Arc<DurableFeed>)>>,
 }
 
 /// Every spawn's counters, and which spawns have ended, oldest first.
@@ -250,6 +280,7 @@ impl EventManager {
             modules: Mutex::new(Vec::new()),
             retained: Mutex::new([None, None]),
             stats: Mutex::new(Stats::default()),
+            durable: RwLock::new(Vec::new()),
         }
     }
 
@@ -275,7 +306,15 @@ impl EventManager {
             payload: Bytes::from(payload),
             origin: None,
         });
-        self.publish_encoded(ty, &encoded)
+        let queued = self.publish_encoded(ty, &encoded);
+        if DURABLE_TYPES.contains(&ty) {
+            // The chain changed: each durable feed reads what follows its
+            // module's view.
+            for (_, feed) in read(&self.durable).iter() {
+                feed.wake();
+            }
+        }
+        queued
     }
 
     /// Publishes an event module `origin` published: `ty` for a catalogue
@@ -406,6 +445,7 @@ impl EventManager {
             return;
         };
         let (_, entry) = modules.remove(pos);
+        write(&self.durable).retain(|(id, _)| id != module_id);
         let mut table = write(&self.table);
         for ty in entry.types {
             table[ty.index()].retain(|s| !Arc::ptr_eq(s, &entry.subscriber));
@@ -530,6 +570,33 @@ impl EventManager {
         drop(modules);
         self.remove_closed(closed);
         subscribed
+    }
+
+    /// The delivery numbers of a registered module, for the events its
+    /// writer makes itself (a durable subscription's).
+    pub fn delivery_seq(&self, module_id: &str) -> Option<DeliverySeq> {
+        lock(&self.modules)
+            .iter()
+            .find(|(id, _)| id == module_id)
+            .map(|(_, e)| DeliverySeq(Arc::clone(&e.subscriber)))
+    }
+
+    /// Makes `feed` the module's durable subscription (replacing an
+    /// earlier one of the connection) and takes its types out of the
+    /// module's at-most-once subscription, so each event reaches it once.
+    pub fn add_durable(&self, module_id: &str, feed: Arc<DurableFeed>) {
+        self.unsubscribe(module_id, feed.types());
+        let mut durable = write(&self.durable);
+        durable.retain(|(id, _)| id != module_id);
+        durable.push((module_id.to_owned(), feed));
+    }
+
+    /// The module's durable subscription, if it made one.
+    pub fn durable(&self, module_id: &str) -> Option<Arc<DurableFeed>> {
+        read(&self.durable)
+            .iter()
+            .find(|(id, _)| id == module_id)
+            .map(|(_, f)| Arc::clone(f))
     }
 
     /// Removes `types` from a module's subscription; returns what remains.

@@ -25,6 +25,7 @@ use blvm_module_protocol::{ErrorCode, Method, PermissionSet, RemoteError, Reques
 
 use super::backend::NodeBackend;
 use super::directory::ModuleDirectory;
+use super::durable::CursorStore;
 use super::events::EventManager;
 use super::routes;
 use crate::services::filesystem::FilesystemService;
@@ -73,6 +74,9 @@ pub struct ModuleApiHub {
     pub(crate) timers: Arc<TimerService>,
     pub(crate) directory: Arc<ModuleDirectory>,
     pub(crate) modules: Arc<InterModuleService>,
+    /// Where durable subscriptions keep their cursors; without it
+    /// `subscribe_durable` answers `unavailable`.
+    pub(crate) cursors: Option<Arc<dyn CursorStore>>,
     /// Where waiting requests run: the runtime the hub was made in, else
     /// one of the hub's own.
     runtime: tokio::runtime::Handle,
@@ -120,6 +124,7 @@ impl ModuleApiHub {
             timers: Arc::new(TimerService::default()),
             directory,
             modules: Arc::new(InterModuleService::default()),
+            cursors: None,
             runtime,
             _own_runtime: own,
         }
@@ -143,6 +148,13 @@ impl ModuleApiHub {
     /// published events (its limits are the operator's).
     pub fn with_inter_module(mut self, service: Arc<InterModuleService>) -> Self {
         self.modules = service;
+        self
+    }
+
+    /// The hub with `store` keeping durable subscriptions' cursors (the
+    /// node's own store).
+    pub fn with_cursor_store(mut self, store: Arc<dyn CursorStore>) -> Self {
+        self.cursors = Some(store);
         self
     }
 

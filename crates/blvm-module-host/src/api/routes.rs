@@ -1,13 +1,17 @@
 //! One arm per method: decode the params, call the backend, encode the
 //! result. The permission check has already been made by the hub.
 
+use std::sync::Arc;
+
 use blvm_module_protocol::events::EventType;
 use blvm_module_protocol::frame::encode;
 use blvm_module_protocol::methods::chain::{
     BlockHashResult, BlockResult, ByHash, ByHeight, ByTxid, FoundResult, HeaderResult, HeightResult, OutPoint,
     TransactionResult, UtxoResult,
 };
-use blvm_module_protocol::methods::events::{EventTypes, SubscriptionResult};
+use blvm_module_protocol::methods::events::{
+    AckEvents, AckResult, DurableSubscribed, DurableSubscription, EventTypes, SubscriptionResult, MAX_DURABLE_WINDOW,
+};
 use blvm_module_protocol::methods::filesystem::{CreateDir, RemoveDir};
 use blvm_module_protocol::methods::mempool::{
     FeeEstimate, FeeEstimateParams, MempoolSize, MempoolTxids, SubmitTransaction, SubmittedTransaction,
@@ -23,6 +27,8 @@ use blvm_module_protocol::{Empty, ErrorCode, Method, RemoteError, Request};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
+use super::durable::{DurableFeed, DURABLE_TYPES};
+use super::events::DEFAULT_QUEUE_CAPACITY;
 use super::hub::{Caller, Deferred, ModuleApiHub};
 
 fn params<T: DeserializeOwned>(request: &Request) -> Result<T, RemoteError> {
@@ -221,6 +227,73 @@ pub(super) fn route(
                 request,
                 &SubscriptionResult {
                     subscribed: names(&now, custom_now),
+                },
+            )
+        }
+        Method::SubscribeDurable => {
+            let p: DurableSubscription = params(request)?;
+            let types = event_types(caller, request, &p.events)?;
+            if let Some(ty) = types.iter().find(|t| !DURABLE_TYPES.contains(t)) {
+                return Err(RemoteError::invalid_params(
+                    &request.method,
+                    format_args!(
+                        "`{}` cannot be subscribed durably (only NewBlock, BlockDisconnected, ChainReorg)",
+                        ty.name()
+                    ),
+                ));
+            }
+            if types.is_empty() {
+                return Err(RemoteError::invalid_params(
+                    &request.method,
+                    "no event type to subscribe durably",
+                ));
+            }
+            let store = hub
+                .cursors
+                .clone()
+                .ok_or_else(|| RemoteError::new(ErrorCode::Unavailable, "this node keeps no event cursors"))?;
+            let conn = connection(hub, caller)?;
+            let delivery = hub
+                .events
+                .delivery_seq(caller.module_id)
+                .ok_or_else(|| RemoteError::new(ErrorCode::Unavailable, "the module's connection is closing"))?;
+            let window = hub
+                .events
+                .queue_capacity(caller.module_id)
+                .unwrap_or(DEFAULT_QUEUE_CAPACITY)
+                .min(MAX_DURABLE_WINDOW);
+            let feed = DurableFeed::open(
+                module,
+                types,
+                p.start_height,
+                window,
+                Arc::clone(&hub.backend),
+                store,
+                delivery,
+            )?;
+            let result = DurableSubscribed {
+                durable: names(feed.types(), Vec::new()),
+                cursor: feed.cursor(),
+            };
+            // Events may reach the module before this answer, as on the
+            // at-most-once path (the writer and the reader write apart).
+            hub.events.add_durable(caller.module_id, Arc::clone(&feed));
+            conn.set_durable(feed);
+            reply(out, request, &result)
+        }
+        Method::AckEvents => {
+            let p: AckEvents = params(request)?;
+            let feed = hub.events.durable(caller.module_id).ok_or_else(|| {
+                RemoteError::new(
+                    ErrorCode::InvalidParams,
+                    "`ack_events` without a durable subscription (`subscribe_durable`) on this connection",
+                )
+            })?;
+            reply(
+                out,
+                request,
+                &AckResult {
+                    cursor: feed.ack(p.seq)?,
                 },
             )
         }

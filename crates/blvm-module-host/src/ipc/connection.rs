@@ -35,6 +35,7 @@ use tokio::sync::oneshot;
 
 use super::auth::ModuleSpec;
 use super::rate::{RequestRate, TokenBucket, WarnThrottle};
+use crate::api::durable::DurableFeed;
 use crate::api::events::Outbound;
 use crate::api::hub::{Caller, Handled, ModuleApiHub};
 
@@ -96,6 +97,9 @@ pub(crate) struct Connection {
     waiting: AtomicUsize,
     /// The deadlines of this module's `invoke_then` calls.
     deadlines: super::deadlines::Deadlines,
+    /// The connection's durable subscription, whose events the writer
+    /// makes on each turn.
+    durable: Mutex<Option<Arc<DurableFeed>>>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -126,6 +130,7 @@ impl Connection {
             logs_dropped: AtomicU64::new(0),
             waiting: AtomicUsize::new(0),
             deadlines: super::deadlines::Deadlines::default(),
+            durable: Mutex::new(None),
         })
     }
 
@@ -347,6 +352,18 @@ impl ModuleConnectionHandle {
         );
     }
 
+    /// Makes `feed` this connection's durable subscription; its writer
+    /// starts sending from the feed's cursor.
+    pub fn set_durable(&self, feed: Arc<DurableFeed>) {
+        *lock(&self.conn.durable) = Some(Arc::clone(&feed));
+        feed.wake();
+    }
+
+    /// The durable subscription of this connection, if it made one.
+    pub fn durable(&self) -> Option<Arc<DurableFeed>> {
+        lock(&self.conn.durable).clone()
+    }
+
     /// Asks the module to exit within `grace`.
     pub fn send_shutdown(&self, reason: &str, grace: std::time::Duration) {
         let mut frame = Vec::new();
@@ -408,6 +425,10 @@ pub(crate) fn run_writer(conn: Arc<Connection>, rx: Receiver<Outbound>) {
                 buf.extend_from_slice(&frame);
             }
         }
+        let feed = lock(&conn.durable).clone();
+        if let Some(feed) = feed {
+            push_durable(&mut buf, &feed, &rx, &conn.spec.name);
+        }
         if !buf.is_empty() {
             if let Err(e) = conn.write_all(&buf) {
                 tracing::debug!(module = %conn.spec.name, error = %e, "event writer stopped");
@@ -456,6 +477,41 @@ fn push_outbound(buf: &mut Vec<u8>, item: Outbound) {
             None => encode::event_raw(buf, e.seq, &e.event.name, &e.event.payload),
             Some(origin) => encode::event_from(buf, e.seq, &e.event.name, origin, &e.event.payload),
         }
+    }
+}
+
+/// Appends the durable events the feed has room for. Their sequence
+/// numbers are taken under the module's delivery lock after draining the
+/// queue, so every event queued before them (a lower number) is written
+/// first.
+fn push_durable(buf: &mut Vec<u8>, feed: &DurableFeed, rx: &Receiver<Outbound>, module: &str) {
+    let (events, more) = match feed.next_events() {
+        Ok(next) => next,
+        Err(e) => {
+            tracing::warn!(module, error = %e, "durable events wait: cannot read the chain");
+            return;
+        }
+    };
+    if !events.is_empty() {
+        let delivery = feed.delivery();
+        let mut seq = delivery.lock();
+        while let Ok(item) = rx.try_recv() {
+            push_outbound(buf, item);
+        }
+        for e in &events {
+            let start = buf.len();
+            if let Err(err) = encode::event_durable(buf, *seq, e.ty.name(), &e.payload, &e.mark) {
+                buf.truncate(start);
+                tracing::warn!(module, error = %err, "cannot encode a durable event");
+                continue;
+            }
+            *seq += 1;
+        }
+        drop(seq);
+        delivery.delivered(events.len() as u64);
+    }
+    if more {
+        feed.wake();
     }
 }
 

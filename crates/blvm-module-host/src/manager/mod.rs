@@ -49,6 +49,7 @@ pub use status::{CrashRecord, ModuleState, ModuleStatus, CRASH_RECORDS, UNLOADED
 pub use verify::{VerifiedBinary, VerifyError};
 
 use crate::api::backend::NodeBackend;
+use crate::api::durable::CursorStore;
 use crate::api::events::{EventManager, DEFAULT_QUEUE_CAPACITY};
 use crate::api::hub::ModuleApiHub;
 use crate::ipc::{IpcServerConfig, ModuleIpcServer, RequestRate};
@@ -373,6 +374,9 @@ struct Inner {
     rpc_endpoints: Arc<RpcEndpointService>,
     /// Every connection's timers.
     timers: Arc<TimerService>,
+    /// Where durable subscriptions keep their cursors (the node's store),
+    /// once the node has set it.
+    cursors: OnceLock<Arc<dyn CursorStore>>,
 }
 
 impl Inner {
@@ -458,6 +462,7 @@ impl ModuleManager {
                 inter_module,
                 rpc_endpoints,
                 timers,
+                cursors: OnceLock::new(),
                 config,
                 events,
                 storage,
@@ -539,6 +544,15 @@ impl ModuleManager {
         self.inner.server.get()
     }
 
+    /// Keeps durable subscriptions' cursors in `store` (the node's own
+    /// store); set before [`ModuleManager::start`], once. Without it
+    /// `subscribe_durable` answers `unavailable`.
+    pub fn set_cursor_store(&self, store: Arc<dyn CursorStore>) {
+        if self.inner.cursors.set(store).is_err() {
+            tracing::warn!("the module manager's cursor store was set twice; the second was ignored");
+        }
+    }
+
     /// Starts the IPC server on `socket_path`, answering modules from
     /// `node_api`.
     pub async fn start(
@@ -553,15 +567,17 @@ impl ModuleManager {
                 source,
             })?;
         }
-        let hub = Arc::new(
-            ModuleApiHub::new(node_api, Arc::clone(&self.inner.events))
-                .with_storage(Arc::clone(&self.inner.storage))
-                .with_metrics(Arc::clone(&self.inner.metrics))
-                .with_inter_module(Arc::clone(&self.inner.inter_module))
-                .with_filesystem(Arc::clone(&self.inner.filesystem))
-                .with_rpc_endpoints(Arc::clone(&self.inner.rpc_endpoints))
-                .with_timers(Arc::clone(&self.inner.timers)),
-        );
+        let mut hub = ModuleApiHub::new(node_api, Arc::clone(&self.inner.events))
+            .with_storage(Arc::clone(&self.inner.storage))
+            .with_metrics(Arc::clone(&self.inner.metrics))
+            .with_inter_module(Arc::clone(&self.inner.inter_module))
+            .with_filesystem(Arc::clone(&self.inner.filesystem))
+            .with_rpc_endpoints(Arc::clone(&self.inner.rpc_endpoints))
+            .with_timers(Arc::clone(&self.inner.timers));
+        if let Some(store) = self.inner.cursors.get() {
+            hub = hub.with_cursor_store(Arc::clone(store));
+        }
+        let hub = Arc::new(hub);
         let server = ModuleIpcServer::bind(&path, hub, self.inner.config.ipc.clone())
             .map_err(|source| ManagerError::Bind { path, source })?;
         if self.inner.server.set(server).is_err() {
@@ -1000,6 +1016,7 @@ impl ModuleManager {
             logs_dropped: connection.as_ref().map_or(0, |c| c.dropped_logs()),
             unresponsive: e.unresponsive.clone(),
             health_checks: e.health_checks,
+            durable: connection.as_ref().and_then(|c| c.durable()).map(|f| f.status()),
             limit_cgroups: live
                 .map(|p| {
                     p.limit_cgroups()

@@ -126,6 +126,10 @@ pub struct ModuleStatus {
     pub health_checks: u64,
     /// Event delivery counters of the current spawn.
     pub delivery: Option<DeliveryStats>,
+    /// The current connection's durable subscription (`subscribe_durable`):
+    /// its cursor, what is sent and unacknowledged, and its lag behind the
+    /// tip.
+    pub durable: Option<crate::api::durable::DurableStatus>,
     /// The uid and gid it runs as (its own), when the node dropped it.
     pub run_as: Option<crate::sandbox::RunAs>,
     /// Its data dir's own file system, when it has a disk quota: bytes

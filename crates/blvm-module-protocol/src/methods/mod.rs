@@ -86,6 +86,8 @@ methods! {
     GetNetworkPeers => "get_network_peers", Some(Permission::ReadNetwork), "The connected peers.";
     SubscribeEvents => "subscribe_events", Some(Permission::SubscribeEvents), "Subscribes to event types (each may need a further permission).";
     UnsubscribeEvents => "unsubscribe_events", Some(Permission::SubscribeEvents), "Removes event types from the subscription.";
+    SubscribeDurable => "subscribe_durable", Some(Permission::SubscribeEvents), "Subscribes to chain events durably: sent from the module's stored cursor, replayed after any restart.";
+    AckEvents => "ack_events", Some(Permission::SubscribeEvents), "Acknowledges durable events up to a sequence number; the node stores the cursor.";
     StorageGet => "storage_get", Some(Permission::ReadStorage), "A value of the module's storage, with its generation.";
     StorageScan => "storage_scan", Some(Permission::ReadStorage), "A page of a tree's entries by prefix or range, with a resume cursor.";
     StoragePut => "storage_put", Some(Permission::WriteStorage), "Writes a value (creating the tree); answers the new generation.";

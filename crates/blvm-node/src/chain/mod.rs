@@ -41,7 +41,7 @@ mod import;
 mod index;
 mod params;
 mod reorg;
-mod store;
+pub(crate) mod store;
 mod validate;
 pub mod view;
 

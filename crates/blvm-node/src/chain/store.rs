@@ -28,6 +28,9 @@ pub(crate) const TX_INDEX: TableDefinition<&[u8; 32], &[u8; 36]> = TableDefiniti
 pub(crate) const UTXO: TableDefinition<&[u8; 36], &[u8]> = TableDefinition::new("utxo");
 /// Undo data: block hash → the coins its inputs spent, in block order.
 pub(crate) const UNDO: TableDefinition<&[u8; 32], &[u8]> = TableDefinition::new("undo");
+/// Durable event cursors of modules: module name → [`encode_cursor`]
+/// (`node::cursors`), written by the module's acknowledgements.
+pub(crate) const MODULE_CURSORS: TableDefinition<&str, &[u8]> = TableDefinition::new("module_cursors");
 /// Tip, counters and the network name.
 pub(crate) const META: TableDefinition<&str, &[u8]> = TableDefinition::new("meta");
 

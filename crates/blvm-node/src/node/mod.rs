@@ -10,6 +10,7 @@
 mod backend;
 pub mod bridge;
 pub mod convert;
+pub mod cursors;
 pub mod disk;
 mod lifecycle;
 pub mod metrics;
@@ -166,13 +167,15 @@ impl Node {
                 .unwrap_or_else(anyone_can_spend),
             None => anyone_can_spend(),
         };
+        let manager = ModuleManager::with_config(manager_config);
+        manager.set_cursor_store(Arc::new(cursors::ChainCursorStore::new(Arc::clone(&chain))));
         Ok(Arc::new(Node {
             chain,
             mempool: Arc::new(Mempool::new(crate::mempool::MempoolConfig {
                 min_relay_fee_sat_vb: config.min_relay_fee,
                 ..Default::default()
             })),
-            manager: ModuleManager::with_config(manager_config),
+            manager,
             events: Mutex::new(events),
             writer: Mutex::new(()),
             started: Instant::now(),

@@ -300,6 +300,13 @@ impl NodeProcess {
             .expect("rpc address in the start line")
     }
 
+    /// Kills the node with SIGKILL: no shutdown, no flush, whatever it
+    /// was doing. The log read so far stays in `log`.
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
     /// Stops the node with the `stop` RPC, waits for its exit (status 0)
     /// and reads the rest of its log.
     #[track_caller]

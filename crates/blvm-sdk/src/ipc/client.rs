@@ -23,6 +23,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use blvm_module_protocol::frame::{decode_body, encode};
+use blvm_module_protocol::methods::events::MAX_DURABLE_WINDOW;
 use blvm_module_protocol::methods::invocation::HEALTH_CHECK;
 use blvm_module_protocol::{
     Empty, ErrorCode, Frame, FrameDecoder, FrameError, Hello, LogRecord, RemoteError, Request, Shutdown, Welcome,
@@ -134,7 +135,10 @@ impl ModuleIpcClient {
     pub async fn connect_with(socket_path: impl AsRef<Path>, event_buffer: usize) -> Result<ModuleIpcClient, SdkError> {
         let stream = UnixStream::connect(socket_path)?;
         stream.set_nonblocking(true)?;
-        let (events_tx, events_rx) = mpsc::channel(event_buffer.max(1));
+        // Room beyond `event_buffer` that only durable events may take:
+        // the node sends at most MAX_DURABLE_WINDOW unacknowledged, so one
+        // always fits and none is ever dropped here.
+        let (events_tx, events_rx) = mpsc::channel(event_buffer.max(1) + MAX_DURABLE_WINDOW);
         let (invocations_tx, invocations_rx) = mpsc::unbounded_channel();
         // Registered for reading only. With write interest too, every send
         // raises an edge-triggered EPOLLOUT that wakes the reactor for
@@ -539,17 +543,27 @@ fn dispatch(client: &ModuleIpcClient, frame: Frame) {
                     return;
                 }
             };
+            let durable = e.durable.is_some();
             let sent = match lock(&inner.events_tx).as_ref() {
+                // An at-most-once event may not take the durable room.
+                Some(tx) if !durable && tx.capacity() <= MAX_DURABLE_WINDOW => false,
                 Some(tx) => tx
                     .try_send(ReceivedEvent {
                         seq: e.seq,
                         event,
                         origin: e.origin,
+                        durable: e.durable,
                     })
                     .is_ok(),
                 None => false,
             };
-            if !sent {
+            if !sent && durable {
+                // Cannot happen while the node keeps its window; if it
+                // does, closing makes the node resend it, where dropping
+                // it would let a later ack skip it.
+                tracing::error!(event = %e.name, "no room for a durable event; closing the connection");
+                close_inner(&client.inner);
+            } else if !sent {
                 inner.dropped_events.fetch_add(1, Ordering::Relaxed);
             }
         }

@@ -51,6 +51,7 @@ pub(crate) fn decode_node_event(frame: &Bytes) -> Option<EventFrame> {
         name,
         payload: frame.slice(start..),
         origin: None,
+        durable: None,
     })
 }
 
