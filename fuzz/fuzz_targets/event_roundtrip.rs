@@ -17,6 +17,7 @@ use blvm_fuzz::arb::{Error, Source};
 use blvm_module_protocol::codec::FrameDecoder;
 use blvm_module_protocol::events::{self, Event, EventType};
 use blvm_module_protocol::frame::{encode, Frame};
+use blvm_module_protocol::DurableMark;
 use bytes::{Bytes, BytesMut};
 use libfuzzer_sys::fuzz_target;
 
@@ -100,6 +101,11 @@ fuzz_target!(|data: &[u8]| {
     };
     let seq: u64 = src.unstructured().arbitrary().unwrap_or(0);
     let origin: Option<String> = src.value().map(|(o, _)| o).unwrap_or(None);
+    // A durable event is the node's own: no origin.
+    let durable: Option<DurableMark> = match origin {
+        None => src.value().map(|(d, _)| d).unwrap_or(None),
+        Some(_) => None,
+    };
 
     // The payload.
     let mut payload = Vec::new();
@@ -109,9 +115,12 @@ fuzz_target!(|data: &[u8]| {
 
     // The frame that carries it, through the codec.
     let mut wire = Vec::new();
-    match &origin {
-        None => encode::event_raw(&mut wire, seq, event.name(), &payload),
-        Some(origin) => encode::event_from(&mut wire, seq, event.name(), origin, &payload),
+    match (&origin, &durable) {
+        (None, None) => encode::event_raw(&mut wire, seq, event.name(), &payload),
+        (Some(origin), _) => encode::event_from(&mut wire, seq, event.name(), origin, &payload),
+        (None, Some(mark)) => {
+            encode::event_durable(&mut wire, seq, event.name(), &payload, mark).expect("a durable mark encodes")
+        }
     }
     let mut buf = BytesMut::from(&wire[..]);
     let frame = FrameDecoder::default()
@@ -125,6 +134,7 @@ fuzz_target!(|data: &[u8]| {
     assert_eq!(delivered.seq, seq);
     assert_eq!(delivered.name, event.name());
     assert_eq!(delivered.origin, origin);
+    assert_eq!(delivered.durable, durable);
     assert_eq!(delivered.payload, payload);
     assert_eq!(delivered.event().expect("the delivered event decodes"), event);
 

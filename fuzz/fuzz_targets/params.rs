@@ -20,7 +20,7 @@ use blvm_fuzz::self_equal;
 use blvm_module_protocol::codec::FrameDecoder;
 use blvm_module_protocol::frame::{decode_body, encode, Frame};
 use blvm_module_protocol::methods::chain::{ByHash, ByHeight, ByTxid, OutPoint};
-use blvm_module_protocol::methods::events::EventTypes;
+use blvm_module_protocol::methods::events::{AckEvents, DurableSubscription, EventTypes};
 use blvm_module_protocol::methods::filesystem::{CreateDir, RemoveDir};
 use blvm_module_protocol::methods::invocation::{ModuleCall, RpcCall, TimerFired, MODULE_CALL, RPC_CALL, TIMER_FIRED};
 use blvm_module_protocol::methods::mempool::{FeeEstimateParams, SubmitTransaction};
@@ -54,6 +54,8 @@ fn hub(method: Method, request: &Request) {
         Method::SubmitTransaction => check::<SubmitTransaction>(request),
         Method::SubmitBlock => check::<SubmitBlock>(request),
         Method::SubscribeEvents | Method::UnsubscribeEvents => check::<EventTypes>(request),
+        Method::SubscribeDurable => check::<DurableSubscription>(request),
+        Method::AckEvents => check::<AckEvents>(request),
         Method::StorageGet | Method::StorageDelete => check::<TreeKey>(request),
         Method::StorageScan => check::<Scan>(request),
         Method::StoragePut => check::<Put>(request),

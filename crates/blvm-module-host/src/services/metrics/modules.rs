@@ -8,7 +8,8 @@ use crate::manager::{ModuleState, ModuleStatus};
 
 /// `blvm_module_*` families, one series per module (label `module`):
 /// up, restarts, RSS, CPU, requests, rate-limited requests, events
-/// delivered and dropped, and its metric series against their cap.
+/// delivered and dropped, its durable subscription's lag and
+/// unacknowledged events, and its metric series against their cap.
 pub fn module_families(statuses: &[ModuleStatus], metrics: &MetricsService) -> Vec<Family> {
     let mut up = Family::new(
         "blvm_module_up",
@@ -60,6 +61,16 @@ pub fn module_families(statuses: &[ModuleStatus], metrics: &MetricsService) -> V
         "The most metric series the module may report (the operator's cap).",
         MetricKind::Gauge,
     );
+    let mut lag = Family::new(
+        "blvm_module_durable_lag_blocks",
+        "Blocks between the module's acknowledged durable cursor and the active tip (0: caught up).",
+        MetricKind::Gauge,
+    );
+    let mut unacked = Family::new(
+        "blvm_module_durable_unacked",
+        "Durable events sent to the module and not yet acknowledged.",
+        MetricKind::Gauge,
+    );
     for s in statuses {
         let m: &[(&str, &str)] = &[("module", &s.name)];
         let running = matches!(s.state, ModuleState::Running | ModuleState::Unresponsive);
@@ -81,10 +92,14 @@ pub fn module_families(statuses: &[ModuleStatus], metrics: &MetricsService) -> V
                 dropped = dropped.with(&[("module", &s.name), ("reason", reason)], n as f64);
             }
         }
+        if let Some(d) = &s.durable {
+            lag = lag.with(m, d.lag_blocks as f64);
+            unacked = unacked.with(m, d.unacked as f64);
+        }
         series = series.with(m, s.metric_series as f64);
         max_series = max_series.with(m, s.max_metric_series as f64);
     }
     vec![
-        up, restarts, rss, cpu, requests, limited, delivered, dropped, series, max_series,
+        up, restarts, rss, cpu, requests, limited, delivered, dropped, lag, unacked, series, max_series,
     ]
 }

@@ -4,8 +4,10 @@
 
 use std::sync::Arc;
 
+use blvm_module_host::api::durable::DurableStatus;
 use blvm_module_host::api::events::DeliveryStats;
 use blvm_module_host::manager::{CrashRecord, ModuleStatus};
+use blvm_module_protocol::methods::events::ChainPoint;
 use serde_json::{json, Value};
 
 use super::Method;
@@ -95,8 +97,22 @@ fn status_json(s: &ModuleStatus) -> Value {
     // macro's recursion limit.
     if let Value::Object(fields) = &mut status {
         fields.extend(timers_json(s));
+        fields.insert("durable".into(), s.durable.as_ref().map_or(Value::Null, durable_json));
     }
     status
+}
+
+/// The status's durable subscription (operator guide 31).
+fn durable_json(d: &DurableStatus) -> Value {
+    let point = |p: Option<ChainPoint>| p.map(|p| json!({"height": p.height, "hash": p.hash.to_string()}));
+    json!({
+        "events": d.types.iter().map(|t| t.name()).collect::<Vec<_>>(),
+        "cursor_seq": d.cursor.seq,
+        "cursor": point(d.cursor.at),
+        "sent": point(d.sent),
+        "unacked": d.unacked,
+        "lag_blocks": d.lag_blocks,
+    })
 }
 
 /// The status's timer fields (operator guide 27).
