@@ -62,7 +62,7 @@ pub fn temp_dir(tag: &str) -> TempDir {
 }
 
 /// Builds the test module binaries, the example modules (the
-/// zmq-publisher and stratum-v2 too) and the registry's binaries
+/// zmq-publisher, stratum-v2 and nats-bridge too) and the registry's binaries
 /// (`blvm-registry`, `blvm-module`) once; returns the target dir.
 pub fn bins() -> &'static Path {
     static DIR: OnceLock<PathBuf> = OnceLock::new();
@@ -84,6 +84,8 @@ pub fn bins() -> &'static Path {
                 "zmq-publisher",
                 "-p",
                 "stratum-v2",
+                "-p",
+                "nats-bridge",
                 "--bins",
             ])
             .status()
