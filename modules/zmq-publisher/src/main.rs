@@ -16,6 +16,12 @@
 //! - a transaction removed from the mempool, not by a block: `sequence`
 //!   `R`.
 //!
+//! Blocks come on the node's durable path (`subscribe_durable`): each is
+//! acknowledged once its messages are sent, so blocks connected while the
+//! module was down or restarting are published when it is back, in order,
+//! and a reorg it missed as disconnects then connects. After a restart
+//! the per-topic sequence numbers start again at 0, as Core's do.
+//!
 //! Two differences from Core, both from what a module sees: the mempool
 //! sequence number of `A` and `R` counts the mempool additions and
 //! removals this module has seen since it started (Core's counts from its
@@ -167,9 +173,13 @@ async fn run() -> Result<(), Error> {
     let mut integration = ModuleIntegration::from_env().await?;
     let api = integration.node_api();
     let (mut publisher, endpoints) = Publisher::bind(&integration.welcome().config).await?;
+    // Blocks on the durable path: one that arrives while the module is
+    // busy, crashed or restarting is published when it comes back, and a
+    // reorg it missed is published as its disconnects. Mempool changes on
+    // the at-most-once path, as Core's are.
+    api.subscribe_durable(&[EventType::NewBlock, EventType::BlockDisconnected], None)
+        .await?;
     api.subscribe_event_names(&[
-        EventType::NewBlock.name(),
-        EventType::BlockDisconnected.name(),
         EventType::NewTransaction.name(),
         EventType::MempoolTransactionRemoved.name(),
     ])
@@ -194,14 +204,17 @@ async fn run() -> Result<(), Error> {
                 let Some(received) = received else { return Err(SdkError::ConnectionClosed.into()) };
                 match &received.event {
                     Event::NewBlock(b) => {
-                        let Some((raw, block)) = block(&api, b.block_hash).await? else {
-                            log(&integration, LogLevel::Warn, format!("block {} is not in the node's store", b.block_hash));
-                            continue;
-                        };
-                        publisher.transactions(&block).await;
-                        publisher.send(Topic::Sequence, &sequence_body(&b.block_hash.0, SequenceLabel::BlockConnected)).await;
-                        publisher.send(Topic::HashBlock, &notify::reversed(&b.block_hash.0)).await;
-                        publisher.send(Topic::RawBlock, &raw).await;
+                        match block(&api, b.block_hash).await? {
+                            Some((raw, block)) => {
+                                publisher.transactions(&block).await;
+                                publisher.send(Topic::Sequence, &sequence_body(&b.block_hash.0, SequenceLabel::BlockConnected)).await;
+                                publisher.send(Topic::HashBlock, &notify::reversed(&b.block_hash.0)).await;
+                                publisher.send(Topic::RawBlock, &raw).await;
+                            }
+                            // Acknowledged all the same: asking again would
+                            // not bring it.
+                            None => log(&integration, LogLevel::Warn, format!("block {} is not in the node's store", b.block_hash)),
+                        }
                     }
                     Event::BlockDisconnected(b) => {
                         if let Some((_, block)) = block(&api, b.block_hash).await? {
@@ -224,6 +237,11 @@ async fn run() -> Result<(), Error> {
                         }
                     }
                     _ => {}
+                }
+                // Published (a PUB socket sends or drops at once): the
+                // block is done.
+                if let Some(durable) = &received.durable {
+                    api.ack_events(durable.seq).await?;
                 }
             }
         }
