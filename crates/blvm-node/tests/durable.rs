@@ -10,11 +10,8 @@ mod harness;
 use std::path::Path;
 
 use blvm_node::cli::RpcClient;
-use harness::{bins, temp_dir, NodeProcess};
+use harness::{bins, mine_to, temp_dir, NodeProcess, OP_TRUE_ADDRESS};
 use serde_json::{json, Value};
-
-/// A regtest address for the mined blocks' coinbase.
-const ADDRESS: &str = "bcrt1qft5p2uhsdcdc3l2ua4ap5qqfg4pjaqlp250x7us7a8qqhrxrxfsqseac85";
 
 /// Installs `durable-module` as `name` in `<dir>/modules`.
 fn install(dir: &Path, name: &str) {
@@ -37,17 +34,7 @@ fn rpc(node: &mut NodeProcess, dir: &Path) -> RpcClient {
 }
 
 fn mine(rpc: &RpcClient, n: u32) -> Vec<String> {
-    mine_to(rpc, n, ADDRESS)
-}
-
-fn mine_to(rpc: &RpcClient, n: u32, address: &str) -> Vec<String> {
-    let mined = rpc.call("generatetoaddress", json!([n, address])).expect("mined");
-    mined
-        .as_array()
-        .expect("hashes")
-        .iter()
-        .map(|h| h.as_str().expect("hash").to_owned())
-        .collect()
+    mine_to(rpc, n, OP_TRUE_ADDRESS)
 }
 
 fn hash_at(rpc: &RpcClient, height: u64) -> String {
@@ -194,7 +181,7 @@ fn a_reorg_while_the_module_is_unloaded_reaches_it_as_disconnects_to_the_fork_th
 
     // Heights 4..6 replaced by a longer branch of 4 blocks.
     rpc.call("invalidateblock", json!([old[3]])).expect("invalidated");
-    // To another address (P2WSH of OP_2; ADDRESS is OP_TRUE's): the same
+    // To another address (P2WSH of OP_2; OP_TRUE_ADDRESS is OP_TRUE's): the same
     // template again would be the same, invalid, block.
     let other = bitcoin::Address::p2wsh(&bitcoin::ScriptBuf::from(vec![0x52]), bitcoin::Network::Regtest);
     let new = mine_to(&rpc, 4, &other.to_string());

@@ -15,11 +15,8 @@ use std::time::Duration;
 
 use blvm_node::cli::RpcClient;
 use futures_util::StreamExt;
-use harness::{bins, temp_dir, NodeProcess, DEADLINE};
+use harness::{bins, mine_to, temp_dir, NodeProcess, DEADLINE, OP_TRUE_ADDRESS};
 use serde_json::{json, Value};
-
-/// A regtest address for the mined blocks' coinbase.
-const ADDRESS: &str = "bcrt1qft5p2uhsdcdc3l2ua4ap5qqfg4pjaqlp250x7us7a8qqhrxrxfsqseac85";
 
 const INSTALL: &str = "apt-get install nats-server";
 
@@ -92,13 +89,7 @@ fn free_port() -> u16 {
 }
 
 fn mine(rpc: &RpcClient, n: u32) -> Vec<String> {
-    let mined = rpc.call("generatetoaddress", json!([n, ADDRESS])).expect("mined");
-    mined
-        .as_array()
-        .expect("hashes")
-        .iter()
-        .map(|h| h.as_str().expect("hash").to_owned())
-        .collect()
+    mine_to(rpc, n, OP_TRUE_ADDRESS)
 }
 
 /// Waits until the bridge says it published block `height`'s `NewBlock`.

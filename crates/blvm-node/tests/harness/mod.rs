@@ -26,6 +26,22 @@ use serde_json::{json, Value};
 /// Generous: a pass never waits this long.
 pub const DEADLINE: Duration = Duration::from_secs(60);
 
+/// P2WSH(OP_TRUE) on regtest: the coinbase address of blocks the tests
+/// mine over RPC (spendable with the script alone).
+pub const OP_TRUE_ADDRESS: &str = "bcrt1qft5p2uhsdcdc3l2ua4ap5qqfg4pjaqlp250x7us7a8qqhrxrxfsqseac85";
+
+/// Mines `n` regtest blocks paying `address` with `generatetoaddress`;
+/// their hashes, in display hex.
+pub fn mine_to(rpc: &RpcClient, n: u32, address: &str) -> Vec<String> {
+    let mined = rpc.call("generatetoaddress", json!([n, address])).expect("mined");
+    mined
+        .as_array()
+        .expect("hashes")
+        .iter()
+        .map(|h| h.as_str().expect("hash").to_owned())
+        .collect()
+}
+
 /// Test data of this crate.
 pub fn data(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data").join(name)

@@ -156,13 +156,7 @@ impl Sv2Node {
 
     /// Mines `n` blocks to [`payee`]; their hashes.
     pub fn mine(&self, n: u32) -> Vec<String> {
-        let mined = self.rpc.call("generatetoaddress", json!([n, payee()])).expect("mined");
-        mined
-            .as_array()
-            .expect("hashes")
-            .iter()
-            .map(|h| h.as_str().expect("hash").to_owned())
-            .collect()
+        crate::harness::mine_to(&self.rpc, n, &payee())
     }
 
     /// The block `hash` from the RPC.
