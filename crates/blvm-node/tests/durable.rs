@@ -15,14 +15,21 @@ use serde_json::{json, Value};
 
 /// Installs `durable-module` as `name` in `<dir>/modules`.
 fn install(dir: &Path, name: &str) {
+    install_with(
+        dir,
+        name,
+        "\"subscribe_events\", \"read_blockchain\", \"read_filesystem\", \"write_filesystem\"",
+    );
+}
+
+/// Installs `durable-module` as `name` requesting `capabilities` (TOML
+/// list items).
+fn install_with(dir: &Path, name: &str, capabilities: &str) {
     let module = dir.join("modules").join(name);
     std::fs::create_dir_all(&module).expect("module dir");
     std::fs::write(
         module.join("module.toml"),
-        format!(
-            "name = \"{name}\"\nversion = \"1.0.0\"\nentry_point = \"{name}\"\n\
-             capabilities = [\"subscribe_events\", \"read_blockchain\", \"read_filesystem\", \"write_filesystem\"]\n"
-        ),
+        format!("name = \"{name}\"\nversion = \"1.0.0\"\nentry_point = \"{name}\"\ncapabilities = [{capabilities}]\n"),
     )
     .expect("manifest");
     std::fs::copy(bins().join("durable-module"), module.join(name)).expect("binary");
@@ -201,5 +208,49 @@ fn a_reorg_while_the_module_is_unloaded_reaches_it_as_disconnects_to_the_fork_th
         want.push(("NewBlock".into(), h, new[h as usize - 4].clone()));
     }
     assert_eq!(got, want);
+    node.stop();
+}
+
+#[test]
+fn bad_durable_requests_get_clear_errors_and_leave_the_module_and_the_others_running() {
+    let dir = temp_dir("durable-bad");
+    install(&dir, "mempoolish");
+    install_with(&dir, "blind", "\"subscribe_events\"");
+    install(&dir, "good");
+    let conf = "block_interval = 0\n[modules.mempoolish]\nevents = \"NewTransaction\"\n[sandbox]\ndisk_mb = 8\n";
+    let mut node = NodeProcess::start(&dir, conf);
+    let rpc = rpc(&mut node, &dir);
+    for name in ["mempoolish", "blind"] {
+        let fields = format!(" module=\"{name}\" stream=\"stdout\"");
+        node.wait_line(&format!("{name}'s ack refused"), |l| {
+            l.contains("ack refused") && l.ends_with(&fields)
+        });
+    }
+    let refused = node.module_said("mempoolish", "refused ");
+    assert!(
+        refused[0].contains("invalid_params")
+            && refused[0].contains("NewTransaction")
+            && refused[0].contains("durably"),
+        "{refused:?}"
+    );
+    let refused = node.module_said("blind", "refused ");
+    assert!(
+        refused[0].contains("permission_denied") && refused[0].contains("read_blockchain"),
+        "{refused:?}"
+    );
+    for name in ["mempoolish", "blind"] {
+        let ack = node.module_said(name, "ack refused ");
+        assert!(
+            ack[0].contains("invalid_params") && ack[0].contains("without a durable subscription"),
+            "{ack:?}"
+        );
+    }
+    // The refused keep their connections; the good one is served.
+    mine(&rpc, 1);
+    wait_acked(&mut node, "good", 1);
+    for name in ["mempoolish", "blind", "good"] {
+        let status = rpc.call("getmodulestatus", json!([name])).expect("status");
+        assert_eq!(status["state"], "running", "{name}: {status}");
+    }
     node.stop();
 }

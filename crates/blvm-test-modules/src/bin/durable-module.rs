@@ -4,7 +4,9 @@
 //!
 //! - `durable <dseq> <event> <height> <hash>` for each event, `acked
 //!   <dseq>` after the node stored its acknowledgement;
-//! - `subscribed <cursor seq> <cursor height|none>` at start.
+//! - `subscribed <cursor seq> <cursor height|none>` at start, or
+//!   `refused <error>` when the node refuses the subscription, then `ack
+//!   refused <error>` for an ack without one.
 //!
 //! Config: `events` (comma-separated, default all three chain events),
 //! `start_height` (first height for a module without a cursor), and
@@ -47,7 +49,19 @@ async fn main() -> Result<(), SdkError> {
     let crash_at: Option<u64> = config.get("crash_before_ack_at").and_then(|h| h.parse().ok());
     let mut events = integration.event_receiver()?;
     let api = integration.node_api();
-    let subscribed = api.subscribe_durable(&types, start_height).await?;
+    let subscribed = match api.subscribe_durable(&types, start_height).await {
+        Ok(subscribed) => subscribed,
+        Err(e) => {
+            // Refused: say why, show that an ack without a subscription is
+            // refused too, and stay connected until the node says stop.
+            println!("refused {e}");
+            if let Err(e) = api.ack_events(1).await {
+                println!("ack refused {e}");
+            }
+            let _ = integration.shutdown_requested().await;
+            return Ok(());
+        }
+    };
     let at = subscribed.cursor.at.map_or("none".to_owned(), |p| p.height.to_string());
     println!("subscribed {} {at}", subscribed.cursor.seq);
     loop {
