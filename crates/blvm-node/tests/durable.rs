@@ -169,6 +169,13 @@ fn after_the_node_is_killed_and_restarted_every_module_resumes_at_its_cursor_wit
         for e in before.iter().chain(&after).filter(|e| e.height >= 1) {
             assert_eq!(e.hash, hashes[e.height as usize - 1], "{name} at {}", e.height);
         }
+        // Caught up: its status says so.
+        let status = rpc.call("getmodulestatus", json!([name])).expect("status");
+        let durable = &status["durable"];
+        assert_eq!(durable["cursor"]["height"], 10, "{name}: {durable}");
+        assert_eq!(durable["cursor"]["hash"], hashes[9].as_str(), "{name}: {durable}");
+        assert_eq!(durable["lag_blocks"], 0, "{name}: {durable}");
+        assert_eq!(durable["unacked"], 0, "{name}: {durable}");
     }
     node.stop();
 }
