@@ -140,7 +140,9 @@ async fn reorg_chain_makes_the_subscribed_module_see_disconnects_then_new_blocks
         "recorder",
         "name = \"recorder\"\nversion = \"1.0.0\"\nentry_point = \"recorder\"\ncapabilities = [\"subscribe_events\", \"read_blockchain\"]\n",
         "recorder-module",
-        "events = \"NewBlock,BlockDisconnected,ChainReorg\"\n",
+        // Subscribed below, once loaded: a subscription made at start
+        // could come after the reorg (the handshake ends the load).
+        "",
     );
     let mut cfg = config(&dir, "main");
     cfg.modules_dir = modules;
@@ -156,6 +158,7 @@ async fn reorg_chain_makes_the_subscribed_module_see_disconnects_then_new_blocks
         .expect("thread");
     let report = node.node.manager.auto_load_modules().await.expect("modules");
     assert_eq!(report.loaded, vec!["recorder".to_string()], "{report:?}");
+    subscribe(&node, "recorder", "NewBlock,BlockDisconnected,ChainReorg").await;
     let old: Vec<Block> = blocks(&data("btcd-reorg/blk_0_to_4.dat"));
     let new: Vec<Block> = ["blk_3A.dat", "blk_4A.dat", "blk_5A.dat"]
         .iter()
@@ -309,6 +312,13 @@ async fn wait_recorded(node: &Running, name: &str, needle: &str) -> String {
     String::from_utf8(module_call(node, name, "wait", needle.as_bytes()).await).expect("utf8")
 }
 
+/// Has the recorder module subscribe to `names` and waits until the node
+/// answered it: events published after this reach it.
+async fn subscribe(node: &Running, name: &str, names: &str) {
+    let answer = String::from_utf8(module_call(node, name, "subscribe", names.as_bytes()).await).expect("utf8");
+    assert!(answer.starts_with("SUBSCRIBED "), "{answer}");
+}
+
 /// Asks the recorder module what it has seen so far (without sequence
 /// numbers); [`wait_recorded`] first for the last event expected.
 async fn recorded(node: &Running, name: &str) -> Vec<String> {
@@ -347,13 +357,14 @@ async fn node_events_reach_a_subscribed_module_from_where_they_happen() {
         "name = \"recorder\"\nversion = \"1.0.0\"\nentry_point = \"recorder\"\n\
          capabilities = [\"subscribe_events\", \"read_blockchain\", \"read_mempool\", \"read_chain_state\"]\n",
         "recorder-module",
-        &format!("events = \"{}\"\n", wanted.join(",")),
+        "",
     );
     let mut cfg = config(&dir, "regtest");
     cfg.modules_dir = modules;
     let node = start(cfg, ChainOptions::default()).await;
     let report = node.node.manager.auto_load_modules().await.expect("modules");
     assert_eq!(report.loaded, vec!["recorder".to_string()], "{report:?}");
+    subscribe(&node, "recorder", &wanted.join(",")).await;
     let (payee, spend) = mature_spend(&node, 5_000).await;
     node.call("sendrawtransaction", json!([serialize_hex(&spend)]))
         .await
@@ -584,7 +595,7 @@ async fn a_sandboxed_attacker_does_not_stop_the_node_answering_rpc_or_other_modu
         "recorder",
         "name = \"recorder\"\nversion = \"1.0.0\"\nentry_point = \"recorder\"\ncapabilities = [\"subscribe_events\", \"read_blockchain\"]\n",
         "recorder-module",
-        "events = \"NewBlock\"\n",
+        "",
     );
     // The operator's file is stricter than the manifest's 64 tasks.
     let file: Settings =
@@ -594,6 +605,7 @@ async fn a_sandboxed_attacker_does_not_stop_the_node_answering_rpc_or_other_modu
     let node = start(cfg, ChainOptions::default()).await;
     let report = node.node.manager.auto_load_modules().await.expect("modules");
     assert_eq!(report.loaded.len(), 2, "{report:?}");
+    subscribe(&node, "recorder", "NewBlock").await;
     let attack = |method: &'static str, arg: &'static str| {
         let node = &node;
         async move { String::from_utf8(module_call(node, "attacker", method, arg.as_bytes()).await).expect("utf8") }
