@@ -3,9 +3,9 @@
 //! `Deserialize` from the fuzz bytes (`blvm_fuzz::arb`), so that every
 //! input is a valid event. Properties: `decode(encode(event)) == event`
 //! (`Event::decode`, as the SDK decodes a payload); the event frame that
-//! carries it (with or without `origin`) goes through the codec and
-//! `Frame::decode` to the same sequence number, name, origin, payload and
-//! event; and the decoded frame re-encodes to the very same bytes.
+//! carries it (with or without `origin`, or with a durable mark) goes
+//! through the codec and `Frame::decode` to the same sequence number,
+//! name, origin, durable mark, payload and event; and the decoded frame re-encodes to the very same bytes.
 //!
 //! The match below names every event type: one added to the catalogue
 //! fails to compile here until it is added (as one line).
