@@ -504,7 +504,10 @@ fn a_stalled_upload_holds_up_no_one_and_is_cut_off() {
 fn uploads_beyond_the_concurrent_limit_are_turned_away_until_one_ends() {
     let dir = temp_dir("server-concurrent");
     let (registry, _) = init_registry(&dir);
-    let server = RegistryServer::start(&registry, &["--max-concurrent-uploads", "1", "--upload-timeout", "2"]);
+    // The stalled upload holds the permit until its timeout: long enough
+    // that a loaded machine still sends the next uploads inside it (2 s
+    // was not, in CI beside other work).
+    let server = RegistryServer::start(&registry, &["--max-concurrent-uploads", "1", "--upload-timeout", "10"]);
     let maintainer = Maintainer::new(&dir);
     let manifest = maintainer.block_stats("0.1.0", BINARY);
     let stalled = raw_request(
