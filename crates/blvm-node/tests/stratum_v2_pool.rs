@@ -17,9 +17,9 @@ use std::sync::mpsc::Receiver;
 use std::time::Instant;
 
 use serde_json::json;
-use sv2::{free_port, payee, start};
+use sv2::{payee, start};
 
-use harness::DEADLINE;
+use harness::{free_port, DEADLINE};
 
 /// What `.ci/run` installs it with.
 const INSTALL: &str = "command -v pool_sv2 || cargo install pool_sv2 --version 0.7.0 --locked";

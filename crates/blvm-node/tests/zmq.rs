@@ -11,7 +11,7 @@ use std::sync::mpsc::Receiver;
 use std::time::{Duration, Instant};
 
 use blvm_node::cli::RpcClient;
-use harness::{bins, temp_dir, NodeProcess, DEADLINE};
+use harness::{bins, free_port, temp_dir, NodeProcess, DEADLINE};
 use serde_json::{json, Value};
 
 /// A pyzmq subscriber: one JSON line per message, after `connected`.
@@ -70,14 +70,6 @@ fn subscriber(endpoint: &str) -> Option<Subscriber> {
     let first = lines.recv_timeout(DEADLINE).expect("the subscriber starts");
     assert_eq!(first, "connected");
     Some(Subscriber { child, lines })
-}
-
-/// A free TCP port on the loopback (the module binds it next).
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("a free port")
-        .port()
 }
 
 #[test]

@@ -64,6 +64,14 @@ impl Drop for TempDir {
     }
 }
 
+/// A free loopback TCP port, for a module or a peer that binds it next.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free port")
+        .port()
+}
+
 /// A fresh directory named after the test.
 pub fn temp_dir(tag: &str) -> TempDir {
     static N: AtomicUsize = AtomicUsize::new(0);

@@ -27,7 +27,7 @@ use template_distribution_sv2::{
 use tokio::net::TcpStream;
 use tokio::sync::mpsc;
 
-use crate::harness::{bins, install_recorder, temp_dir, NodeProcess, TempDir, DEADLINE};
+use crate::harness::{bins, free_port, install_recorder, temp_dir, NodeProcess, TempDir, DEADLINE};
 
 /// The events the recorder follows: the node's `BlockMined` and what the
 /// module publishes (and `ModuleLoaded`, whose own announcement says the
@@ -44,14 +44,6 @@ pub fn op_true() -> ScriptBuf {
 /// The P2WSH(`OP_TRUE`) address on regtest.
 pub fn payee() -> String {
     bitcoin::Address::p2wsh(&op_true(), bitcoin::Network::Regtest).to_string()
-}
-
-/// A free loopback TCP port (the module binds it next).
-pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("a free port")
-        .port()
 }
 
 /// A node with the module, and what a test needs of it.
