@@ -10,7 +10,7 @@ use std::net::{SocketAddr, TcpStream};
 use std::process::{Command, Stdio};
 
 use blvm_node::cli::RpcClient;
-use harness::{bins, temp_dir, NodeProcess};
+use harness::{bins, mine_to, temp_dir, NodeProcess, OP_TRUE_ADDRESS};
 use serde_json::json;
 
 /// What `.ci/run` installs promtool with.
@@ -59,6 +59,25 @@ fn promtool_check(text: &str) -> Option<(bool, String)> {
     Some((out.status.success(), said))
 }
 
+/// The address in the node's `metrics exposition listening` line.
+fn metrics_addr(node: &mut NodeProcess) -> SocketAddr {
+    let listening = node.wait_line("`metrics exposition listening`", |l| {
+        l.contains("metrics exposition listening")
+    });
+    listening
+        .split("addr=")
+        .nth(1)
+        .and_then(|a| a.split_whitespace().next())
+        .and_then(|a| a.parse().ok())
+        .expect("the metrics address in the log line")
+}
+
+/// Whether the exposition `body` has the sample line `line` (a value
+/// written as `2` or `2.0`).
+fn has_sample(body: &str, line: &str) -> bool {
+    body.lines().any(|l| l == line || l == format!("{line}.0"))
+}
+
 #[test]
 fn the_nodes_metrics_endpoint_serves_its_own_and_a_modules_series_and_promtool_accepts_it() {
     let dir = temp_dir("metrics");
@@ -79,15 +98,7 @@ fn the_nodes_metrics_endpoint_serves_its_own_and_a_modules_series_and_promtool_a
     .expect("config");
     std::fs::copy(bins().join("metrics-module"), module.join("gauges")).expect("binary");
     let mut node = NodeProcess::start(&datadir, "metrics_bind = \"127.0.0.1:0\"\n[sandbox]\ndisk_mb = 8\n");
-    let listening = node.wait_line("`metrics exposition listening`", |l| {
-        l.contains("metrics exposition listening")
-    });
-    let addr: SocketAddr = listening
-        .split("addr=")
-        .nth(1)
-        .and_then(|a| a.split_whitespace().next())
-        .and_then(|a| a.parse().ok())
-        .expect("the metrics address in the log line");
+    let addr = metrics_addr(&mut node);
     let reported = node.wait_line("`reported`", |l| l.contains("reported "));
     assert!(reported.contains("reported OK 3 1000"), "{reported}");
     let rpc = node.rpc_addr();
@@ -112,10 +123,7 @@ fn the_nodes_metrics_endpoint_serves_its_own_and_a_modules_series_and_promtool_a
         "module_gauges_queue_depth{path=\"a\\\"b\\\\c\"} 7",
         "module_gauges_fetch_seconds_count 2",
     ] {
-        assert!(
-            body.lines().any(|l| l == line || l == format!("{line}.0")),
-            "no `{line}` in:\n{body}"
-        );
+        assert!(has_sample(&body, line), "no `{line}` in:\n{body}");
     }
     for prefix in [
         "blvm_module_resident_memory_bytes{module=\"gauges\"} ",
@@ -133,6 +141,57 @@ fn the_nodes_metrics_endpoint_serves_its_own_and_a_modules_series_and_promtool_a
     let (status, _, _) = http_get(addr, "/");
     assert!(status.contains(" 404 "), "{status}");
 
+    if let Some((accepted, said)) = promtool_check(&body) {
+        assert!(
+            accepted,
+            "promtool check metrics refused the exposition: {said}\n{body}"
+        );
+    }
+    node.stop();
+}
+
+#[test]
+fn a_module_that_stops_acknowledging_durable_events_shows_its_lag_and_unacknowledged_count() {
+    let dir = temp_dir("metrics-durable");
+    let module = dir.join("modules").join("indexer");
+    std::fs::create_dir_all(&module).expect("module dir");
+    std::fs::write(
+        module.join("module.toml"),
+        "name = \"indexer\"\nversion = \"1.0.0\"\nentry_point = \"indexer\"\n\
+         capabilities = [\"subscribe_events\", \"read_blockchain\"]\n",
+    )
+    .expect("manifest");
+    std::fs::copy(bins().join("durable-module"), module.join("indexer")).expect("binary");
+    let conf = "block_interval = 0\nmetrics_bind = \"127.0.0.1:0\"\n\
+                [modules.indexer]\nhold_acks_after = \"1\"\n[sandbox]\ndisk_mb = 8\n";
+    let mut node = NodeProcess::start(&dir, conf);
+    let addr = metrics_addr(&mut node);
+    node.wait_line("indexer subscribing", |l| l.contains("subscribed 0 "));
+    let rpc = node.rpc_addr();
+    let rpc = RpcClient::from_cookie(rpc, &dir.join(".cookie")).expect("cookie");
+    let lag = "blvm_module_durable_lag_blocks{module=\"indexer\"}";
+    let unacked = "blvm_module_durable_unacked{module=\"indexer\"}";
+
+    // Block 1 acknowledged: caught up.
+    mine_to(&rpc, 1, OP_TRUE_ADDRESS);
+    node.wait_line("indexer acknowledging block 1", |l| l.contains("acked 1 "));
+    let (_, _, body) = http_get(addr, "/metrics");
+    assert!(has_sample(&body, &format!("{lag} 0")), "{body}");
+    assert!(has_sample(&body, &format!("{unacked} 0")), "{body}");
+
+    // Blocks 2 and 3 received and held: two behind, two outstanding.
+    mine_to(&rpc, 2, OP_TRUE_ADDRESS);
+    let third = node.wait_line("indexer receiving block 3", |l| l.contains(" NewBlock 3 "));
+    let seq = third
+        .split("durable ")
+        .nth(1)
+        .and_then(|r| r.split(' ').next())
+        .expect("the event's durable seq")
+        .to_owned();
+    node.wait_line("indexer holding block 3", |l| l.contains(&format!("held {seq} ")));
+    let (_, _, body) = http_get(addr, "/metrics");
+    assert!(has_sample(&body, &format!("{lag} 2")), "{body}");
+    assert!(has_sample(&body, &format!("{unacked} 2")), "{body}");
     if let Some((accepted, said)) = promtool_check(&body) {
         assert!(
             accepted,

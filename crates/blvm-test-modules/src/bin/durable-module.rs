@@ -12,7 +12,10 @@
 //! `start_height` (first height for a module without a cursor), and
 //! `crash_before_ack_at` (a height): the first time it receives that
 //! block's `NewBlock` it prints it, leaves a mark in its data dir and
-//! aborts before acknowledging (later spawns find the mark and go on).
+//! aborts before acknowledging (later spawns find the mark and go on);
+//! `hold_acks_after` (a height): every event past that height's
+//! `NewBlock` is printed and never acknowledged (`held <dseq>`), so the
+//! node's durable lag and unacknowledged count grow.
 
 use blvm_sdk::protocol::{Event, EventType};
 use blvm_sdk::{ModuleIntegration, SdkError};
@@ -47,6 +50,8 @@ async fn main() -> Result<(), SdkError> {
         .collect();
     let start_height = config.get("start_height").and_then(|h| h.parse().ok());
     let crash_at: Option<u64> = config.get("crash_before_ack_at").and_then(|h| h.parse().ok());
+    let hold_after: Option<u64> = config.get("hold_acks_after").and_then(|h| h.parse().ok());
+    let mut holding = false;
     let mut events = integration.event_receiver()?;
     let api = integration.node_api();
     let subscribed = match api.subscribe_durable(&types, start_height).await {
@@ -76,6 +81,11 @@ async fn main() -> Result<(), SdkError> {
                     std::fs::write(&mark, b"1").map_err(SdkError::Io)?;
                     // Received, not acknowledged: the node must send it again.
                     std::process::abort();
+                }
+                holding |= name == "NewBlock" && hold_after.is_some_and(|h| height > h);
+                if holding {
+                    println!("held {}", durable.seq);
+                    continue;
                 }
                 let cursor = api.ack_events(durable.seq).await?;
                 println!("acked {}", cursor.seq);
