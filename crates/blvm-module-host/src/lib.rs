@@ -35,7 +35,7 @@ pub mod services;
 pub use api::backend::{BackendError, NodeBackend};
 pub use api::durable::{CursorStore, DurableStatus};
 pub use api::events::{DeliveryStats, EventManager};
-pub use api::hub::ModuleApiHub;
+pub use api::hub::{Caller, ModuleApiHub, RequestTap};
 pub use ipc::{ConnectionEvent, IpcServerConfig, ModuleConnectionHandle, ModuleIpcServer, ModuleSpec, ModuleTicket};
 pub use manager::{ManagerConfig, ModuleManager, ModuleState, ModuleStatus};
 /// The seed calls a module's `module.toml` its metadata

@@ -63,6 +63,17 @@ pub enum Handled {
     Later(Deferred),
 }
 
+/// Sees every request a module sends, as the hub takes it: an audit trail,
+/// or a test harness asserting on what a module asked
+/// (`blvm-module-testkit`). Called on the connection's reader thread
+/// before the request is answered, so it must be quick and never block.
+pub trait RequestTap: Send + Sync + 'static {
+    /// `caller` sent `request`; `error` is the code it is answered with
+    /// at once (unknown method, missing capability, bad params…), `None`
+    /// when it succeeded or waits.
+    fn request(&self, caller: &Caller<'_>, request: &Request, error: Option<ErrorCode>);
+}
+
 /// Routes module requests to the node.
 pub struct ModuleApiHub {
     pub(crate) backend: Arc<dyn NodeBackend>,
@@ -77,6 +88,8 @@ pub struct ModuleApiHub {
     /// Where durable subscriptions keep their cursors; without it
     /// `subscribe_durable` answers `unavailable`.
     pub(crate) cursors: Option<Arc<dyn CursorStore>>,
+    /// Told of every request, when set.
+    tap: Option<Arc<dyn RequestTap>>,
     /// Where waiting requests run: the runtime the hub was made in, else
     /// one of the hub's own.
     runtime: tokio::runtime::Handle,
@@ -125,6 +138,7 @@ impl ModuleApiHub {
             directory,
             modules: Arc::new(InterModuleService::default()),
             cursors: None,
+            tap: None,
             runtime,
             _own_runtime: own,
         }
@@ -155,6 +169,12 @@ impl ModuleApiHub {
     /// node's own store).
     pub fn with_cursor_store(mut self, store: Arc<dyn CursorStore>) -> Self {
         self.cursors = Some(store);
+        self
+    }
+
+    /// The hub with `tap` told of every request.
+    pub fn with_request_tap(mut self, tap: Arc<dyn RequestTap>) -> Self {
+        self.tap = Some(tap);
         self
     }
 
@@ -236,6 +256,9 @@ impl ModuleApiHub {
         self.metrics.count_request(caller.module_name);
         let mut later = None;
         let result = self.dispatch(caller, request, out, &mut later);
+        if let Some(tap) = &self.tap {
+            tap.request(caller, request, result.as_ref().err().map(|e| e.code.clone()));
+        }
         match result {
             Ok(()) => match later {
                 Some(future) => Handled::Later(future),

@@ -51,7 +51,7 @@ pub use verify::{VerifiedBinary, VerifyError};
 use crate::api::backend::NodeBackend;
 use crate::api::durable::CursorStore;
 use crate::api::events::{EventManager, DEFAULT_QUEUE_CAPACITY};
-use crate::api::hub::ModuleApiHub;
+use crate::api::hub::{ModuleApiHub, RequestTap};
 use crate::ipc::{IpcServerConfig, ModuleIpcServer, RequestRate};
 use crate::process::{ModuleProcess, ModuleProcessSpawner, SpawnerConfig};
 use crate::registry::{self, check_compatibility, ModuleManifest, NodeVersions};
@@ -377,6 +377,8 @@ struct Inner {
     /// Where durable subscriptions keep their cursors (the node's store),
     /// once the node has set it.
     cursors: OnceLock<Arc<dyn CursorStore>>,
+    /// Told of every module request, once set.
+    tap: OnceLock<Arc<dyn RequestTap>>,
 }
 
 impl Inner {
@@ -463,6 +465,7 @@ impl ModuleManager {
                 rpc_endpoints,
                 timers,
                 cursors: OnceLock::new(),
+                tap: OnceLock::new(),
                 config,
                 events,
                 storage,
@@ -553,6 +556,14 @@ impl ModuleManager {
         }
     }
 
+    /// Tells `tap` of every request any module sends (an audit trail, a
+    /// test harness); set before [`ModuleManager::start`], once.
+    pub fn set_request_tap(&self, tap: Arc<dyn RequestTap>) {
+        if self.inner.tap.set(tap).is_err() {
+            tracing::warn!("the module manager's request tap was set twice; the second was ignored");
+        }
+    }
+
     /// Starts the IPC server on `socket_path`, answering modules from
     /// `node_api`.
     pub async fn start(
@@ -576,6 +587,9 @@ impl ModuleManager {
             .with_timers(Arc::clone(&self.inner.timers));
         if let Some(store) = self.inner.cursors.get() {
             hub = hub.with_cursor_store(Arc::clone(store));
+        }
+        if let Some(tap) = self.inner.tap.get() {
+            hub = hub.with_request_tap(Arc::clone(tap));
         }
         let hub = Arc::new(hub);
         let server = ModuleIpcServer::bind(&path, hub, self.inner.config.ipc.clone())

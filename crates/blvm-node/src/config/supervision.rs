@@ -9,6 +9,8 @@
 //! max_restart_backoff_ms = 30000   # the longest wait
 //! max_crashes = 5              # crashes within crash_window after which the module is failed
 //! crash_window = 300           # seconds crashes are counted in
+//! handshake_timeout = 10       # seconds from spawn to a completed handshake (a slow
+//!                              # interpreter on a loaded host may need more)
 //! ```
 //!
 //! A module whose main process is stopped (`SIGSTOP`) is `unresponsive` at
@@ -43,6 +45,9 @@ pub struct SupervisionSettings {
     pub max_crashes: Option<u32>,
     /// Seconds crashes are counted in.
     pub crash_window: Option<u64>,
+    /// Seconds a spawned module has to complete its handshake before it
+    /// is killed and its start fails.
+    pub handshake_timeout: Option<u64>,
 }
 
 /// The liveness and restart settings the module manager takes.
@@ -54,11 +59,14 @@ pub struct Supervision {
     pub health_check_timeout: Duration,
     /// Restarts after crashes.
     pub restart: RestartPolicy,
+    /// From spawn to a completed handshake.
+    pub handshake_timeout: Duration,
 }
 
 impl SupervisionSettings {
     /// The written values over the manager's defaults (10 s and 5 s; 0.5 s
-    /// to 30 s of backoff, failed at the fifth crash within 300 s).
+    /// to 30 s of backoff, failed at the fifth crash within 300 s; 10 s to
+    /// complete a handshake).
     pub fn resolve(&self) -> Result<Supervision, ConfigError> {
         let defaults = blvm_module_host::ManagerConfig::new("", "", "");
         let interval = match self.health_check_interval {
@@ -105,10 +113,13 @@ impl SupervisionSettings {
                 .map_or(base.max_crashes, |n| u32::try_from(n).unwrap_or(u32::MAX)),
             window: positive("crash_window", self.crash_window)?.map_or(base.window, Duration::from_secs),
         };
+        let handshake_timeout = positive("handshake_timeout", self.handshake_timeout)?
+            .map_or(defaults.handshake_timeout, Duration::from_secs);
         Ok(Supervision {
             health_check_interval: interval,
             health_check_timeout: timeout,
             restart,
+            handshake_timeout,
         })
     }
 }
@@ -122,6 +133,19 @@ mod tests {
         let s = SupervisionSettings::default().resolve().expect("defaults resolve");
         assert_eq!(s.health_check_interval, Some(Duration::from_secs(10)));
         assert_eq!(s.health_check_timeout, Duration::from_secs(5));
+    }
+
+    #[test]
+    fn the_handshake_deadline_is_10_s_unless_written_and_never_0() {
+        let s = SupervisionSettings::default().resolve().expect("defaults");
+        assert_eq!(s.handshake_timeout, Duration::from_secs(10));
+        let file: SupervisionSettings = toml::from_str("handshake_timeout = 60\n").expect("parses");
+        assert_eq!(
+            file.resolve().expect("valid").handshake_timeout,
+            Duration::from_secs(60)
+        );
+        let zero: SupervisionSettings = toml::from_str("handshake_timeout = 0\n").expect("parses");
+        assert!(zero.resolve().unwrap_err().to_string().contains("handshake_timeout"));
     }
 
     #[test]

@@ -157,6 +157,7 @@ impl Node {
         manager_config.request_rate = Some(config.request_rate);
         manager_config.health_check_interval = config.supervision.health_check_interval;
         manager_config.health_check_timeout = config.supervision.health_check_timeout;
+        manager_config.handshake_timeout = config.supervision.handshake_timeout;
         manager_config.storage = config.storage.clone();
         let coinbase_script = match &config.mining_address {
             Some(a) => a
