@@ -36,6 +36,13 @@ cargo build --release "${packages[@]}"
 for module in modules/*/; do
     name="$(basename "$module")"
     [ -f "$module/module.toml" ] || continue
+    if [ -x "$module/install.sh" ]; then
+        # A script module (fee-histogram, in Python) installs itself: its
+        # files, and its libraries vendored beside it (the sandbox shows
+        # it only /usr and its own folder).
+        "$module/install.sh" "$datadir/modules/$name"
+        continue
+    fi
     mkdir -p "$datadir/modules/$name"
     cp "$module/module.toml" "$datadir/modules/$name/module.toml"
     [ -f "$module/config.toml" ] && cp "$module/config.toml" "$datadir/modules/$name/config.toml"

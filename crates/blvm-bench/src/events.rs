@@ -31,7 +31,7 @@ use crate::plain::Publisher;
 use crate::procstat::ProcStat;
 use crate::rounds::Rounds;
 use crate::rtt::hold;
-use crate::{numbers, Bench, Error};
+use crate::{numbers, Bench, Error, Sdk};
 
 /// The floor's write and read size.
 const CHUNK: usize = 64 * 1024;
@@ -90,7 +90,7 @@ pub(crate) fn run(bench: &Bench, dir: &Path, rounds: usize, n: u64) -> Result<Ro
 }
 
 /// The `NewBlock` event of height `h` (its block from mainnet 0..438).
-fn block(bench: &Bench, h: u64) -> Event {
+pub(crate) fn block(bench: &Bench, h: u64) -> Event {
     Event::from(NewBlock {
         block_hash: bench.chain.hash_at(h % 439),
         height: h,
@@ -107,11 +107,32 @@ fn frame_len(event: &Event) -> usize {
     wire.len()
 }
 
-/// One side of the system: `n` events published to `modules` modules.
+/// One side of the system: `n` events published to `modules` modules of
+/// the Rust SDK.
 fn deliver(bench: &Bench, events: &[Event], modules: usize, n: u64, r: &mut Rounds) -> Result<(), Error> {
+    let what = if modules == 1 {
+        "1 module".to_string()
+    } else {
+        format!("{modules} modules")
+    };
+    deliver_to(bench, Sdk::Rust, &what, events, modules, n, r)
+}
+
+/// `n` events published to `modules` bench modules of `sdk`, recorded as
+/// `what`: delivered events per second (summed over the modules), the
+/// share dropped at the node, and both sides' cost per event.
+pub(crate) fn deliver_to(
+    bench: &Bench,
+    sdk: Sdk,
+    what: &str,
+    events: &[Event],
+    modules: usize,
+    n: u64,
+    r: &mut Rounds,
+) -> Result<(), Error> {
     let mut children = Vec::new();
     for _ in 0..modules {
-        let (id, mut child) = bench.spawn_gated_with_id("events", 1024)?;
+        let (id, mut child) = bench.spawn_sdk_gated(sdk, "events", 1024)?;
         child.expect("READY")?;
         children.push((id, child));
     }
@@ -156,19 +177,14 @@ fn deliver(bench: &Bench, events: &[Event], modules: usize, n: u64, r: &mut Roun
         child.release()?;
         child.finish()?;
     }
-    let what = if modules == 1 {
-        "1 module".to_string()
-    } else {
-        format!("{modules} modules")
-    };
     r.record(&format!("{what}: delivered"), "k events/s", rate / 1e3);
     r.record(
         &format!("{what}: dropped at the node"),
         "% of published",
         dropped as f64 * 100.0 / (n * modules as u64).max(1) as f64,
     );
-    node.record_per_op(r, &what, "node", received);
-    peer.record_per_op(r, &what, "modules", received);
+    node.record_per_op(r, what, "node", received);
+    peer.record_per_op(r, what, "modules", received);
     Ok(())
 }
 

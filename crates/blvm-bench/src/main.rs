@@ -7,7 +7,7 @@
 //! cargo run --release -p blvm-bench -- --json rtt       # one JSON object on stdout
 //! cargo run --release -p blvm-bench -- rtt events       # some parts: codec, rtt, inflight,
 //!                                                       # events, import, bigblocks, spawn,
-//!                                                       # storage, calls or spinning
+//!                                                       # storage, calls, spinning or python
 //! ```
 //!
 //! The parts `rtt`, `inflight` and `events` (and `stall`: none stalled,
@@ -43,6 +43,9 @@
 //!    `spinner` and `rpc`.
 //! 8. `import`, `bigblocks`, `codec`: the node's own import and
 //!    validation speed and the event codec's in-process cost.
+//! 9. `python`: the Python SDK (`sdk/python`) beside the Rust SDK by the
+//!    same method, in interleaved rounds: the `ping` round trip and the
+//!    events delivered per second to one module (see `python`).
 //!
 //! With `--json` the text goes to stderr and stdout carries one JSON
 //! object: the machine's load at start and end, and for each interleaved
@@ -85,6 +88,7 @@ mod inflight;
 mod memory;
 mod plain;
 mod procstat;
+mod python;
 mod rounds;
 mod rpc;
 mod rtt;
@@ -98,7 +102,7 @@ mod syscalls;
 type Error = Box<dyn std::error::Error>;
 
 /// The parts, in the order they run.
-const PARTS: [&str; 13] = [
+const PARTS: [&str; 14] = [
     "spawn",
     "memory",
     "import",
@@ -112,6 +116,7 @@ const PARTS: [&str; 13] = [
     "events",
     "stall",
     "import8",
+    "python",
 ];
 
 /// The command line.
@@ -132,7 +137,7 @@ struct Args {
     rounds: Option<usize>,
     /// The parts to run (all when none): codec, rtt, inflight, events,
     /// stall, import8, import, bigblocks, spawn, memory, storage, calls,
-    /// spinning. `quick` is
+    /// spinning, python. `quick` is
     /// read as --quick.
     #[arg(value_parser = clap::builder::PossibleValuesParser::new(PARTS.iter().chain(&["quick"])))]
     parts: Vec<String>,
@@ -282,6 +287,16 @@ fn main() -> Result<(), Error> {
             &r,
         );
         report.insert("import8".into(), r.json());
+    }
+    if wants("python") {
+        let (rtt_n, events_n) = (20_000 / scale, 200_000 / scale as u64);
+        let r = python::run(&bench, rounds, rtt_n, events_n)?;
+        show(
+            "python",
+            &format!("the Python SDK beside the Rust SDK, by one method: {rtt_n} sequential pings per SDK and round; {events_n} NewBlock events (143 B payload) to one module per SDK and round, a queue of 1024"),
+            &r,
+        );
+        report.insert("python".into(), r.json());
     }
     let load_end = procstat::Load::now();
     say!("end:   {}", load_end.line());
@@ -498,12 +513,12 @@ impl Bench {
     }
 
     fn spawn(&self, mode: &str, queue: usize) -> Result<(String, Child), Error> {
-        self.spawn_with(mode, queue, false)
+        self.spawn_with(Sdk::Rust, mode, queue, false)
     }
 
-    /// Spawns a module process in `mode` with an event queue of `queue`;
-    /// `gate` sets `BLVM_BENCH_GATE` (see `gate`).
-    fn spawn_with(&self, mode: &str, queue: usize, gate: bool) -> Result<(String, Child), Error> {
+    /// Spawns a module process of `sdk` in `mode` with an event queue of
+    /// `queue`; `gate` sets `BLVM_BENCH_GATE` (see `gate`).
+    fn spawn_with(&self, sdk: Sdk, mode: &str, queue: usize, gate: bool) -> Result<(String, Child), Error> {
         let id = format!("bench-{}", self.next.get());
         self.next.set(self.next.get() + 1);
         let mut spec = ModuleSpec::new(&id, &id, "1.0.0");
@@ -521,7 +536,16 @@ impl Bench {
         // The IPC path itself is measured, not the operator's rate policy.
         spec.request_rate = None;
         let ticket = self.server.expect_module(spec)?;
-        let mut cmd = Command::new(&self.module_bin);
+        let mut cmd = match sdk {
+            Sdk::Rust => Command::new(&self.module_bin),
+            Sdk::Python => {
+                let repo = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+                let mut cmd = Command::new("python3");
+                cmd.arg(repo.join("crates/blvm-bench/python/bench_module.py"))
+                    .env("PYTHONPATH", repo.join("sdk/python/src"));
+                cmd
+            }
+        };
         if gate {
             cmd.env("BLVM_BENCH_GATE", "1");
         }
@@ -569,9 +593,26 @@ impl Bench {
     /// Spawns a gated module in `mode` with an event queue of `queue`;
     /// returns its name and process.
     pub(crate) fn spawn_gated_with_id(&self, mode: &str, queue: usize) -> Result<(String, gate::Gated), Error> {
-        let (id, child) = self.spawn_with(mode, queue, true)?;
+        self.spawn_sdk_gated(Sdk::Rust, mode, queue)
+    }
+
+    /// Spawns a gated module of `sdk` in `mode` with an event queue of
+    /// `queue`; returns its name and process.
+    pub(crate) fn spawn_sdk_gated(&self, sdk: Sdk, mode: &str, queue: usize) -> Result<(String, gate::Gated), Error> {
+        let (id, child) = self.spawn_with(sdk, mode, queue, true)?;
         Ok((id, gate::Gated::new(child)?))
     }
+}
+
+/// Which SDK a bench module is written on: `bench-module` (Rust,
+/// `blvm-sdk`) or `crates/blvm-bench/python/bench_module.py` (Python,
+/// `sdk/python`), which speak the same modes and print the same lines.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Sdk {
+    /// `bench-module`.
+    Rust,
+    /// `bench_module.py`, run by `python3` with the SDK's source on its path.
+    Python,
 }
 
 fn numbers(line: &str) -> Vec<u64> {
