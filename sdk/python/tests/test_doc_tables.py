@@ -33,21 +33,27 @@ def test_request_table_is_the_spec_method_table():
     assert sdk == spec
 
 
+def top_level_fields(cell: str) -> list[str]:
+    """The field names (`name`:) of a method table cell at depth 0 of its
+    brackets, in order: a nested shape's fields are not the method's."""
+    depth, names = 0, []
+    for m in re.finditer(r"[\[\]{}()]|`([a-z_]+)`:", cell):
+        tok = m.group(0)
+        if tok in "[{(":
+            depth += 1
+        elif tok in "]})":
+            depth -= 1
+        elif depth == 0:
+            names.append(m.group(1))
+    return names
+
+
 def test_every_param_field_of_the_spec_is_in_the_params_shape():
     rows = table_rows(section("### 8.2 Method table", "### 8.3"))
     by_method = {r.method: r for r in REQUESTS}
     for cells in rows:
         method, params = cells[0].strip("`"), cells[1]
-        # Top-level field names: `name`: at depth 0 of brackets.
-        depth, names = 0, []
-        for m in re.finditer(r"[\[\]{}()]|`([a-z_]+)`:", params):
-            tok = m.group(0)
-            if tok in "[{(":
-                depth += 1
-            elif tok in "]})":
-                depth -= 1
-            elif depth == 0:
-                names.append(m.group(1))
+        names = top_level_fields(params)
         fields = list(hints(by_method[method].params))
         assert names == fields, f"{method}: spec {names}, sdk {fields}"
 
@@ -57,15 +63,7 @@ def test_every_result_field_of_the_spec_is_in_the_result_shape():
     by_method = {r.method: r for r in REQUESTS}
     for cells in rows:
         method, result = cells[0].strip("`"), cells[2]
-        depth, names = 0, []
-        for m in re.finditer(r"[\[\]{}()]|`([a-z_]+)`:", result):
-            tok = m.group(0)
-            if tok in "[{(":
-                depth += 1
-            elif tok in "]})":
-                depth -= 1
-            elif depth == 0:
-                names.append(m.group(1))
+        names = top_level_fields(result)
         assert names == list(hints(by_method[method].result)), method
 
 
