@@ -42,17 +42,6 @@ fn metrics(addr: SocketAddr) -> String {
         .unwrap_or_default()
 }
 
-fn metrics_addr(node: &mut NodeProcess) -> SocketAddr {
-    node.wait_line("`metrics exposition listening`", |l| {
-        l.contains("metrics exposition listening")
-    })
-    .split("addr=")
-    .nth(1)
-    .and_then(|a| a.split_whitespace().next())
-    .and_then(|a| a.parse().ok())
-    .expect("the metrics address in the log line")
-}
-
 const CONF: &str = "metrics_bind = \"127.0.0.1:0\"\n[sandbox]\ndisk_mb = 8\n";
 
 #[test]
@@ -63,7 +52,7 @@ fn the_example_modules_keep_serve_export_and_share_block_statistics_across_a_nod
     install_example(&modules, "block-stats", "summary_every_ms = \"200\"\n");
     install_example(&modules, "fee-watcher", "");
     let mut node = NodeProcess::start(&datadir, CONF);
-    let addr = metrics_addr(&mut node);
+    let addr = node.metrics_addr();
     node.wait_line("`serving blockstats_summary`", |l| {
         l.contains("serving blockstats_summary") && l.contains("0 blocks kept")
     });

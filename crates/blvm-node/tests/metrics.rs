@@ -59,19 +59,6 @@ fn promtool_check(text: &str) -> Option<(bool, String)> {
     Some((out.status.success(), said))
 }
 
-/// The address in the node's `metrics exposition listening` line.
-fn metrics_addr(node: &mut NodeProcess) -> SocketAddr {
-    let listening = node.wait_line("`metrics exposition listening`", |l| {
-        l.contains("metrics exposition listening")
-    });
-    listening
-        .split("addr=")
-        .nth(1)
-        .and_then(|a| a.split_whitespace().next())
-        .and_then(|a| a.parse().ok())
-        .expect("the metrics address in the log line")
-}
-
 /// Whether the exposition `body` has the sample line `line` (a value
 /// written as `2` or `2.0`).
 fn has_sample(body: &str, line: &str) -> bool {
@@ -98,7 +85,7 @@ fn the_nodes_metrics_endpoint_serves_its_own_and_a_modules_series_and_promtool_a
     .expect("config");
     std::fs::copy(bins().join("metrics-module"), module.join("gauges")).expect("binary");
     let mut node = NodeProcess::start(&datadir, "metrics_bind = \"127.0.0.1:0\"\n[sandbox]\ndisk_mb = 8\n");
-    let addr = metrics_addr(&mut node);
+    let addr = node.metrics_addr();
     let reported = node.wait_line("`reported`", |l| l.contains("reported "));
     assert!(reported.contains("reported OK 3 1000"), "{reported}");
     let rpc = node.rpc_addr();
@@ -165,7 +152,7 @@ fn a_module_that_stops_acknowledging_durable_events_shows_its_lag_and_unacknowle
     let conf = "block_interval = 0\nmetrics_bind = \"127.0.0.1:0\"\n\
                 [modules.indexer]\nhold_acks_after = \"1\"\n[sandbox]\ndisk_mb = 8\n";
     let mut node = NodeProcess::start(&dir, conf);
-    let addr = metrics_addr(&mut node);
+    let addr = node.metrics_addr();
     node.wait_line("indexer subscribing", |l| l.contains("subscribed 0 "));
     let rpc = node.rpc_addr();
     let rpc = RpcClient::from_cookie(rpc, &dir.join(".cookie")).expect("cookie");

@@ -318,12 +318,17 @@ impl NodeProcess {
     #[track_caller]
     pub fn rpc_addr(&mut self) -> SocketAddr {
         let started = self.wait_line("`blvm-node started`", |l| l.contains("blvm-node started"));
-        started
-            .split("rpc=")
-            .nth(1)
-            .and_then(|r| r.split_whitespace().next())
-            .and_then(|a| a.parse().ok())
-            .expect("rpc address in the start line")
+        addr_field(&started, "rpc=").expect("rpc address in the start line")
+    }
+
+    /// The metrics address from the `metrics exposition listening` line
+    /// (a node started with `metrics_bind`).
+    #[track_caller]
+    pub fn metrics_addr(&mut self) -> SocketAddr {
+        let listening = self.wait_line("`metrics exposition listening`", |l| {
+            l.contains("metrics exposition listening")
+        });
+        addr_field(&listening, "addr=").expect("the metrics address in the log line")
     }
 
     /// Kills the node with SIGKILL: no shutdown, no flush, whatever it
@@ -376,4 +381,9 @@ pub async fn module_call(node: &Node, name: &str, method: &str, params: &str) ->
         .expect("answer");
     let result = decode_body::<ModuleCallResult>("result", &raw).expect("decodes").result;
     String::from_utf8(result).expect("utf8")
+}
+
+/// The socket address after `key` in a log line (`rpc=127.0.0.1:18443 …`).
+fn addr_field(line: &str, key: &str) -> Option<SocketAddr> {
+    line.split(key).nth(1)?.split_whitespace().next()?.parse().ok()
 }

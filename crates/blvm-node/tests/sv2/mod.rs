@@ -87,15 +87,7 @@ pub fn start(tag: &str, config: &str, manifest: impl FnOnce(String) -> String) -
     );
     let mut node = NodeProcess::start(&datadir, &conf);
     let rpc = RpcClient::from_cookie(node.rpc_addr(), &datadir.join(".cookie")).expect("cookie");
-    let metrics = node
-        .wait_line("`metrics exposition listening`", |l| {
-            l.contains("metrics exposition listening")
-        })
-        .split("addr=")
-        .nth(1)
-        .and_then(|a| a.split_whitespace().next())
-        .and_then(|a| a.parse().ok())
-        .expect("the metrics address");
+    let metrics = node.metrics_addr();
     node.wait_line("the recorder subscribed", |l| {
         l.contains("recorded ") && l.contains("ModuleLoaded recorder") && l.contains("module=\"recorder\"")
     });
